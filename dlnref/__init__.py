@@ -1,0 +1,26 @@
+"""dlnref: reference implementation of deep linear networks and their compression.
+
+Follows Kwon, Zhang, Song, Balzano, Qu, *Efficient Compression of
+Overparameterized Deep Models through Low-Dimensional Learning Dynamics*
+(AISTATS 2024, arXiv 2311.05061).
+
+Convention: ``weights = [W_1, ..., W_L]``, ``W_l`` of shape ``(d_l, d_{l-1})``,
+end-to-end matrix ``X = W_L @ ... @ W_1``.
+"""
+
+from .backend import BackendUnavailableError, array_namespace, svd, to_backend, to_numpy
+from .compress import compress, parameter_count
+from .data import gaussian_operators, low_rank_matrix, random_mask
+from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
+from .problems import MatrixCompletion, MatrixFactorization, MatrixSensing, RecoveryProblem, make_problem
+from .train import DivergenceError, History, TrainResult, gradient_descent, step_sizes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError", "DivergenceError", "History", "MatrixCompletion", "MatrixFactorization",
+    "MatrixSensing", "RecoveryProblem", "TrainResult", "array_namespace", "backward", "compress",
+    "end_to_end", "gaussian_operators", "gradient_descent", "init_weights", "layer_dims",
+    "low_rank_matrix", "make_problem", "parameter_count", "prefix_products", "random_mask",
+    "step_sizes", "svd", "to_backend", "to_numpy",
+]

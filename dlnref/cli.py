@@ -1,0 +1,147 @@
+"""The ``dlnref`` command.
+
+Exit codes: 0 success, 1 a run failed (say training diverged), 2 bad usage
+(unknown option or problem, an invalid value, a missing backend).
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+from .backend import BACKENDS, BackendUnavailableError, default_backend
+from .compare import THRESHOLDS, CompareConfig, run_compare
+from .problems import PROBLEMS
+from .train import DivergenceError
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit code 2)."""
+
+
+def main(argv=None):
+    """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, BackendUnavailableError, UsageError) as error:
+        print(f"dlnref {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except DivergenceError as error:
+        print(f"dlnref {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser():
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="dlnref", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_compare(commands)
+    return parser
+
+
+def _add_compare(commands):
+    defaults = CompareConfig()
+    p = commands.add_parser(
+        "compare", help="train the wide and the compressed DLN on one problem and compare",
+        description="Train the wide DLN and the compressed DLN on the same recovery problem, and report "
+                    "the steps and seconds each needs to reach relative recovery errors "
+                    + ", ".join(f"{t:g}" for t in THRESHOLDS) + ". Defaults: the paper's completion run.",
+    )
+    p.add_argument("--problem", choices=tuple(PROBLEMS), default=defaults.problem)
+    p.add_argument("--d", type=int, default=defaults.d, help="the target is d x d (default %(default)s)")
+    p.add_argument("--rank", type=int, default=defaults.rank, help="rank r of the target (default %(default)s)")
+    p.add_argument("--fraction", type=float, default=defaults.fraction,
+                   help="observed fraction, completion only (default %(default)s)")
+    p.add_argument("--measurements", type=int, default=defaults.measurements,
+                   help="number of sensing operators, sensing only (default %(default)s)")
+    p.add_argument("--depth", type=int, default=defaults.depth, help="number of layers L (default %(default)s)")
+    p.add_argument("--width", type=int, default=None, help="inner width of the compressed DLN (default 2 * rank)")
+    p.add_argument("--scale", type=float, default=defaults.scale, help="init scale eps (default %(default)s)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size eta (default: the paper's, 10 completion, 1 factorization, 20/m sensing)")
+    p.add_argument("--outer-lr-scale", type=float, default=None,
+                   help="alpha for the compressed DLN's outer layers (default: the paper's, 5 completion, else 1)")
+    p.add_argument("--steps", type=int, default=defaults.steps, help="most steps per network (default %(default)s)")
+    p.add_argument("--tol", type=float, default=defaults.tol,
+                   help="stop a network once its recovery error reaches this (default %(default)g)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the problem and the wide init")
+    p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
+                   help="array backend (default: $DLNREF_BACKEND or numpy)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--plot", default="dlnref_compare.png", metavar="PATH",
+                   help="where to write the error figure (default %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="write no figure")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args):
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    config = CompareConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    result = run_compare(config, progress=None if args.quiet else _progress_printer)
+    if not args.no_plot:
+        from .plots import plot_compare
+
+        plot_compare(result, args.plot)
+        result["plot"] = args.plot
+    if args.json:
+        print(json.dumps(_without_history(result), indent=2))
+    else:
+        print(format_compare(result))
+    return 0
+
+
+def _without_history(result):
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "history"} if isinstance(v, dict) else v)
+            for k, v in result.items()}
+
+
+def format_compare(result):
+    """The comparison as a text table (one row per threshold)."""
+    c = result["config"]
+    wide, comp, speed = result["wide"], result["compressed"], result["speedup"]
+    lines = [
+        f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
+        f"lr={c['lr']:g}, alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
+        f"parameters: wide {wide['params']:,}  compressed {comp['params']:,}  "
+        f"(ratio {wide['params'] / comp['params']:.1f}x)",
+        "",
+        f"{'error':>7} | {'wide steps':>10} {'wide s':>8} | {'comp steps':>10} {'comp s':>8} | "
+        f"{'speedup steps':>13} {'speedup s':>9}",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for key in wide["steps_to"]:
+        lines.append(
+            f"{key:>7} | {_fmt(wide['steps_to'][key], 'd'):>10} {_fmt(wide['seconds_to'][key], '.2f'):>8} | "
+            f"{_fmt(comp['steps_to'][key], 'd'):>10} {_fmt(comp['seconds_to'][key], '.2f'):>8} | "
+            f"{_fmt(speed['steps_to'][key], '.2f', 'x'):>13} {_fmt(speed['seconds_to'][key], '.2f', 'x'):>9}"
+        )
+    lines.append("")
+    for name, run in (("wide", wide), ("compressed", comp)):
+        extra = "".join(f", {k[6:]} {v:.3e}" for k, v in run.items() if k.startswith("final_") and k != "final_error")
+        lines.append(f"{name}: {run['steps_run']} steps run, final recovery error {run['final_error']:.3e}{extra}")
+    if "plot" in result:
+        lines.append(f"figure: {result['plot']}")
+    return "\n".join(lines)
+
+
+def _fmt(value, spec, unit=""):
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def _progress_printer(name, every_seconds=2.0):
+    """A ``gradient_descent`` progress callback printing to stderr at most every ``every_seconds``."""
+    last = [time.perf_counter()]
+
+    def report(step, steps, row):
+        now = time.perf_counter()
+        if now - last[0] >= every_seconds or step == steps:
+            last[0] = now
+            print(f"[{name}] step {step}/{steps}  error {row['recovery_error']:.2e}  {row['seconds']:.1f} s",
+                  file=sys.stderr, flush=True)
+
+    return report
+

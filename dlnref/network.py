@@ -1,0 +1,189 @@
+"""Deep linear networks: initialisation, end-to-end product, and hand-written gradients.
+
+Convention (used everywhere in dlnref)
+--------------------------------------
+``weights = [W_1, ..., W_L]`` with ``W_l`` of shape ``(d_l, d_{l-1})``, so the
+first layer acts first and the end-to-end matrix is
+
+    X = W_L @ ... @ W_2 @ W_1,        shape (d_L, d_0).
+
+``dims = (d_0, d_1, ..., d_L)`` lists the widths from input to output.
+"""
+
+import numpy as np
+
+from ._checks import as_generator, check_int, check_positive, check_shape
+from .backend import array_namespace, to_backend
+
+INIT_KINDS = ("orthogonal", "gaussian", "uniform")
+
+
+def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
+    """Draw the initial weights of a DLN.
+
+    Parameters
+    ----------
+    dims : sequence of int, length L + 1
+        ``(d_0, d_1, ..., d_L)``; layer ``l`` has shape ``(d_l, d_{l-1})``.
+    scale : float
+        The paper's ``eps``: every layer has (expected) squared Frobenius norm
+        ``scale**2 * min(d_l, d_{l-1})``.
+    kind : {"orthogonal", "gaussian", "uniform"}
+        ``orthogonal``: ``W_l = scale * O_l`` with ``O_l`` Haar-distributed with
+        orthonormal columns (tall layers) or rows (wide layers); square layers
+        are ``scale`` times an orthogonal matrix, as the paper's theory assumes.
+        ``gaussian``: i.i.d. ``N(0, sigma^2)`` entries and ``uniform``: i.i.d.
+        ``U(-sqrt(3) sigma, sqrt(3) sigma)`` entries, with
+        ``sigma^2 = scale^2 min(d_l, d_{l-1}) / (d_l d_{l-1})``, so that
+        ``E ||W_l||_F^2`` equals the orthogonal kind's ``||W_l||_F^2``.
+    seed : int or numpy.random.Generator
+        Source of randomness; the draws are made on the host, then moved.
+    backend : str or None
+        Backend name (see :mod:`dlnref.backend`).
+
+    Returns
+    -------
+    list of array
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(d_l, d_{l-1})``, float64.
+    """
+    dims = [check_int(f"dims[{i}]", d, 1) for i, d in enumerate(dims)]
+    if len(dims) < 2:
+        raise ValueError(f"dims must list at least 2 widths (d_0, d_1), got {dims}")
+    scale = check_positive("scale", scale)
+    if kind not in INIT_KINDS:
+        raise ValueError(f"kind must be one of {INIT_KINDS}, got {kind!r}")
+    rng = as_generator(seed)
+    draw = {"orthogonal": _orthonormal, "gaussian": _gaussian, "uniform": _uniform}[kind]
+    host = [scale * draw(rng, d_out, d_in) for d_in, d_out in zip(dims[:-1], dims[1:])]
+    return [to_backend(w, backend) for w in host]
+
+
+def _orthonormal(rng, m, n):
+    """Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n)."""
+    Q, R = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
+    Q = Q * np.sign(np.diag(R))
+    return Q if m >= n else Q.T
+
+
+def _gaussian(rng, m, n):
+    """``(m, n)`` matrix of N(0, min(m, n) / (m n)) entries: E||W||_F^2 = min(m, n)."""
+    return rng.standard_normal((m, n)) * np.sqrt(min(m, n) / (m * n))
+
+
+def _uniform(rng, m, n):
+    """``(m, n)`` matrix of uniform entries with the variance of :func:`_gaussian`."""
+    half_width = np.sqrt(3 * min(m, n) / (m * n))
+    return rng.uniform(-half_width, half_width, size=(m, n))
+
+
+def layer_dims(weights):
+    """Check that consecutive layers chain, and return ``(d_0, ..., d_L)``.
+
+    Parameters
+    ----------
+    weights : list of array, W_l of shape (d_l, d_{l-1})
+
+    Raises
+    ------
+    ValueError
+        For an empty list, a non-2-D layer, or ``W_{l+1}.shape[1] != W_l.shape[0]``.
+    """
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one layer, got an empty list")
+    for l, W in enumerate(weights, start=1):
+        if getattr(W, "ndim", None) != 2:
+            raise ValueError(f"weights[{l - 1}] (W_{l}) must be 2-D, got shape {getattr(W, 'shape', None)}")
+    dims = [weights[0].shape[1]]
+    for l, W in enumerate(weights, start=1):
+        if W.shape[1] != dims[-1]:
+            raise ValueError(
+                f"layer shapes do not chain: W_{l} has shape {tuple(W.shape)}, so it needs "
+                f"{W.shape[1]} inputs, but W_{l - 1} gives {dims[-1]} outputs "
+                "(layers go first to last: weights = [W_1, ..., W_L], W_l of shape (d_l, d_{l-1}))"
+            )
+        dims.append(W.shape[0])
+    return tuple(dims)
+
+
+def prefix_products(weights):
+    """Products of the first layers: ``P_l = W_l @ ... @ W_1`` for l = 1..L.
+
+    Parameters
+    ----------
+    weights : list of array, W_l of shape (d_l, d_{l-1})
+
+    Returns
+    -------
+    list of array
+        ``[P_1, ..., P_L]``, ``P_l`` of shape ``(d_l, d_0)``; ``P_L`` is the
+        end-to-end matrix. Costs L - 1 matmuls.
+    """
+    layer_dims(weights)
+    return _prefix_products(weights)
+
+
+def _prefix_products(weights):
+    products = [weights[0]]
+    for W in weights[1:]:
+        products.append(W @ products[-1])
+    return products
+
+
+def end_to_end(weights):
+    """End-to-end matrix ``X = W_L @ ... @ W_1``.
+
+    Parameters
+    ----------
+    weights : list of array, W_l of shape (d_l, d_{l-1})
+
+    Returns
+    -------
+    array, shape (d_L, d_0)
+    """
+    return prefix_products(weights)[-1]
+
+
+def backward(weights, G, prefixes=None):
+    """Gradient of ``<G, W_L ... W_1>`` with respect to every layer.
+
+    Parameters
+    ----------
+    weights : list of array, W_l of shape (d_l, d_{l-1})
+    G : array, shape (d_L, d_0)
+        ``dLoss/dX`` at the current end-to-end matrix.
+    prefixes : list of array, optional
+        ``prefix_products(weights)`` when the caller already has them (a
+        training step computes them for the forward pass).
+
+    Returns
+    -------
+    list of array
+        ``[dW_1, ..., dW_L]``, ``dW_l`` of the shape of ``W_l``.
+
+    Notes
+    -----
+    By the chain rule,
+
+        dLoss/dW_l = (W_L ... W_{l+1})^T  G  (W_{l-1} ... W_1)^T.
+
+    Back-propagation evaluates all L of them with ``2 (L - 1)`` matmuls,
+    reusing the prefix products ``P_{l-1} = W_{l-1} ... W_1`` of the forward
+    pass and carrying ``D_l = (W_L ... W_{l+1})^T G`` down from the top:
+    ``dW_l = D_l P_{l-1}^T`` and ``D_{l-1} = W_l^T D_l``.
+    """
+    dims = layer_dims(weights)
+    check_shape("G", G, (dims[-1], dims[0]))
+    array_namespace(G, *weights)
+    if prefixes is None:
+        prefixes = _prefix_products(weights)
+    return _backprop(weights, G, prefixes)
+
+
+def _backprop(weights, G, prefixes):
+    grads = [None] * len(weights)
+    carried = G
+    for l in range(len(weights) - 1, 0, -1):
+        grads[l] = carried @ prefixes[l - 1].T
+        carried = weights[l].T @ carried
+    grads[0] = carried
+    return grads

@@ -1,0 +1,49 @@
+"""Matplotlib figures. Each function takes plain data and writes one PNG."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from ._io import atomic_path  # noqa: E402
+
+COLORS = {"wide": "tab:blue", "compressed": "tab:red"}
+DPI = 110
+
+
+def save(fig, path):
+    """Write ``fig`` to ``path`` atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_compare(result, path):
+    """Recovery error against step and against seconds, wide vs compressed DLN.
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`dlnref.compare.run_compare`.
+    path : str or os.PathLike
+        Where to write the PNG.
+    """
+    config = result["config"]
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for name in ("wide", "compressed"):
+        history = result[name]["history"]
+        label = f"{name} DLN ({result[name]['params']:,} params)"
+        by_step.semilogy(history["step"], history["recovery_error"], color=COLORS[name], label=label)
+        by_time.semilogy(history["seconds"], history["recovery_error"], color=COLORS[name], label=label)
+    by_step.set_xlabel("gradient-descent step")
+    by_time.set_xlabel("wall time (s)")
+    by_step.set_ylabel(r"relative recovery error $\|X - M\|_F / \|M\|_F$")
+    for ax in (by_step, by_time):
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+    fig.suptitle(
+        f"{config['problem']}: d={config['d']}, r={config['rank']}, L={config['depth']}, "
+        f"eps={config['scale']:g}, lr={config['lr']:g}, alpha={config['outer_lr_scale']:g} (compressed)"
+    )
+    save(fig, path)

@@ -1,0 +1,260 @@
+"""The three low-rank recovery problems of the paper.
+
+Each problem holds a target ``M`` of shape ``(m, n)`` and measures a candidate
+end-to-end matrix ``X`` of the same shape. All share one interface:
+
+- ``loss(X)``: the training loss, with the official code's normalisation;
+- ``gradient(X)``: ``dLoss/dX``, shape ``(m, n)``;
+- ``loss_and_gradient(X)``: both, from one residual;
+- ``recovery_error(X)``: ``||X - M||_F / ||M||_F`` over all entries;
+- ``surrogate()``: the matrix whose top singular vectors seed the compressed
+  network (see :func:`dlnref.compress`);
+- ``metrics(X)``: problem-specific numbers recorded during training.
+
+A problem knows nothing about networks; :mod:`dlnref.train` joins the two.
+"""
+
+import functools
+
+import numpy as np
+
+from . import data
+from ._checks import check_int, check_matrix, check_shape
+from .backend import array_namespace, svd
+
+
+def _frobenius(xp, x):
+    """``||x||_F`` as a 0-d array."""
+    return xp.sqrt(xp.sum(x * x))
+
+
+def _count_true(xp, mask):
+    """Number of True entries of a boolean array, as an int."""
+    return int(xp.sum(xp.astype(mask, xp.int64)))
+
+
+class RecoveryProblem:
+    """Common part of the recovery problems: the target and the error measures.
+
+    Parameters
+    ----------
+    target : array, shape (m, n)
+        The matrix ``M`` to recover; finite, floating, not all zero.
+    """
+
+    name = "recovery"
+
+    def __init__(self, target):
+        self.xp = array_namespace(target)
+        check_matrix("target", target, self.xp)
+        self.target = target
+        self.shape = tuple(target.shape)
+        self._target_norm = _frobenius(self.xp, target)
+        if float(self._target_norm) == 0:
+            raise ValueError("target must not be all zeros: the relative recovery error is undefined")
+
+    def _check_X(self, X):
+        check_shape("X", X, self.shape)
+        array_namespace(X, self.target)
+
+    def loss(self, X):
+        """Training loss at ``X`` (a 0-d array)."""
+        return self.loss_and_gradient(X)[0]
+
+    def gradient(self, X):
+        """``dLoss/dX`` at ``X``, shape ``(m, n)``."""
+        return self.loss_and_gradient(X)[1]
+
+    def loss_and_gradient(self, X):
+        """Loss (0-d array) and ``dLoss/dX`` (shape ``(m, n)``) at ``X``."""
+        self._check_X(X)
+        return self._loss_and_gradient(X)
+
+    def recovery_error(self, X):
+        """Relative recovery error ``||X - M||_F / ||M||_F`` (0-d array)."""
+        self._check_X(X)
+        return _frobenius(self.xp, X - self.target) / self._target_norm
+
+    def metrics(self, X):
+        """Extra numbers to record at ``X``: a dict of name -> 0-d array (none here)."""
+        return {}
+
+    @functools.cached_property
+    def rank(self):
+        """Numerical rank of the target: singular values above ``max(m, n) * eps * s_1``."""
+        s = svd(self.target)[1]
+        tol = max(self.shape) * self.xp.finfo(self.target.dtype).eps * s[0]
+        return _count_true(self.xp, s > tol)
+
+    def surrogate(self):
+        raise NotImplementedError
+
+
+class MatrixFactorization(RecoveryProblem):
+    """Deep matrix factorization: fit every entry of ``M``.
+
+    Parameters
+    ----------
+    target : array, shape (m, n)
+
+    Notes
+    -----
+    ``loss(X) = ||X - M||_F^2 / (2 m n)``, ``dLoss/dX = (X - M) / (m n)``.
+    Surrogate: ``M`` itself.
+    """
+
+    name = "factorization"
+
+    def _loss_and_gradient(self, X):
+        residual = X - self.target
+        size = self.shape[0] * self.shape[1]
+        return self.xp.sum(residual * residual) / (2 * size), residual / size
+
+    def surrogate(self):
+        """``M``, shape ``(m, n)``."""
+        return self.target
+
+
+class MatrixCompletion(RecoveryProblem):
+    """Matrix completion: fit the observed entries ``Omega`` of ``M``.
+
+    Parameters
+    ----------
+    target : array, shape (m, n)
+    mask : array of bool, shape (m, n)
+        True where an entry is observed; at least one must be.
+
+    Notes
+    -----
+    With ``P_Omega`` zeroing the unobserved entries,
+    ``loss(X) = ||P_Omega(X - M)||_F^2 / (2 |Omega|)`` and
+    ``dLoss/dX = P_Omega(X - M) / |Omega|``.
+    Surrogate: ``P_Omega(M) / p`` with ``p = |Omega| / (m n)``, an unbiased
+    estimate of ``M`` under uniform sampling.
+    ``metrics`` adds ``unobserved_error = ||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F``,
+    the error on the entries training never saw (absent when all are observed).
+    """
+
+    name = "completion"
+
+    def __init__(self, target, mask):
+        super().__init__(target)
+        xp = self.xp
+        if getattr(mask, "dtype", None) != xp.bool:
+            raise TypeError(f"mask must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
+        check_shape("mask", mask, self.shape)
+        array_namespace(mask, target)
+        self.mask = mask
+        self.observed = _count_true(xp, mask)
+        if self.observed == 0:
+            raise ValueError("mask must observe at least one entry, got an all-False mask")
+        self.fraction = self.observed / (self.shape[0] * self.shape[1])
+        self._weight = xp.astype(mask, target.dtype)
+        self._unobserved_norm = _frobenius(xp, (1 - self._weight) * target)
+
+    def _loss_and_gradient(self, X):
+        residual = self._weight * (X - self.target)
+        return self.xp.sum(residual * residual) / (2 * self.observed), residual / self.observed
+
+    def unobserved_error(self, X):
+        """``||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` (0-d array)."""
+        self._check_X(X)
+        return _frobenius(self.xp, (1 - self._weight) * (X - self.target)) / self._unobserved_norm
+
+    def metrics(self, X):
+        """``{"unobserved_error": ...}``, or ``{}`` when every entry is observed."""
+        if self.observed == self.shape[0] * self.shape[1] or float(self._unobserved_norm) == 0:
+            return {}
+        return {"unobserved_error": self.unobserved_error(X)}
+
+    def surrogate(self):
+        """``P_Omega(M) / p``, shape ``(m, n)``."""
+        return self._weight * self.target / self.fraction
+
+
+class MatrixSensing(RecoveryProblem):
+    """Matrix sensing: fit linear measurements ``y_i = <A_i, M>``.
+
+    Parameters
+    ----------
+    target : array, shape (d1, d2)
+    operators : array, shape (m, d1, d2)
+        The sensing matrices ``A_1, ..., A_m``.
+
+    Notes
+    -----
+    ``loss(X) = sum_i (<A_i, X> - y_i)^2 / 2`` and
+    ``dLoss/dX = sum_i (<A_i, X> - y_i) A_i``.
+    Surrogate: ``sum_i y_i A_i`` (only its singular vectors are used). With
+    i.i.d. N(0, 1/m) operators it is an unbiased estimate of ``M``.
+    The operators are stored flattened, ``A`` of shape ``(m, d1 d2)`` in
+    row-major order, so one step costs two matrix-vector products with ``A``.
+    """
+
+    name = "sensing"
+
+    def __init__(self, target, operators):
+        super().__init__(target)
+        xp = self.xp
+        if getattr(operators, "ndim", None) != 3:
+            raise ValueError(f"operators must have shape (m, {self.shape[0]}, {self.shape[1]}), got {getattr(operators, 'shape', None)}")
+        check_shape("operators", operators, (operators.shape[0], *self.shape))
+        check_matrix("operators (flattened)", xp.reshape(operators, (operators.shape[0], -1)), xp)
+        array_namespace(operators, target)
+        self.operators = operators
+        self._flat = xp.reshape(operators, (operators.shape[0], -1))
+        self.measurements = self._measure(target)
+
+    def _measure(self, X):
+        return self._flat @ self.xp.reshape(X, (-1,))
+
+    def _adjoint(self, r):
+        return self.xp.reshape(r @ self._flat, self.shape)
+
+    def _loss_and_gradient(self, X):
+        residual = self._measure(X) - self.measurements
+        return self.xp.sum(residual * residual) / 2, self._adjoint(residual)
+
+    def surrogate(self):
+        """``sum_i y_i A_i``, shape ``(d1, d2)``."""
+        return self._adjoint(self.measurements)
+
+
+def make_problem(name, shape, rank, *, fraction=0.3, measurements=None, seed=0, backend=None):
+    """Build one of the paper's synthetic problems from a single seed.
+
+    Parameters
+    ----------
+    name : {"factorization", "completion", "sensing"}
+    shape : tuple of int
+        ``(m, n)`` of the target.
+    rank : int
+        Rank of the target, drawn with :func:`dlnref.data.low_rank_matrix`
+        (spread spectrum).
+    fraction : float
+        Observed fraction (completion only).
+    measurements : int or None
+        Number of sensing operators (sensing only); None means ``5 r (m + n)``.
+    seed : int or numpy.random.SeedSequence
+        The target, the mask and the operators come from independent child
+        streams of this seed.
+    backend : str or None
+
+    Returns
+    -------
+    RecoveryProblem
+    """
+    if name not in PROBLEMS:
+        raise ValueError(f"problem must be one of {tuple(PROBLEMS)}, got {name!r}")
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
+    target_seed, side_seed = (np.random.default_rng(s) for s in seq.spawn(2))
+    target = data.low_rank_matrix(*shape, rank, seed=target_seed, backend=backend)
+    if name == "factorization":
+        return MatrixFactorization(target)
+    if name == "completion":
+        return MatrixCompletion(target, data.random_mask(shape, fraction, seed=side_seed, backend=backend))
+    count = 5 * rank * (shape[0] + shape[1]) if measurements is None else measurements
+    return MatrixSensing(target, data.gaussian_operators(count, shape, seed=side_seed, backend=backend))
+
+
+PROBLEMS = {"factorization": MatrixFactorization, "completion": MatrixCompletion, "sensing": MatrixSensing}
