@@ -29,7 +29,8 @@ def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
         ``Z`` with i.i.d. N(0, 1) entries, ``Z = U diag(s) V^T``, and keep the
         singular triplets at indices ``i_k = floor(k * min(m, n) / (2 r))``
         for k = 0..r-1, so the kept singular values are spread over the top
-        half of the spectrum and are well separated. A sequence of r positive
+        half of the spectrum and are well separated (this needs
+        ``2 r <= min(m, n)``). A sequence of r positive
         values gives ``U diag(values) V^T`` with Haar-random orthonormal
         ``U`` (m, r) and ``V`` (n, r).
     backend : str or None
@@ -46,6 +47,11 @@ def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
     if isinstance(spectrum, str):
         if spectrum != "spread":
             raise ValueError(f"spectrum must be 'spread' or a sequence of {rank} singular values, got {spectrum!r}")
+        if 2 * rank > min(m, n):
+            raise ValueError(
+                f"the spread spectrum needs 2 * rank <= min(m, n) = {min(m, n)}, got rank {rank}; "
+                "pass explicit singular values as spectrum=[...] for a higher rank"
+            )
         U, s, Vh = np.linalg.svd(rng.standard_normal((m, n)), full_matrices=False)
         keep = spread_indices(min(m, n), rank)
         U, s, Vh = U[:, keep], s[keep], Vh[keep, :]

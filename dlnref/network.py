@@ -179,6 +179,25 @@ def backward(weights, G, prefixes=None):
     return _backprop(weights, G, prefixes)
 
 
+def step_flops(dims):
+    """Floating-point operations of the matmuls in one forward + backward pass.
+
+    With ``dims = (d_0, ..., d_L)``, the forward pass forms ``P_l = W_l P_{l-1}``
+    (``2 d_l d_{l-1} d_0`` flops each) and back-propagation forms ``dW_l`` and
+    ``D_{l-1}`` for l = L..2 (the same count each), so the total is
+    ``3 * sum_{l=2..L} 2 d_l d_{l-1} d_0``. Element-wise work is not counted.
+
+    Parameters
+    ----------
+    dims : sequence of int, length L + 1
+
+    Returns
+    -------
+    int
+    """
+    return 3 * sum(2 * dims[l] * dims[l - 1] * dims[0] for l in range(2, len(dims)))
+
+
 def _backprop(weights, G, prefixes):
     grads = [None] * len(weights)
     carried = G

@@ -32,7 +32,7 @@ class DivergenceError(FloatingPointError):
     def __init__(self, step, loss, lr):
         self.step, self.loss = step, loss
         super().__init__(
-            f"training diverged: the loss is {loss} at step {step} (lr={lr}). "
+            f"training diverged: the loss is {loss} at step {step} (lr={lr:g}). "
             f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
         )
 

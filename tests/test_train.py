@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+import dlnref
+from conftest import host
+from helpers import explicit_layer_gradient
+
+
+def _setup(depth, backend="numpy"):
+    rng = np.random.default_rng(depth)
+    dims = [4, 5, 3, 6, 2, 3][: depth + 1]
+    W = [rng.standard_normal((o, i)) / 2 for i, o in zip(dims[:-1], dims[1:])]
+    M = rng.standard_normal((dims[-1], dims[0]))
+    problem = dlnref.MatrixFactorization(dlnref.to_backend(M, backend))
+    return W, M, problem
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_one_step_matches_update_rule_by_hand(depth, backend):
+    W, M, problem = _setup(depth, backend)
+    lr, alpha = 0.3, 2.5
+    result = dlnref.gradient_descent(problem, [dlnref.to_backend(w, backend) for w in W], lr, 1,
+                                     outer_lr_scale=alpha)
+    X = np.linalg.multi_dot(W[::-1]) if depth > 1 else W[0]
+    G = (X - M) / M.size
+    for l, (w, new) in enumerate(zip(W, host(result.weights))):
+        s = alpha if l in (0, depth - 1) else 1.0
+        np.testing.assert_allclose(new, w - lr * s * explicit_layer_gradient(W, G, l), rtol=1e-13, atol=1e-15)
+    assert result.steps == 1 and not result.converged
+
+
+def test_history_rows_describe_the_weights_after_t_updates():
+    W, M, problem = _setup(3)
+    full = dlnref.gradient_descent(problem, W, 0.5, 6, record_every=2)
+    assert full.history["step"] == [0, 2, 4, 6]
+    for t, loss, error in zip(full.history["step"], full.history["loss"], full.history["recovery_error"]):
+        Wt = dlnref.gradient_descent(problem, W, 0.5, t).weights
+        X = dlnref.end_to_end(Wt)
+        assert loss == pytest.approx(float(problem.loss(X)), rel=1e-13)
+        assert error == pytest.approx(np.linalg.norm(X - M) / np.linalg.norm(M), rel=1e-13)
+    assert all(b >= a for a, b in zip(full.history["seconds"], full.history["seconds"][1:]))
+    assert full.history["loss"][-1] < full.history["loss"][0]
+
+
+def test_last_step_is_always_recorded_and_input_is_untouched():
+    W, _, problem = _setup(2)
+    before = [w.copy() for w in W]
+    result = dlnref.gradient_descent(problem, W, 0.1, 5, record_every=3)
+    assert result.history["step"] == [0, 3, 5]
+    for a, b in zip(W, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tol_stops_at_first_recorded_step_below():
+    problem = dlnref.make_problem("factorization", (8, 8), 1, seed=0)
+    W = dlnref.compress(problem, 3, 2, scale=0.1)
+    result = dlnref.gradient_descent(problem, W, 3.0, 5000, tol=1e-3)
+    errors = result.history["recovery_error"]
+    assert result.converged and errors[-1] <= 1e-3 < errors[-2]
+    assert result.steps == result.history["step"][-1] < 5000
+    assert result.history.first_below(1e-3) == result.steps
+
+
+def test_completion_records_unobserved_error():
+    problem = dlnref.make_problem("completion", (8, 8), 1, fraction=0.5, seed=0)
+    result = dlnref.gradient_descent(problem, dlnref.compress(problem, 2, 2), 1.0, 3)
+    assert len(result.history["unobserved_error"]) == 4
+
+
+def test_divergence_raises_with_step_and_advice():
+    W, _, problem = _setup(3)
+    with pytest.raises(dlnref.DivergenceError, match=r"at step \d+ \(lr=1e\+06\).*smaller lr") as info:
+        dlnref.gradient_descent(problem, W, 1e6, 1000)
+    assert info.value.step < 20
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0"),
+        ({"lr": -1.0}, ValueError, "lr must be a finite number > 0"),
+        ({"lr": float("inf")}, ValueError, "lr must be a finite number > 0"),
+        ({"steps": -1}, ValueError, "steps must be >= 0"),
+        ({"outer_lr_scale": 0.0}, ValueError, "outer_lr_scale"),
+        ({"record_every": 0}, ValueError, "record_every must be >= 1"),
+        ({"tol": -1.0}, ValueError, "tol must be a finite number >= 0"),
+        ({"blas_threads": 0}, ValueError, "blas_threads must be >= 1"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, error, match):
+    W, _, problem = _setup(3)
+    with pytest.raises(error, match=match):
+        dlnref.gradient_descent(problem, W, **{"lr": 0.1, "steps": 2, **kwargs})
+
+
+def test_weights_must_fit_the_problem():
+    W, _, _ = _setup(3)
+    with pytest.raises(ValueError, match=r"end-to-end matrix of shape \(6, 4\).*target has shape \(3, 3\)"):
+        dlnref.gradient_descent(dlnref.MatrixFactorization(np.ones((3, 3))), W, 0.1, 1)
+
+
+def test_step_sizes():
+    assert dlnref.step_sizes(1, 2.0, 3.0) == [6.0]
+    assert dlnref.step_sizes(2, 2.0, 3.0) == [6.0, 6.0]
+    assert dlnref.step_sizes(4, 2.0, 3.0) == [6.0, 2.0, 2.0, 6.0]
+
+
+def test_backends_train_to_the_same_weights(backend):
+    problem = dlnref.make_problem("completion", (10, 10), 2, fraction=0.5, seed=0, backend=backend)
+    W = dlnref.init_weights([10] * 4, 0.1, seed=1, backend=backend)
+    ours = host(dlnref.gradient_descent(problem, W, 1.0, 30, outer_lr_scale=2.0).weights)
+    problem = dlnref.make_problem("completion", (10, 10), 2, fraction=0.5, seed=0)
+    ref = dlnref.gradient_descent(problem, dlnref.init_weights([10] * 4, 0.1, seed=1), 1.0, 30,
+                                  outer_lr_scale=2.0).weights
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
