@@ -28,6 +28,11 @@ def _frobenius(xp, x):
     return xp.sqrt(xp.sum(x * x))
 
 
+def _inner(xp, a, b):
+    """Frobenius inner product ``<a, b> = sum_ij a_ij b_ij`` as a 0-d array (one fused pass)."""
+    return xp.vecdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,)))
+
+
 def _count_true(xp, mask):
     """Number of True entries of a boolean array, as an int."""
     return int(xp.sum(xp.astype(mask, xp.int64)))
@@ -108,7 +113,7 @@ class MatrixFactorization(RecoveryProblem):
     def _loss_and_gradient(self, X):
         residual = X - self.target
         size = self.shape[0] * self.shape[1]
-        return self.xp.sum(residual * residual) / (2 * size), residual / size
+        return _inner(self.xp, residual, residual) / (2 * size), residual / size
 
     def surrogate(self):
         """``M``, shape ``(m, n)``."""
@@ -150,11 +155,13 @@ class MatrixCompletion(RecoveryProblem):
             raise ValueError("mask must observe at least one entry, got an all-False mask")
         self.fraction = self.observed / (self.shape[0] * self.shape[1])
         self._weight = xp.astype(mask, target.dtype)
+        self._gradient_weight = self._weight / self.observed
         self._unobserved_norm = _frobenius(xp, (1 - self._weight) * target)
 
     def _loss_and_gradient(self, X):
-        residual = self._weight * (X - self.target)
-        return self.xp.sum(residual * residual) / (2 * self.observed), residual / self.observed
+        residual = X - self.target
+        gradient = self._gradient_weight * residual
+        return _inner(self.xp, gradient, residual) / 2, gradient
 
     def unobserved_error(self, X):
         """``||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` (0-d array)."""
@@ -213,7 +220,7 @@ class MatrixSensing(RecoveryProblem):
 
     def _loss_and_gradient(self, X):
         residual = self._measure(X) - self.measurements
-        return self.xp.sum(residual * residual) / 2, self._adjoint(residual)
+        return _inner(self.xp, residual, residual) / 2, self._adjoint(residual)
 
     def surrogate(self):
         """``sum_i y_i A_i``, shape ``(d1, d2)``."""

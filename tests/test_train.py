@@ -67,6 +67,7 @@ def test_completion_records_unobserved_error():
     assert len(result.history["unobserved_error"]) == 4
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_divergence_raises_with_step_and_advice():
     W, _, problem = _setup(3)
     with pytest.raises(dlnref.DivergenceError, match=r"at step \d+ \(lr=1e\+06\).*smaller lr") as info:
