@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from ._io import atomic_path  # noqa: E402
 
@@ -17,6 +18,12 @@ def save(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
+
+
+def steps_axis(ax, label="gradient-descent step"):
+    """Label ``ax``'s x axis as steps, with ticks like 12k that do not collide."""
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"))
 
 
 def plot_compare(result, path):
@@ -36,7 +43,7 @@ def plot_compare(result, path):
         label = f"{name} DLN ({result[name]['params']:,} params)"
         by_step.semilogy(history["step"], history["recovery_error"], color=COLORS[name], label=label)
         by_time.semilogy(history["seconds"], history["recovery_error"], color=COLORS[name], label=label)
-    by_step.set_xlabel("gradient-descent step")
+    steps_axis(by_step)
     by_time.set_xlabel("wall time (s)")
     by_step.set_ylabel(r"relative recovery error $\|X - M\|_F / \|M\|_F$")
     for ax in (by_step, by_time):
