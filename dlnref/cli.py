@@ -67,6 +67,8 @@ def _add_compare(commands):
     p.add_argument("--steps", type=int, default=defaults.steps, help="most steps per network (default %(default)s)")
     p.add_argument("--tol", type=float, default=defaults.tol,
                    help="stop a network once its recovery error reaches this (default %(default)g)")
+    p.add_argument("--record-every", type=int, default=defaults.record_every,
+                   help="record the errors every this many steps (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the problem and the wide init")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")

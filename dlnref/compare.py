@@ -17,7 +17,7 @@ from .train import gradient_descent
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CompareConfig:
     """One comparison run. The defaults are the paper's completion experiment.
 
@@ -41,6 +41,7 @@ class CompareConfig:
     width: int | None = None
     steps: int = 20000
     tol: float = THRESHOLDS[-1]
+    record_every: int = 1
     seed: int = 0
     backend: str = "numpy"
 
@@ -61,7 +62,33 @@ class CompareConfig:
 PAPER_STEPS = {"completion": (10.0, 5.0), "factorization": (1.0, 1.0), "sensing": (20.0, 1.0)}
 
 
-def run_compare(config, progress=None):
+def build(config):
+    """The problem of ``config`` and the starting weights of both networks.
+
+    Returns
+    -------
+    problem : RecoveryProblem
+    starts : dict
+        ``{"wide": (weights, 1.0), "compressed": (weights, outer_lr_scale)}``:
+        the wide DLN from an orthogonal init (d x d layers), the compressed
+        one from :func:`dlnref.compress`. The problem and the wide init come
+        from independent child streams of ``config.seed``.
+    """
+    config = config.resolved()
+    problem_seed, init_seed = np.random.SeedSequence(config.seed).spawn(2)
+    problem = make_problem(
+        config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
+        measurements=config.measurements, seed=problem_seed, backend=config.backend,
+    )
+    wide = init_weights([config.d] * (config.depth + 1), config.scale, seed=init_seed, backend=config.backend)
+    starts = {
+        "wide": (wide, 1.0),
+        "compressed": (compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale),
+    }
+    return problem, starts
+
+
+def run_compare(config, progress=None, observe=None):
     """Train both networks on the problem of ``config`` and collect the comparison.
 
     Parameters
@@ -70,6 +97,8 @@ def run_compare(config, progress=None):
     progress : callable or None
         ``progress(network_name)`` returns the per-row callback for
         :func:`dlnref.gradient_descent` (or None).
+    observe : callable or None
+        Passed on to :func:`dlnref.gradient_descent` for both networks.
 
     Returns
     -------
@@ -80,21 +109,13 @@ def run_compare(config, progress=None):
         ``history`` columns; plus ``speedup`` (wide / compressed) per threshold.
     """
     config = config.resolved()
-    problem_seed, init_seed = np.random.SeedSequence(config.seed).spawn(2)
-    problem = make_problem(
-        config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
-        measurements=config.measurements, seed=problem_seed, backend=config.backend,
-    )
-    starts = {
-        "wide": (init_weights([config.d] * (config.depth + 1), config.scale, seed=init_seed,
-                              backend=config.backend), 1.0),
-        "compressed": (compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale),
-    }
+    problem, starts = build(config)
     result = {"config": dataclasses.asdict(config)}
     for name, (weights, alpha) in starts.items():
         callback = progress(name) if progress is not None else None
         run = gradient_descent(problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
-                               tol=config.tol, progress=callback)
+                               record_every=config.record_every, tol=config.tol, progress=callback,
+                               observe=observe)
         result[name] = _summary(run, parameter_count(weights))
     result["speedup"] = {
         kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key]) for key in result["wide"][kind]}

@@ -58,6 +58,11 @@ class RecoveryProblem:
         if float(self._target_norm) == 0:
             raise ValueError("target must not be all zeros: the relative recovery error is undefined")
 
+    @property
+    def entries_per_step(self):
+        """Array entries that one loss-and-gradient evaluation reads (``m n`` here)."""
+        return self.shape[0] * self.shape[1]
+
     def _check_X(self, X):
         check_shape("X", X, self.shape)
         array_namespace(X, self.target)
@@ -211,6 +216,11 @@ class MatrixSensing(RecoveryProblem):
         self.operators = operators
         self._flat = xp.reshape(operators, (operators.shape[0], -1))
         self.measurements = self._measure(target)
+
+    @property
+    def entries_per_step(self):
+        """Array entries that one loss-and-gradient evaluation reads: ``m d1 d2``, twice."""
+        return 2 * self._flat.shape[0] * self._flat.shape[1]
 
     def _measure(self, X):
         return self._flat @ self.xp.reshape(X, (-1,))

@@ -14,8 +14,9 @@ from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
 from .network import _backprop, _prefix_products, layer_dims
 
-#: Widths up to this size train faster with one BLAS thread than with several:
-#: thread start-up costs more than the matmuls save (see benchmarks/bench_step.py).
+#: Steps whose widths, and whose problem data per side, are at most this size train
+#: faster with one BLAS thread than with several on a 2-core machine: thread
+#: hand-off costs more than the matmuls save (see benchmarks/bench_step.py).
 SINGLE_THREAD_MAX_WIDTH = 256
 
 
@@ -105,7 +106,7 @@ def step_sizes(depth, lr, outer_lr_scale=1.0):
 
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
-                     progress=None, blas_threads="auto"):
+                     progress=None, observe=None, blas_threads="auto"):
     """Train a DLN on a problem by full-batch gradient descent.
 
     Parameters
@@ -127,10 +128,15 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
         Stop at the first recorded step whose recovery error is ``<= tol``.
     progress : callable or None
         Called as ``progress(step, steps, row)`` after each recorded row.
+    observe : callable or None
+        Called as ``observe(step, weights)`` at each recorded step; the dict
+        it returns is added to the row (say singular values or a snapshot,
+        from :mod:`dlnref.dynamics`). Not timed in ``seconds``.
     blas_threads : "auto", int or None
         BLAS threads during training (NumPy backend only). "auto" uses one
-        thread when every width is at most ``SINGLE_THREAD_MAX_WIDTH``, where
-        one thread is the faster; None leaves the BLAS setting alone.
+        thread when every width, and the square root of the problem's
+        ``entries_per_step``, is at most ``SINGLE_THREAD_MAX_WIDTH``, where one
+        thread is the faster; None leaves the BLAS setting alone.
 
     Returns
     -------
@@ -163,11 +169,11 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     record_every = check_int("record_every", record_every, 1)
     tol = check_positive("tol", tol, allow_zero=True)
     sizes = step_sizes(len(weights), lr, outer_lr_scale)
-    with _blas_threads(blas_threads, problem.xp, dims):
-        return _descend(problem, list(weights), sizes, steps, record_every, tol, progress, lr)
+    with _blas_threads(blas_threads, problem.xp, max(*dims, math.isqrt(problem.entries_per_step))):
+        return _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe, lr)
 
 
-def _descend(problem, weights, sizes, steps, record_every, tol, progress, lr):
+def _descend(problem, weights, sizes, steps, record_every, tol, progress, observe, lr):
     history = History()
     start = time.perf_counter()
     for step in range(steps + 1):
@@ -178,6 +184,10 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, lr):
             raise DivergenceError(step, loss, lr)
         if step % record_every == 0 or step == steps:
             row = _record(problem, prefixes[-1], step, loss, start)
+            if observe is not None:
+                paused = time.perf_counter()
+                row.update(observe(step, weights))
+                start += time.perf_counter() - paused
             history.append(row)
             if progress is not None:
                 progress(step, steps, row)
@@ -197,12 +207,12 @@ def _record(problem, X, step, loss, start):
     return row
 
 
-def _blas_threads(threads, xp, dims):
+def _blas_threads(threads, xp, size):
     """Context that limits NumPy's BLAS threads during training (see ``gradient_descent``)."""
     if threads is None or not is_numpy(xp):
         return contextlib.nullcontext()
     if threads == "auto":
-        if max(dims) > SINGLE_THREAD_MAX_WIDTH:
+        if size > SINGLE_THREAD_MAX_WIDTH:
             return contextlib.nullcontext()
         threads = 1
     from threadpoolctl import threadpool_limits
