@@ -39,6 +39,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="dlnref", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _add_compare(commands)
+    _add_check(commands)
     return parser
 
 
@@ -94,6 +95,68 @@ def _run_compare(args):
     else:
         print(format_compare(result))
     return 0
+
+
+def _add_check(commands):
+    p = commands.add_parser(
+        "check", help="test the paper's claims and print one row per claim and problem",
+        description="Run the theory checks. Exits 1 if a claim that the theory makes exact (factorization) fails.",
+    )
+    p.add_argument("--full", action="store_true", help="the paper's sizes (slow) instead of the quick ones")
+    p.add_argument("--claim", action="append", metavar="NAME",
+                   help="run only this claim (repeatable); one of: " + ", ".join(_claim_names()))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=_run_check)
+
+
+def _claim_names():
+    from theory_checks import CLAIMS
+
+    return CLAIMS
+
+
+def _run_check(args):
+    import theory_checks
+
+    size = "full" if args.full else "quick"
+    start = time.perf_counter()
+
+    def progress(name):
+        if not args.quiet:
+            print(f"[check] {name} ({size}) at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress=progress)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
+    else:
+        print(format_verdicts(verdicts))
+        print(f"\n{size} checks took {time.perf_counter() - start:.0f} s")
+    failures = [f for v in verdicts for f in v.exact_failures]
+    if failures:
+        print(f"dlnref check: {len(failures)} exact claim(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_verdicts(verdicts):
+    """One table row per claim and problem: claim, problem, measured, tolerance, holds."""
+    lines = [f"{'claim':<21} {'problem':<44} {'holds':<18} measured  [tolerance]"]
+    for verdict in verdicts:
+        for f in verdict.findings:
+            holds = ("yes" if f.holds else "NO") + (" (exact)" if f.exact else " (empirical)")
+            measured = ", ".join(f"{k}={_compact(v)}" for k, v in f.measured.items())
+            lines.append(f"{verdict.name:<21} {f.problem:<44} {holds:<18} {measured}  [{f.tolerance}]")
+    return "\n".join(lines)
+
+
+def _compact(value):
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return str(value)
 
 
 def _without_history(result):

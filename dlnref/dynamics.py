@@ -67,6 +67,29 @@ def top_singular_subspaces(x, k):
     return U[:, :k], Vh[:k, :].T
 
 
+def equal_cluster(s, size):
+    """The run of ``size`` consecutive singular values that are closest to equal.
+
+    Parameters
+    ----------
+    s : array, shape (k,)
+        Singular values in decreasing order.
+    size : int
+        Length of the run, ``1 <= size <= k``.
+
+    Returns
+    -------
+    start : int
+        The run is ``s[start:start + size]``.
+    spread : float
+        Its relative spread ``(s[start] - s[start + size - 1]) / s[start + size - 1]``,
+        0 when the run is exactly equal.
+    """
+    spreads = [float((s[i] - s[i + size - 1]) / s[i + size - 1]) for i in range(s.shape[0] - size + 1)]
+    start = min(range(len(spreads)), key=spreads.__getitem__)
+    return start, spreads[start]
+
+
 def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     """How far one layer is from the invariant-subspace form of Yaras et al.
 
@@ -75,10 +98,12 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
 
         W_l(t) = U_l [[W~_l(t), 0], [0, rho(t) I_{d-2r}]] V_l^T
 
-    with ``U_l``, ``V_l`` fixed. The complement ``(U_perp, V_perp)``, the last
-    ``d - 2r`` columns of ``U_l`` and ``V_l``, is read off a reference
-    iterate ``w_ref`` (the last one, where the 2r moving singular values are
-    well separated from rho).
+    with ``U_l``, ``V_l`` fixed. The ``d - 2r`` equal singular values
+    ``rho(t)`` need not be the smallest: the 2r-block can shrink some
+    directions below rho. So the complement ``(U_perp, V_perp)`` is read off
+    a reference iterate ``w_ref`` (the last one, where the block has moved
+    away from rho) as the singular vectors of its most nearly equal run of
+    ``d - 2r`` singular values (:func:`equal_cluster`).
 
     Parameters
     ----------
@@ -90,9 +115,9 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     Returns
     -------
     dict of str -> float
-        ``equal_spread``: ``(s_{2r+1} - s_min) / s_min`` over the smallest
-        ``min(m, n) - 2r`` singular values of ``W_l(t)`` (0 when they are all
-        equal to one rho);
+        ``equal_spread``: the relative spread of the most nearly equal run of
+        ``min(m, n) - 2r`` singular values of ``W_l(t)`` (0 when d - 2r of them
+        equal one rho);
         ``left_angle``: the largest principal angle between
         ``span(W_l(t) V_perp)`` and ``span(U_perp)``;
         ``right_angle``: the same for ``span(W_l(t)^T U_perp)`` and ``span(V_perp)``
@@ -100,17 +125,18 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
         ``update_rank``: ``s_{2r+1}(W_l(t) - W_l(0)) / s_1(W_l(t) - W_l(0))``
         (0 when the update has rank <= 2r; NaN at t = 0).
     """
-    xp = array_namespace(w_init, w_t, w_ref)
+    array_namespace(w_init, w_t, w_ref)
     k = 2 * rank
-    if k >= min(w_t.shape):
+    size = min(w_t.shape) - k
+    if size < 1:
         raise ValueError(f"rank must satisfy 2 * rank < min(m, n) = {min(w_t.shape)}, got {rank}")
-    U, _, Vh = svd(w_ref)
-    u_perp, v_perp = U[:, k:], Vh[k:, :].T
-    s = singular_values(w_t)
+    U, s_ref, Vh = svd(w_ref)
+    start = equal_cluster(s_ref, size)[0]
+    u_perp, v_perp = U[:, start:start + size], Vh[start:start + size, :].T
     update = singular_values(w_t - w_init)
     top = float(update[0])
     return {
-        "equal_spread": float((s[k] - s[-1]) / s[-1]),
+        "equal_spread": equal_cluster(singular_values(w_t), size)[1],
         "left_angle": largest_principal_angle(w_t @ v_perp, u_perp),
         "right_angle": largest_principal_angle(w_t.T @ u_perp, v_perp),
         "update_rank": float(update[k]) / top if top > 0 else math.nan,

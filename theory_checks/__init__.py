@@ -1,0 +1,42 @@
+"""Checks of the paper's claims. Each module exposes ``check(size, seed) -> Verdict``.
+
+Run them with ``dlnref check [--full] [--json] [--claim NAME]``, or call
+:func:`run`. ``quick`` (the default) finishes within 3 minutes on 2 cores;
+``full`` uses the paper's sizes.
+"""
+
+import importlib
+
+from .verdict import Finding, Verdict
+
+CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "exact_dynamics", "compression_size")
+
+
+def run(size="quick", seed=0, claims=CLAIMS, progress=None):
+    """Run the named checks in order and return their verdicts.
+
+    Parameters
+    ----------
+    size : {"quick", "full"}
+    seed : int
+    claims : sequence of str
+        Names from :data:`CLAIMS`.
+    progress : callable or None
+        Called with each claim's name before it runs.
+
+    Returns
+    -------
+    list of Verdict
+    """
+    unknown = [c for c in claims if c not in CLAIMS]
+    if unknown:
+        raise ValueError(f"claim must be one of {CLAIMS}, got {unknown[0]!r}")
+    verdicts = []
+    for name in claims:
+        if progress is not None:
+            progress(name)
+        verdicts.append(importlib.import_module(f"{__name__}.{name}").check(size=size, seed=seed))
+    return verdicts
+
+
+__all__ = ["CLAIMS", "Finding", "Verdict", "run"]
