@@ -9,6 +9,9 @@ seed on the host (then on ``backend``), so a failing case shrinks to a small
 shape and a reproducible seed.
 """
 
+import dataclasses
+import math
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -76,3 +79,60 @@ def problems(backend="numpy", **target_kwargs):
         completion_problems(backend=backend, **target_kwargs),
         sensing_problems(backend=backend, **target_kwargs),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicsCase:
+    """A small deep-matrix-factorization run: the problem and how to train on it.
+
+    Attributes
+    ----------
+    problem : MatrixFactorization
+        Target of rank ``rank`` with separated singular values ``spectrum``.
+    depth : int
+    scale : float
+        Init scale eps.
+    lr : float
+        A step safely inside the stable range: ``lr / (m n) = 0.2 / (L s_1^(2 - 2/L))``.
+    rank : int
+    spectrum : tuple of float
+        The target's singular values, decreasing.
+    seed : int
+        Seed of the wide network's orthogonal init.
+    """
+
+    problem: object
+    depth: int
+    scale: float
+    lr: float
+    rank: int
+    spectrum: tuple
+    seed: int
+
+
+@st.composite
+def factorization_cases(draw, min_d=6, max_d=16, max_rank=3, min_depth=2, max_depth=4,
+                        min_scale=1e-3, max_scale=1e-1, min_escape=None):
+    """Structured factorization instances for the theory's claims.
+
+    d in [min_d, max_d], r in [1, max_rank] with 2r < d, L in [min_depth,
+    max_depth], eps log-uniform in [min_scale, max_scale], and target singular
+    values with consecutive ratios in [1.5, 2.5] (smallest in [0.5, 1]).
+    ``min_escape`` bounds ``eps^(L-2)`` from below: a deep network leaves a
+    small init only after about ``1 / (lr eps^(L-2))`` steps, so cases that
+    must learn every mode within a test's step budget set it.
+    """
+    d = draw(st.integers(min_d, max_d))
+    rank = draw(st.integers(1, min(max_rank, (d - 1) // 2)))
+    depth = draw(st.integers(min_depth, max_depth))
+    low = math.log10(min_scale)
+    if min_escape is not None and depth > 2:
+        low = max(low, math.log10(min_escape) / (depth - 2))
+    scale = 10 ** draw(st.floats(min(low, math.log10(max_scale)), math.log10(max_scale)))
+    values = [draw(st.floats(0.5, 1.0))]
+    for _ in range(rank - 1):
+        values.append(values[-1] * draw(st.floats(1.5, 2.5)))
+    spectrum = tuple(sorted(values, reverse=True))
+    target = low_rank_matrix(d, d, rank, seed=draw(seeds), spectrum=list(spectrum))
+    lr = d * d * 0.2 / (depth * spectrum[0] ** (2 - 2 / depth))
+    return DynamicsCase(MatrixFactorization(target), depth, scale, lr, rank, spectrum, draw(seeds))

@@ -1,10 +1,9 @@
 """Claim 2: a DLN fits the target's singular values one at a time, largest first."""
 
 from dlnref import end_to_end, to_numpy
-from dlnref.compare import build
 from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
 
-from .setups import PROBLEMS, compare_with_snapshots, setup
+from .setups import PROBLEMS, compare_with_snapshots, problem_of, setup
 from .verdict import Finding, Verdict
 
 CLAIM = "The i-th singular value of X(t) reaches 90% of the target's in order t_1 < t_2 < ... < t_r."
@@ -43,7 +42,7 @@ def check(size="quick", seed=0):
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         history = run["wide"]["history"]
-        target = build(config)[0].target
+        target = problem_of(config).target
         times, angles = learning_times(history["weights"], history["step"], target, config.rank)
         reached = all(t is not None for t in times)
         ordered = reached and all(a < b for a, b in zip(times, times[1:]))

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 
 from dlnref import to_numpy
-from dlnref.compare import CompareConfig, run_compare
+from dlnref.compare import CompareConfig, build, run_compare
 
 PROBLEMS = ("factorization", "completion", "sensing")
 
@@ -50,3 +50,9 @@ def snapshot(step, weights):
 def compare_with_snapshots(config):
     """:func:`dlnref.compare.run_compare` with weight snapshots, computed once per config."""
     return run_compare(config, observe=snapshot)
+
+
+@functools.lru_cache(maxsize=None)
+def problem_of(config):
+    """The problem that ``config`` trains on (the same one :func:`compare_with_snapshots` uses)."""
+    return build(config)[0]
