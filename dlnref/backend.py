@@ -112,16 +112,30 @@ def to_backend(x, backend=None):
     Parameters
     ----------
     x : array_like
-        Host data (NumPy array or nested sequence).
+        Host data (NumPy array or nested sequence), or an array already on
+        ``backend`` (returned as it is).
     backend : str or None
         Target backend name; None means :func:`default_backend`.
 
     Returns
     -------
     array
-        A new array of the backend (a no-op view for NumPy).
+        An array of the backend (no copy for NumPy input on NumPy).
+
+    Raises
+    ------
+    TypeError
+        When ``x`` lives on another non-host backend: move it with
+        :func:`to_numpy` first, so that every device -> host copy is explicit.
     """
     xp = namespace(backend)
+    if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
+        if array_api_compat.array_namespace(x) is xp:
+            return x
+        raise TypeError(
+            f"to_backend moves host data, but got a {type(x).__module__}.{type(x).__name__}; "
+            "call dlnref.to_numpy on it first"
+        )
     return xp.asarray(np.asarray(x))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import data
 from ._checks import check_int, check_matrix, check_shape
-from .backend import array_namespace, svd
+from .backend import array_namespace, svd, to_backend
 
 
 def _frobenius(xp, x):
@@ -45,11 +45,16 @@ class RecoveryProblem:
     ----------
     target : array, shape (m, n)
         The matrix ``M`` to recover; finite, floating, not all zero.
+    backend : str or None
+        If given, host inputs are moved to this backend; None keeps the
+        inputs' own backend.
     """
 
     name = "recovery"
 
-    def __init__(self, target):
+    def __init__(self, target, backend=None):
+        self.backend = backend
+        target = self._on_backend(target)
         self.xp = array_namespace(target)
         check_matrix("target", target, self.xp)
         self.target = target
@@ -57,6 +62,9 @@ class RecoveryProblem:
         self._target_norm = _frobenius(self.xp, target)
         if float(self._target_norm) == 0:
             raise ValueError("target must not be all zeros: the relative recovery error is undefined")
+
+    def _on_backend(self, x):
+        return x if self.backend is None else to_backend(x, self.backend)
 
     @property
     def entries_per_step(self):
@@ -106,6 +114,8 @@ class MatrixFactorization(RecoveryProblem):
     Parameters
     ----------
     target : array, shape (m, n)
+    backend : str or None
+        Move host inputs to this backend (None: keep theirs).
 
     Notes
     -----
@@ -133,6 +143,8 @@ class MatrixCompletion(RecoveryProblem):
     target : array, shape (m, n)
     mask : array of bool, shape (m, n)
         True where an entry is observed; at least one must be.
+    backend : str or None
+        Move host inputs to this backend (None: keep theirs).
 
     Notes
     -----
@@ -147,9 +159,9 @@ class MatrixCompletion(RecoveryProblem):
 
     name = "completion"
 
-    def __init__(self, target, mask):
-        super().__init__(target)
-        xp = self.xp
+    def __init__(self, target, mask, backend=None):
+        super().__init__(target, backend)
+        target, mask, xp = self.target, self._on_backend(mask), self.xp
         if getattr(mask, "dtype", None) != xp.bool:
             raise TypeError(f"mask must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
         check_shape("mask", mask, self.shape)
@@ -192,6 +204,8 @@ class MatrixSensing(RecoveryProblem):
     target : array, shape (d1, d2)
     operators : array, shape (m, d1, d2)
         The sensing matrices ``A_1, ..., A_m``.
+    backend : str or None
+        Move host inputs to this backend (None: keep theirs).
 
     Notes
     -----
@@ -205,9 +219,9 @@ class MatrixSensing(RecoveryProblem):
 
     name = "sensing"
 
-    def __init__(self, target, operators):
-        super().__init__(target)
-        xp = self.xp
+    def __init__(self, target, operators, backend=None):
+        super().__init__(target, backend)
+        target, operators, xp = self.target, self._on_backend(operators), self.xp
         if getattr(operators, "ndim", None) != 3:
             raise ValueError(f"operators must have shape (m, {self.shape[0]}, {self.shape[1]}), got {getattr(operators, 'shape', None)}")
         check_shape("operators", operators, (operators.shape[0], *self.shape))
