@@ -62,6 +62,37 @@ class CompareConfig:
 PAPER_STEPS = {"completion": (10.0, 5.0), "factorization": (1.0, 1.0), "sensing": (20.0, 1.0)}
 
 
+#: The paper's runs (``full``) and reduced ones (``quick``), shared by the
+#: theory checks and the figures. ``quick`` keeps the paper's depth, init scale
+#: and kind of problem but shrinks d, so that runs take seconds on 2 cores; its
+#: step sizes are scaled up for the smaller d. ``full`` uses the paper's
+#: settings (PAPER.md): factorization d=100, r=10, lr 1; completion d=100, r=5,
+#: p=0.3, lr 10, alpha 5; sensing d=200, r=5, m=4000, lr 20 in the official
+#: operator scaling (20/m here).
+SETUPS = {
+    "quick": {
+        "factorization": CompareConfig(problem="factorization", d=30, rank=3, lr=20.0, outer_lr_scale=1.0,
+                                       steps=20000, record_every=5),
+        "completion": CompareConfig(problem="completion", d=30, rank=2, fraction=0.5, lr=3.0, outer_lr_scale=3.0,
+                                    steps=20000, record_every=5),
+        "sensing": CompareConfig(problem="sensing", d=20, rank=2, measurements=400, lr=10.0 / 400,
+                                 outer_lr_scale=1.0, steps=20000, record_every=5),
+    },
+    "full": {
+        "factorization": CompareConfig(problem="factorization", d=100, rank=10, steps=300000, record_every=250),
+        "completion": CompareConfig(problem="completion", d=100, rank=5, fraction=0.3, steps=60000, record_every=25),
+        "sensing": CompareConfig(problem="sensing", d=200, rank=5, measurements=4000, steps=20000, record_every=10),
+    },
+}
+
+
+def setup(size, problem, seed=0, **changes):
+    """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes."""
+    if size not in SETUPS:
+        raise ValueError(f"size must be 'quick' or 'full', got {size!r}")
+    return dataclasses.replace(SETUPS[size][problem], seed=seed, **changes)
+
+
 def build(config):
     """The problem of ``config`` and the starting weights of both networks.
 
