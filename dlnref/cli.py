@@ -71,6 +71,10 @@ def _add_compare(commands):
     p.add_argument("--record-every", type=int, default=defaults.record_every,
                    help="record the errors every this many steps (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the problem and the wide init")
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
+    p.add_argument("--split", default="random",
+                   help="with --data: 'random' (seeded, 20%% held out) or a shipped split u1..u5, ua, ub")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -165,8 +169,10 @@ def _without_history(result):
 
 
 def format_compare(result):
-    """The comparison as a text table (one row per threshold)."""
+    """The comparison as a text table (one row per threshold; test RMSE for real data)."""
     c = result["config"]
+    if c["data"] is not None:
+        return _format_ratings(result)
     wide, comp, speed = result["wide"], result["compressed"], result["speedup"]
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
@@ -190,6 +196,18 @@ def format_compare(result):
         lines.append(f"{name}: {run['steps_run']} steps run, final recovery error {run['final_error']:.3e}{extra}")
     if "plot" in result:
         lines.append(f"figure: {result['plot']}")
+    return "\n".join(lines)
+
+
+def _format_ratings(result):
+    c = result["config"]
+    lines = [f"ratings {c['data']} (split {c['split']}): depth={c['depth']}, eps={c['scale']:g}, lr={c['lr']:g}, "
+             f"alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
+             f"{'network':>10} | {'params':>9} | {'final RMSE':>10} | {'best RMSE':>9} {'at step':>8} {'at s':>8}"]
+    for name in ("wide", "compressed"):
+        run = result[name]
+        lines.append(f"{name:>10} | {run['params']:>9,} | {run['final_test_rmse']:>10.4f} | {run['best_test_rmse']:>9.4f} "
+                     f"{run['best_test_rmse_step']:>8d} {run['best_test_rmse_seconds']:>8.2f}")
     return "\n".join(lines)
 
 

@@ -9,8 +9,9 @@ import dataclasses
 import numpy as np
 
 from .compress import compress, parameter_count
+from .data import load_movielens
 from .network import init_weights
-from .problems import make_problem
+from .problems import MatrixCompletion, make_problem
 from .train import gradient_descent
 
 #: Relative recovery errors at which the steps and seconds are reported.
@@ -20,6 +21,12 @@ THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
     """One comparison run. The defaults are the paper's completion experiment.
+
+    With ``data`` (the path of a MovieLens ``u.data`` file) the problem is the
+    completion of those ratings instead of a synthetic one: ``split`` picks the
+    train/test split (:func:`dlnref.data.load_movielens`), the wide network has
+    inner width ``min(users, items)``, and ``rank`` sets the compressed width
+    ``2 * rank``; ``d``, ``fraction`` and ``measurements`` are unused.
 
     ``lr`` and ``outer_lr_scale`` of None take the paper's values for the
     problem (:data:`PAPER_STEPS`). The wide network always uses
@@ -44,6 +51,8 @@ class CompareConfig:
     record_every: int = 1
     seed: int = 0
     backend: str = "numpy"
+    data: str | None = None
+    split: str = "random"
 
     def resolved(self):
         """A copy with the paper's lr and outer_lr_scale filled in."""
@@ -107,11 +116,17 @@ def build(config):
     """
     config = config.resolved()
     problem_seed, init_seed = np.random.SeedSequence(config.seed).spawn(2)
-    problem = make_problem(
-        config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
-        measurements=config.measurements, seed=problem_seed, backend=config.backend,
-    )
-    wide = init_weights([config.d] * (config.depth + 1), config.scale, seed=init_seed, backend=config.backend)
+    if config.data is not None:
+        ratings = load_movielens(config.data, config.split, seed=np.random.default_rng(problem_seed))
+        problem = MatrixCompletion(ratings.matrix, ratings.train, ratings.test, backend=config.backend)
+    else:
+        problem = make_problem(
+            config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
+            measurements=config.measurements, seed=problem_seed, backend=config.backend,
+        )
+    m, n = problem.shape
+    dims = [n] + [min(m, n)] * (config.depth - 1) + [m]
+    wide = init_weights(dims, config.scale, seed=init_seed, backend=config.backend)
     starts = {
         "wide": (wide, 1.0),
         "compressed": (compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale),
@@ -158,12 +173,19 @@ def run_compare(config, progress=None, observe=None):
 def _summary(run, params):
     history = run.history
     columns = [c for c in history.columns if c.endswith("error")]
+    best = {}
+    if "test_rmse" in history.columns:
+        rmse = history["test_rmse"]
+        i = min(range(len(rmse)), key=rmse.__getitem__)
+        best = {"final_test_rmse": rmse[-1], "best_test_rmse": rmse[i], "best_test_rmse_step": history["step"][i],
+                "best_test_rmse_seconds": history["seconds"][i]}
     return {
         "params": params,
         "steps_to": {f"{t:g}": history.first_below(t) for t in THRESHOLDS},
         "seconds_to": {f"{t:g}": history.first_below(t, at="seconds") for t in THRESHOLDS},
         "final_error": history["recovery_error"][-1],
         **{f"final_{c}": history[c][-1] for c in columns if c != "recovery_error"},
+        **best,
         "steps_run": run.steps,
         "history": history.columns,
     }

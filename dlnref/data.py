@@ -5,7 +5,9 @@ moves the result to the requested backend, so one seed gives the same problem
 on every backend.
 """
 
+import dataclasses
 import math
+import os
 
 import numpy as np
 
@@ -122,3 +124,145 @@ def gaussian_operators(count, shape, seed=0, backend=None):
     d1, d2 = (check_int(f"shape[{i}]", s, 1) for i, s in enumerate(shape))
     rng = as_generator(seed)
     return to_backend(rng.standard_normal((count, d1, d2)) / np.sqrt(count), backend)
+
+
+#: Real matrices shipped with matplotlib's sample data.
+SAMPLE_MATRICES = ("grace_hopper", "jacksboro_fault_dem")
+
+
+def sample_matrix(name, downsample=1, backend=None):
+    """A real, approximately low-rank matrix from matplotlib's sample data, scaled to [0, 1].
+
+    Parameters
+    ----------
+    name : {"grace_hopper", "jacksboro_fault_dem"}
+        ``grace_hopper``: the photograph ``grace_hopper.jpg`` in grayscale
+        (mean of the RGB channels), 600 x 512. ``jacksboro_fault_dem``: the
+        elevation map of ``jacksboro_fault_dem.npz``, 344 x 403.
+    downsample : int
+        Keep every ``downsample``-th row and column.
+    backend : str or None
+
+    Returns
+    -------
+    array, shape (m, n)
+        ``(A - min A) / (max A - min A)``.
+    """
+    import matplotlib.cbook as cbook
+
+    if name not in SAMPLE_MATRICES:
+        raise ValueError(f"name must be one of {SAMPLE_MATRICES}, got {name!r}")
+    step = check_int("downsample", downsample, 1)
+    if name == "grace_hopper":
+        import matplotlib.pyplot as plt
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            image = plt.imread(f).astype(np.float64).mean(axis=2)
+    else:
+        image = cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"].astype(np.float64)
+    image = image[::step, ::step]
+    return to_backend((image - image.min()) / (image.max() - image.min()), backend)
+
+
+@dataclasses.dataclass
+class Ratings:
+    """Ratings as a partially observed users x items matrix.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray, shape (users, items)
+        Every known rating (train and test); 0 where none is known.
+    train, test : numpy.ndarray of bool, shape (users, items)
+        Disjoint masks of the training and the held-out ratings.
+    """
+
+    matrix: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+
+
+#: The train/test splits that MovieLens 100K ships next to ``u.data``.
+MOVIELENS_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+def load_movielens(path, split="random", test_fraction=0.2, seed=0):
+    """Read MovieLens 100K ratings into a :class:`Ratings` (nothing is downloaded).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ratings file ``u.data``: one rating a line, tab-separated
+        ``user item rating timestamp``, with 1-based user and item ids.
+    split : "random" or one of "u1".."u5", "ua", "ub"
+        ``"random"``: a seeded split holding out ``test_fraction`` of the
+        ratings. A standard name reads ``<split>.base`` and ``<split>.test``
+        from the folder of ``path`` (the splits that ship with the data set);
+        users and items are numbered as in ``u.data``.
+    test_fraction : float in (0, 1)
+        Random split only.
+    seed : int or numpy.random.Generator
+        Random split only.
+
+    Returns
+    -------
+    Ratings
+
+    Raises
+    ------
+    ValueError
+        For a malformed line (naming the file and line number), a duplicate
+        rating, or an unknown split.
+    """
+    ratings = _read_ratings(path)
+    shape = (int(ratings[:, 0].max()), int(ratings[:, 1].max()))
+    matrix = np.zeros(shape)
+    matrix[ratings[:, 0] - 1, ratings[:, 1] - 1] = ratings[:, 2]
+    if split == "random":
+        test_fraction = check_fraction("test_fraction", test_fraction)
+        rng = as_generator(seed)
+        held_out = rng.permutation(len(ratings))[: math.floor(test_fraction * len(ratings))]
+        test_pairs = ratings[held_out]
+        train_pairs = np.delete(ratings, held_out, axis=0)
+    elif split in MOVIELENS_SPLITS:
+        folder = os.path.dirname(os.fspath(path))
+        train_pairs = _read_ratings(os.path.join(folder, f"{split}.base"))
+        test_pairs = _read_ratings(os.path.join(folder, f"{split}.test"))
+    else:
+        raise ValueError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
+    train, test = (_mask(shape, pairs) for pairs in (train_pairs, test_pairs))
+    if not train.any() or not test.any():
+        raise ValueError(f"split {split!r} leaves an empty train or test set")
+    return Ratings(matrix, train, test & ~train)
+
+
+def _read_ratings(path):
+    """Rows ``(user, item, rating)`` as int64 from a MovieLens ratings file."""
+    rows, seen = [], set()
+    with open(path, encoding="latin-1") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                user, item, rating = (int(x) for x in fields[:3])
+                if len(fields) != 4 or user < 1 or item < 1 or not 1 <= rating <= 5:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(
+                    f"{path}, line {number}: expected 'user<TAB>item<TAB>rating (1-5)<TAB>timestamp' "
+                    f"with positive ids, got {line.rstrip()!r}"
+                ) from None
+            if (user, item) in seen:
+                raise ValueError(f"{path}, line {number}: user {user} rated item {item} twice")
+            seen.add((user, item))
+            rows.append((user, item, rating))
+    if not rows:
+        raise ValueError(f"{path} holds no ratings")
+    return np.array(rows, dtype=np.int64)
+
+
+def _mask(shape, pairs):
+    mask = np.zeros(shape, dtype=bool)
+    inside = (pairs[:, 0] <= shape[0]) & (pairs[:, 1] <= shape[1])
+    mask[pairs[inside, 0] - 1, pairs[inside, 1] - 1] = True
+    return mask

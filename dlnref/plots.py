@@ -37,20 +37,24 @@ def plot_compare(result, path):
         Where to write the PNG.
     """
     config = result["config"]
+    column = "test_rmse" if config["data"] is not None else "recovery_error"
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for name in ("wide", "compressed"):
         history = result[name]["history"]
         label = f"{name} DLN ({result[name]['params']:,} params)"
-        by_step.semilogy(history["step"], history["recovery_error"], color=COLORS[name], label=label)
-        by_time.semilogy(history["seconds"], history["recovery_error"], color=COLORS[name], label=label)
+        by_step.semilogy(history["step"], history[column], color=COLORS[name], label=label)
+        by_time.semilogy(history["seconds"], history[column], color=COLORS[name], label=label)
     steps_axis(by_step)
     by_time.set_xlabel("wall time (s)")
-    by_step.set_ylabel(r"relative recovery error $\|X - M\|_F / \|M\|_F$")
+    by_step.set_ylabel("test RMSE (rating points)" if config["data"] is not None
+                       else r"relative recovery error $\|X - M\|_F / \|M\|_F$")
     for ax in (by_step, by_time):
         ax.grid(True, which="major", alpha=0.3)
         ax.legend()
+    setup = (f"ratings {config['data']}" if config["data"] is not None
+             else f"{config['problem']}: d={config['d']}, r={config['rank']}")
     fig.suptitle(
-        f"{config['problem']}: d={config['d']}, r={config['rank']}, L={config['depth']}, "
-        f"eps={config['scale']:g}, lr={config['lr']:g}, alpha={config['outer_lr_scale']:g} (compressed)"
+        f"{setup}, L={config['depth']}, eps={config['scale']:g}, lr={config['lr']:g}, "
+        f"alpha={config['outer_lr_scale']:g} (compressed)"
     )
     save(fig, path)

@@ -143,6 +143,9 @@ class MatrixCompletion(RecoveryProblem):
     target : array, shape (m, n)
     mask : array of bool, shape (m, n)
         True where an entry is observed; at least one must be.
+    test_mask : array of bool, shape (m, n), optional
+        Held-out entries with known values (real data, where the target is
+        known only there and on ``mask``); adds ``test_rmse`` to ``metrics``.
     backend : str or None
         Move host inputs to this backend (None: keep theirs).
 
@@ -154,18 +157,15 @@ class MatrixCompletion(RecoveryProblem):
     Surrogate: ``P_Omega(M) / p`` with ``p = |Omega| / (m n)``, an unbiased
     estimate of ``M`` under uniform sampling.
     ``metrics`` adds ``unobserved_error = ||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F``,
-    the error on the entries training never saw (absent when all are observed).
+    the error on the entries training never saw (absent when all are observed),
+    and with a ``test_mask`` T, ``test_rmse = sqrt(||P_T(X - M)||_F^2 / |T|)``.
     """
 
     name = "completion"
 
-    def __init__(self, target, mask, backend=None):
+    def __init__(self, target, mask, test_mask=None, backend=None):
         super().__init__(target, backend)
-        target, mask, xp = self.target, self._on_backend(mask), self.xp
-        if getattr(mask, "dtype", None) != xp.bool:
-            raise TypeError(f"mask must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
-        check_shape("mask", mask, self.shape)
-        array_namespace(mask, target)
+        target, mask, xp = self.target, self._check_mask("mask", mask), self.xp
         self.mask = mask
         self.observed = _count_true(xp, mask)
         if self.observed == 0:
@@ -174,6 +174,21 @@ class MatrixCompletion(RecoveryProblem):
         self._weight = xp.astype(mask, target.dtype)
         self._gradient_weight = self._weight / self.observed
         self._unobserved_norm = _frobenius(xp, (1 - self._weight) * target)
+        self._has_unobserved = self.observed < self.shape[0] * self.shape[1] and float(self._unobserved_norm) > 0
+        self.test_mask = None if test_mask is None else self._check_mask("test_mask", test_mask)
+        if self.test_mask is not None:
+            self.tested = _count_true(xp, self.test_mask)
+            if self.tested == 0:
+                raise ValueError("test_mask must hold at least one entry, got an all-False mask")
+            self._test_weight = xp.astype(self.test_mask, target.dtype)
+
+    def _check_mask(self, name, mask):
+        mask = self._on_backend(mask)
+        if getattr(mask, "dtype", None) != self.xp.bool:
+            raise TypeError(f"{name} must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
+        check_shape(name, mask, self.shape)
+        array_namespace(mask, self.target)
+        return mask
 
     def _loss_and_gradient(self, X):
         residual = X - self.target
@@ -185,11 +200,22 @@ class MatrixCompletion(RecoveryProblem):
         self._check_X(X)
         return _frobenius(self.xp, (1 - self._weight) * (X - self.target)) / self._unobserved_norm
 
+    def test_rmse(self, X):
+        """Root-mean-square error on the test entries (0-d array); needs a ``test_mask``."""
+        if self.test_mask is None:
+            raise ValueError("test_rmse needs a problem built with a test_mask")
+        self._check_X(X)
+        residual = self._test_weight * (X - self.target)
+        return self.xp.sqrt(_inner(self.xp, residual, residual) / self.tested)
+
     def metrics(self, X):
-        """``{"unobserved_error": ...}``, or ``{}`` when every entry is observed."""
-        if self.observed == self.shape[0] * self.shape[1] or float(self._unobserved_norm) == 0:
-            return {}
-        return {"unobserved_error": self.unobserved_error(X)}
+        """``unobserved_error`` (unless every entry is observed) and ``test_rmse`` (with a test mask)."""
+        extra = {}
+        if self._has_unobserved:
+            extra["unobserved_error"] = self.unobserved_error(X)
+        if self.test_mask is not None:
+            extra["test_rmse"] = self.test_rmse(X)
+        return extra
 
     def surrogate(self):
         """``P_Omega(M) / p``, shape ``(m, n)``."""
