@@ -5,9 +5,11 @@
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
+from .backend import to_numpy
 from .compress import compress, parameter_count
 from .data import load_movielens
 from .network import init_weights
@@ -78,6 +80,9 @@ PAPER_STEPS = {"completion": (10.0, 5.0), "factorization": (1.0, 1.0), "sensing"
 #: settings (PAPER.md): factorization d=100, r=10, lr 1; completion d=100, r=5,
 #: p=0.3, lr 10, alpha 5; sensing d=200, r=5, m=4000, lr 20 in the official
 #: operator scaling (20/m here).
+#: The paper's three synthetic problems, in the order of its figures.
+PAPER_PROBLEMS = ("factorization", "completion", "sensing")
+
 SETUPS = {
     "quick": {
         "factorization": CompareConfig(problem="factorization", d=30, rank=3, lr=20.0, outer_lr_scale=1.0,
@@ -168,6 +173,26 @@ def run_compare(config, progress=None, observe=None):
         for kind in ("steps_to", "seconds_to")
     }
     return result
+
+
+def snapshot_weights(step, weights):
+    """``observe`` hook for :func:`dlnref.gradient_descent`: a host copy of every layer."""
+    return {"weights": [to_numpy(w) for w in weights]}
+
+
+@functools.lru_cache(maxsize=None)
+def compare_with_snapshots(config):
+    """:func:`run_compare` with weight snapshots at each recorded step, computed once per config.
+
+    The theory checks and the figures read the same runs from here.
+    """
+    return run_compare(config, observe=snapshot_weights)
+
+
+@functools.lru_cache(maxsize=None)
+def problem_of(config):
+    """The problem that ``config`` trains on (the one :func:`compare_with_snapshots` uses), built once."""
+    return build(config)[0]
 
 
 def _summary(run, params):

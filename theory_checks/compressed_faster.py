@@ -1,8 +1,7 @@
 """Claim 3: the compressed DLN is never worse than the wide one, and faster."""
 
-from dlnref.compare import run_compare
+from dlnref.compare import compare_with_snapshots, run_compare, setup
 
-from .setups import compare_with_snapshots, setup
 from .verdict import Finding, Verdict
 
 CLAIM = "With the spectral init, the compressed DLN's recovery error is at most the wide DLN's at every step."

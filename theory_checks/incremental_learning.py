@@ -2,8 +2,7 @@
 
 from dlnref import end_to_end, to_numpy
 from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
-
-from .setups import PROBLEMS, compare_with_snapshots, problem_of, setup
+from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
 from .verdict import Finding, Verdict
 
 CLAIM = "The i-th singular value of X(t) reaches 90% of the target's in order t_1 < t_2 < ... < t_r."
@@ -38,7 +37,7 @@ def learning_times(snapshots, steps, target, rank):
 def check(size="quick", seed=0):
     """Measure the order of the learning times on the wide DLN of each problem."""
     findings = []
-    for problem in PROBLEMS:
+    for problem in PAPER_PROBLEMS:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         history = run["wide"]["history"]

@@ -3,9 +3,9 @@
 import math
 
 from dlnref import to_numpy
+from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import invariant_subspace_residuals, singular_values
-
-from .setups import PROBLEMS, compare_with_snapshots, problem_of, setup
+# import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
 from .verdict import Finding, Verdict
 
 CLAIM = "From an orthogonal init, each layer keeps d-2r equal singular values on a fixed subspace; only 2r directions move."
@@ -59,7 +59,7 @@ def worst_residuals(snapshots, rank):
 def check(size="quick", seed=0):
     """Measure the invariant-subspace form of every layer of the wide DLN, on all three problems."""
     findings = []
-    for problem in PROBLEMS:
+    for problem in PAPER_PROBLEMS:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         worst = worst_residuals(run["wide"]["history"]["weights"], config.rank)
