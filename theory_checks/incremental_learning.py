@@ -1,8 +1,9 @@
 """Claim 2: a DLN fits the target's singular values one at a time, largest first."""
 
 from dlnref import end_to_end, to_numpy
-from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
 from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
+from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
+
 from .verdict import Finding, Verdict
 
 CLAIM = "The i-th singular value of X(t) reaches 90% of the target's in order t_1 < t_2 < ... < t_r."

@@ -5,7 +5,7 @@ import math
 from dlnref import to_numpy
 from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import invariant_subspace_residuals, singular_values
-# import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
+
 from .verdict import Finding, Verdict
 
 CLAIM = "From an orthogonal init, each layer keeps d-2r equal singular values on a fixed subspace; only 2r directions move."
