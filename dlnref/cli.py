@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a run failed (say training diverged), 2 bad usage
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 
@@ -40,6 +41,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     _add_compare(commands)
     _add_check(commands)
+    _add_figures(commands)
     return parser
 
 
@@ -161,6 +163,34 @@ def _compact(value):
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_compact(v) for v in value) + "]"
     return str(value)
+
+
+def _add_figures(commands):
+    p = commands.add_parser(
+        "figures", help="draw the paper's figures into a folder, with an index of their numbers",
+        description="Draw every figure (or --only NAME) as a PNG, and rewrite numbers.json and README.md there.",
+    )
+    p.add_argument("--quick", action="store_true", help="reduced sizes (minutes) instead of the paper's")
+    p.add_argument("--only", action="append", metavar="NAME", help="draw only this figure (repeatable)")
+    p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=_run_figures)
+
+
+def _run_figures(args):
+    from .figures import make_figures
+
+    start = time.perf_counter()
+
+    def progress(name):
+        if not args.quiet:
+            print(f"[figures] {name} at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    made = make_figures("quick" if args.quick else "full", args.only, args.out, progress)
+    for name in made:
+        print(os.path.join(args.out, f"{name}.png"))
+    print(f"index: {os.path.join(args.out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")
+    return 0
 
 
 def _without_history(result):

@@ -90,6 +90,29 @@ def equal_cluster(s, size):
     return start, spreads[start]
 
 
+def moving_and_fixed(s, rank):
+    """Split a layer's singular values into the 2r that move and the d - 2r equal ones.
+
+    Parameters
+    ----------
+    s : array, shape (d,)
+        Singular values in decreasing order.
+    rank : int
+        The target's rank r, with ``2 r < d``.
+
+    Returns
+    -------
+    moving : list of int
+        The 2r indices outside the most nearly equal run (:func:`equal_cluster`).
+    fixed : list of int
+        The ``d - 2r`` indices of that run.
+    """
+    size = s.shape[0] - 2 * rank
+    start = equal_cluster(s, size)[0]
+    fixed = list(range(start, start + size))
+    return [i for i in range(s.shape[0]) if i not in fixed], fixed
+
+
 def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     """How far one layer is from the invariant-subspace form of Yaras et al.
 
