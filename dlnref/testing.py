@@ -55,10 +55,10 @@ def factorization_problems(draw, backend="numpy", **target_kwargs):
 
 
 @st.composite
-def completion_problems(draw, backend="numpy", min_fraction=0.2, **target_kwargs):
+def completion_problems(draw, backend="numpy", min_fraction=0.2, max_fraction=1.0, **target_kwargs):
     """A :class:`dlnref.MatrixCompletion`: low-rank target and a uniform random mask."""
     target = draw(low_rank_targets(backend=backend, **target_kwargs))
-    fraction = draw(st.floats(min_fraction, 1.0))
+    fraction = draw(st.floats(min_fraction, max_fraction))
     shape = tuple(target.shape)
     fraction = max(fraction, 1.0 / (shape[0] * shape[1]))
     return MatrixCompletion(target, random_mask(shape, fraction, seed=draw(seeds), backend=backend))
@@ -136,3 +136,17 @@ def factorization_cases(draw, min_d=6, max_d=16, max_rank=3, min_depth=2, max_de
     target = low_rank_matrix(d, d, rank, seed=draw(seeds), spectrum=list(spectrum))
     lr = d * d * 0.2 / (depth * spectrum[0] ** (2 - 2 / depth))
     return DynamicsCase(MatrixFactorization(target), depth, scale, lr, rank, spectrum, draw(seeds))
+
+
+from .oracle import (  # noqa: E402  (the checks use the strategies above)
+    LAYOUTS,
+    assert_backward_matches,
+    assert_step_matches,
+    assert_trajectory_matches,
+)
+
+__all__ = [
+    "DynamicsCase", "LAYOUTS", "assert_backward_matches", "assert_step_matches", "assert_trajectory_matches",
+    "completion_problems", "factorization_cases", "factorization_problems", "layer_dims", "low_rank_targets",
+    "problems", "seeds", "sensing_problems", "weights",
+]
