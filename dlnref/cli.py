@@ -42,6 +42,7 @@ def build_parser():
     _add_compare(commands)
     _add_check(commands)
     _add_figures(commands)
+    _add_golden(commands)
     return parser
 
 
@@ -191,6 +192,34 @@ def _run_figures(args):
         print(os.path.join(args.out, f"{name}.png"))
     print(f"index: {os.path.join(args.out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _add_golden(commands):
+    p = commands.add_parser("golden", help="write or verify golden files for other implementations")
+    actions = p.add_subparsers(dest="action", required=True)
+    for action, text in (("export", "write the cases (.npz) and manifest.json into DIR"),
+                         ("verify", "check the hashes in DIR and recompute every array")):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("dir", metavar="DIR")
+        sub.set_defaults(run=_run_golden)
+
+
+def _run_golden(args):
+    from . import golden
+
+    if args.action == "export":
+        manifest = golden.export(args.dir)
+        for name, entry in manifest["cases"].items():
+            print(f"{os.path.join(args.dir, entry['file'])}  sha256 {entry['sha256']}")
+        print(os.path.join(args.dir, "manifest.json"))
+        return 0
+    if not os.path.exists(os.path.join(args.dir, "manifest.json")):
+        raise UsageError(f"{args.dir} holds no manifest.json; write one with: dlnref golden export {args.dir}")
+    problems = golden.verify(args.dir)
+    for line in problems:
+        print(f"FAIL {line}")
+    print("golden files verified" if not problems else f"{len(problems)} problem(s) found")
+    return 1 if problems else 0
 
 
 def _without_history(result):
