@@ -1,0 +1,23 @@
+"""The README's examples run as written."""
+
+import pathlib
+import re
+
+README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+
+
+def _python_blocks():
+    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def test_check_your_implementation_example_runs(capsys):
+    block = next(b for b in _python_blocks() if "assert_backward_matches" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert "my implementation agrees with dlnref" in capsys.readouterr().out
+
+
+def test_library_example_runs():
+    block = next(b for b in _python_blocks() if "make_problem" in b)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["run"].history.first_below(1e-3) is not None
