@@ -230,7 +230,23 @@ def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float
     _run(test, st.tuples(layer_dims(min_depth=1, max_depth=4, min_width=1, max_width=6), seeds), max_examples)
 
 
-def _problem_cases(problem):
+def _problem_cases(problem, max_inner_layers):
+    """Strategy of (problem, inner widths, seed): a network of 1 + len(inner) layers fitting the problem."""
+    from . import testing
+
+    inner = st.lists(st.integers(1, 5), min_size=0, max_size=max_inner_layers)
+    return st.tuples(_problems(problem), inner, testing.seeds)
+
+
+def _unpack(case, dtype):
+    """``(problem, dims, seed, weights)`` of a case drawn from :func:`_problem_cases`."""
+    prob, inner, seed = case
+    m, n = prob.shape
+    dims = (n, *inner, m)
+    return prob, dims, seed, _random_weights(dims, seed, dtype)
+
+
+def _problems(problem):
     from . import testing
 
     if problem is None or isinstance(problem, str):
@@ -293,13 +309,9 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=2.0, la
         normalisation, the discrepant rate on one outer layer only).
     """
     _check_layout(layout)
-    from .testing import seeds
 
     def test(case):
-        prob, inner, seed = case
-        m, n = prob.shape
-        dims = (n, *inner, m)
-        weights = _random_weights(dims, seed, dtype)
+        prob, dims, seed, weights = _unpack(case, dtype)
         X = end_to_end(weights)
         G = prob.gradient(X)
         sizes = step_sizes(len(weights), lr, outer_lr_scale)
@@ -328,8 +340,7 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=2.0, la
                                      f"seed={seed}, lr={lr}, outer_lr_scale={outer_lr_scale}", mismatch, cause, dtype,
                                      theirs, ours))
 
-    inner = st.lists(st.integers(1, 5), min_size=0, max_size=3)
-    _run(test, st.tuples(_problem_cases(problem), inner, seeds), max_examples)
+    _run(test, _problem_cases(problem, max_inner_layers=3), max_examples)
 
 
 def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=0.05, outer_lr_scale=1.0,
@@ -352,13 +363,9 @@ def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=0.05, oute
         Naming the case, the first step whose X differs, and the differences.
     """
     _check_layout(layout)
-    from .testing import seeds
 
     def test(case):
-        prob, inner, seed = case
-        m, n = prob.shape
-        dims = (n, *inner, m)
-        weights = _random_weights(dims, seed, dtype)
+        prob, dims, seed, weights = _unpack(case, dtype)
         ours = [np.asarray(x) for x in gradient_descent(
             prob, weights, lr, steps, outer_lr_scale=outer_lr_scale, blas_threads=None,
             observe=lambda step, w: {"X": end_to_end(w)}).history["X"]]
@@ -379,5 +386,4 @@ def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=0.05, oute
         if len(theirs) != len(ours):
             raise AssertionError(f"train_fn returned {len(theirs)} matrices, expected steps + 1 = {len(ours)}")
 
-    inner = st.lists(st.integers(1, 5), min_size=0, max_size=2)
-    _run(test, st.tuples(_problem_cases(problem), inner, seeds), max_examples)
+    _run(test, _problem_cases(problem, max_inner_layers=2), max_examples)
