@@ -110,8 +110,8 @@ def _add_check(commands):
         description="Run the theory checks. Exits 1 if a claim that the theory makes exact (factorization) fails.",
     )
     p.add_argument("--full", action="store_true", help="the paper's sizes (slow) instead of the quick ones")
-    p.add_argument("--claim", action="append", metavar="NAME",
-                   help="run only this claim (repeatable); one of: " + ", ".join(_claim_names()))
+    p.add_argument("--claim", action="append", choices=_claim_names(),
+                   help="run only this claim (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -83,3 +83,17 @@ def test_quick_checks_have_no_exact_failures():
 
     verdicts = theory_checks.run("quick")
     assert [f for v in verdicts for f in v.exact_failures] == []
+
+
+def test_check_command_prints_verdicts_as_json(capsys):
+    import json
+
+    from dlnref.cli import main
+
+    assert main(["check", "--claim", "exact_dynamics", "--claim", "compression_size", "--json", "--quiet"]) == 0
+    verdicts = json.loads(capsys.readouterr().out)
+    assert [v["name"] for v in verdicts] == ["exact_dynamics", "compression_size"]
+    dynamics = verdicts[0]["findings"][0]["measured"]
+    # Euler's method is first order: a 4x smaller step gives a 4x smaller error (to a few per cent).
+    assert dynamics["ratio"] == pytest.approx(4.0, rel=0.05)
+    assert all(v["holds"] for v in verdicts)
