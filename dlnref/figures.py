@@ -111,7 +111,7 @@ ALPHAS = (1.0, 2.0, 5.0, 10.0)
 @figure("alpha_ablation")
 def alpha_ablation(size, path):
     """Steps to 1e-3 of the compressed DLN for each alpha (completion), against the wide DLN."""
-    config = setup(size, "completion", tol=1e-3, **({"fraction": 0.2} if size == "full" else {}))
+    config = setup(size, "completion", tol=1e-3, **({"fraction": 0.2} if size == "full" else {})).resolved()
     problem, starts = build(config)
     wide = gradient_descent(problem, starts["wide"][0], config.lr, config.steps, tol=1e-3)
     steps = []
@@ -247,9 +247,9 @@ def make_figures(size="full", only=None, out="figures", progress=None):
         start = time.perf_counter()
         numbers[name] = {"size": size, **FIGURES[name](size, os.path.join(out, f"{name}.png")),
                          "made_in_seconds": round(time.perf_counter() - start, 1)}
-    with atomic_path(store) as tmp, open(tmp, "w") as f:
-        json.dump(numbers, f, indent=1, default=_plain)
-    write_index(numbers, out)
+        with atomic_path(store) as tmp, open(tmp, "w") as f:
+            json.dump(numbers, f, indent=1, default=_plain)
+        write_index(numbers, out)
     return {name: numbers[name] for name in names}
 
 
