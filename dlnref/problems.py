@@ -84,7 +84,11 @@ class RecoveryProblem:
         return self.loss_and_gradient(X)[1]
 
     def loss_and_gradient(self, X):
-        """Loss (0-d array) and ``dLoss/dX`` (shape ``(m, n)``) at ``X``."""
+        """Loss (0-d array) and ``dLoss/dX`` (shape ``(m, n)``) at ``X``.
+
+        Subclasses implement ``_loss_and_gradient``, which skips the checks of
+        ``X``; :func:`dlnref.gradient_descent` calls it after checking once.
+        """
         self._check_X(X)
         return self._loss_and_gradient(X)
 

@@ -178,7 +178,7 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
     start = time.perf_counter()
     for step in range(steps + 1):
         prefixes = _prefix_products(weights)
-        loss, G = problem.loss_and_gradient(prefixes[-1])
+        loss, G = problem._loss_and_gradient(prefixes[-1])  # shapes and backend were checked above
         loss = float(loss)
         if not math.isfinite(loss):
             raise DivergenceError(step, loss, lr)
