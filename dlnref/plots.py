@@ -113,7 +113,7 @@ def plot_incremental(panels, path, title):
         values = np.asarray(panel["values"])
         colors = plt.cm.viridis(np.linspace(0, 0.9, values.shape[1]))
         for i, color in enumerate(colors):
-            ax.plot(panel["steps"], values[:, i], color=color, label=f"$\\sigma_{i + 1}(X)$")
+            ax.plot(panel["steps"], values[:, i], color=color, label=f"$\\sigma_{{{i + 1}}}(X)$")
             ax.axhline(panel["targets"][i], color=color, ls="--", lw=0.8)
         steps_axis(ax)
         ax.set_ylabel("singular value")
