@@ -146,7 +146,8 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
         ``right_angle``: the same for ``span(W_l(t)^T U_perp)`` and ``span(V_perp)``
         (both 0 when the complement stays where it was);
         ``update_rank``: ``s_{2r+1}(W_l(t) - W_l(0)) / s_1(W_l(t) - W_l(0))``
-        (0 when the update has rank <= 2r; NaN at t = 0).
+        (0 when the update has rank <= 2r; NaN at t = 0);
+        ``update_norm``: ``s_1(W_l(t) - W_l(0))``.
     """
     array_namespace(w_init, w_t, w_ref)
     k = 2 * rank
@@ -163,6 +164,7 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
         "left_angle": largest_principal_angle(w_t @ v_perp, u_perp),
         "right_angle": largest_principal_angle(w_t.T @ u_perp, v_perp),
         "update_rank": float(update[k]) / top if top > 0 else math.nan,
+        "update_norm": top,
     }
 
 
