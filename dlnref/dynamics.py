@@ -67,7 +67,7 @@ def top_singular_subspaces(x, k):
     return U[:, :k], Vh[:k, :].T
 
 
-def equal_cluster(s, size):
+def equal_cluster(s, size, near=None):
     """The run of ``size`` consecutive singular values that are closest to equal.
 
     Parameters
@@ -76,6 +76,10 @@ def equal_cluster(s, size):
         Singular values in decreasing order.
     size : int
         Length of the run, ``1 <= size <= k``.
+    near : float, optional
+        A run of one value is always "equal"; then the value closest to
+        ``near`` is taken (the init scale, from which rho drifts only by
+        O(eps^(2L-1)) per unit time). Without ``near``, the first.
 
     Returns
     -------
@@ -86,11 +90,14 @@ def equal_cluster(s, size):
         0 when the run is exactly equal.
     """
     spreads = [float((s[i] - s[i + size - 1]) / s[i + size - 1]) for i in range(s.shape[0] - size + 1)]
-    start = min(range(len(spreads)), key=spreads.__getitem__)
+    if size == 1 and near is not None:
+        start = min(range(len(spreads)), key=lambda i: abs(float(s[i]) - near))
+    else:
+        start = min(range(len(spreads)), key=spreads.__getitem__)
     return start, spreads[start]
 
 
-def moving_and_fixed(s, rank):
+def moving_and_fixed(s, rank, near=None):
     """Split a layer's singular values into the 2r that move and the d - 2r equal ones.
 
     Parameters
@@ -99,6 +106,8 @@ def moving_and_fixed(s, rank):
         Singular values in decreasing order.
     rank : int
         The target's rank r, with ``2 r < d``.
+    near : float, optional
+        Passed to :func:`equal_cluster`.
 
     Returns
     -------
@@ -108,7 +117,7 @@ def moving_and_fixed(s, rank):
         The ``d - 2r`` indices of that run.
     """
     size = s.shape[0] - 2 * rank
-    start = equal_cluster(s, size)[0]
+    start = equal_cluster(s, size, near)[0]
     fixed = list(range(start, start + size))
     return [i for i in range(s.shape[0]) if i not in fixed], fixed
 
@@ -126,7 +135,8 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     directions below rho. So the complement ``(U_perp, V_perp)`` is read off
     a reference iterate ``w_ref`` (the last one, where the block has moved
     away from rho) as the singular vectors of its most nearly equal run of
-    ``d - 2r`` singular values (:func:`equal_cluster`).
+    ``d - 2r`` singular values (:func:`equal_cluster`; a run of one is the value
+    nearest the init scale, ``s_1(W_l(0))``, the orthogonal init's only value).
 
     Parameters
     ----------
@@ -154,13 +164,14 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     size = min(w_t.shape) - k
     if size < 1:
         raise ValueError(f"rank must satisfy 2 * rank < min(m, n) = {min(w_t.shape)}, got {rank}")
+    near = float(singular_values(w_init)[0])
     U, s_ref, Vh = svd(w_ref)
-    start = equal_cluster(s_ref, size)[0]
+    start = equal_cluster(s_ref, size, near)[0]
     u_perp, v_perp = U[:, start:start + size], Vh[start:start + size, :].T
     update = singular_values(w_t - w_init)
     top = float(update[0])
     return {
-        "equal_spread": equal_cluster(singular_values(w_t), size)[1],
+        "equal_spread": equal_cluster(singular_values(w_t), size, near)[1],
         "left_angle": largest_principal_angle(w_t @ v_perp, u_perp),
         "right_angle": largest_principal_angle(w_t.T @ u_perp, v_perp),
         "update_rank": float(update[k]) / top if top > 0 else math.nan,

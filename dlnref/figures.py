@@ -60,7 +60,7 @@ def layer_spectrum(size, path):
     history = compare_with_snapshots(config)["wide"]["history"]
     layers = [w[0] for w in history["weights"]]
     values = [to_numpy(singular_values(w)) for w in layers]
-    splits = [moving_and_fixed(v, config.rank) for v in values]
+    splits = [moving_and_fixed(v, config.rank, near=float(values[0][0])) for v in values]
     moving = np.array([v[m] for v, (m, _) in zip(values, splits)])
     fixed = np.array([v[f] for v, (_, f) in zip(values, splits)])
     residuals = [invariant_subspace_residuals(layers[0], w, layers[-1], config.rank) for w in layers]

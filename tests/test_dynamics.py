@@ -44,6 +44,8 @@ def test_equal_cluster_finds_the_equal_run():
     assert dynamics.equal_cluster(s, 3) == (2, 0.0)
     start, spread = dynamics.equal_cluster(np.array([4.0, 2.0, 1.5]), 2)
     assert start == 1 and spread == pytest.approx(1 / 3)
+    # A run of one value is always equal: the one nearest the init scale is the complement.
+    assert dynamics.equal_cluster(np.array([2.0, 1.0, 0.093, 0.02]), 1, near=0.1) == (2, 0.0)
 
 
 def test_invariant_residuals_vanish_on_the_theorems_form(backend):

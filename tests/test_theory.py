@@ -6,7 +6,7 @@ The completion and sensing versions are observations, reported by ``dlnref check
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import dlnref
@@ -25,6 +25,9 @@ def _snapshot(step, weights):
     return {"weights": list(weights)}
 
 
+@example(case=dst.DynamicsCase(  # d - 2r = 1: found by the thorough profile
+    dlnref.MatrixFactorization(dlnref.low_rank_matrix(7, 7, 3, seed=0, spectrum=[4.0, 2.0, 1.0])),
+    depth=2, scale=0.1, lr=1.225, rank=3, spectrum=(4.0, 2.0, 1.0), seed=0))
 @given(case=dst.factorization_cases())
 def test_invariant_subspace(case):
     run = dlnref.gradient_descent(case.problem, _wide(case), case.lr, 300, record_every=10, observe=_snapshot)
