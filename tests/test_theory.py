@@ -38,12 +38,24 @@ def test_invariant_subspace(case):
     assert worst["update_rank_over_tolerance"] <= 1, worst
 
 
+def _reachable_tol(case):
+    """1e-3, or just above the wide DLN's floor: its d - 2r complement values stay at rho <= eps (the
+    invariant subspace), which leaves ||X - M||_F = rho^L sqrt(d - 2r) once the r modes are fitted."""
+    d = case.problem.shape[0]
+    floor = case.scale**case.depth * np.sqrt(d - 2 * case.rank) / np.linalg.norm(case.spectrum)
+    return max(1e-3, 1.1 * floor)
+
+
 def _learn(case, weights, steps=30000, record_every=1):
-    return dlnref.gradient_descent(case.problem, weights, case.lr, steps, record_every=record_every, tol=1e-3,
+    return dlnref.gradient_descent(case.problem, weights, case.lr, steps, record_every=record_every,
+                                   tol=_reachable_tol(case),
                                    observe=lambda step, W: {"svals": np.linalg.svd(dlnref.end_to_end(W),
                                                                                    compute_uv=False)})
 
 
+@example(case=dst.DynamicsCase(  # the floor eps^L sqrt(d - 2r) is above 1e-3: found by the thorough profile
+    dlnref.MatrixFactorization(dlnref.low_rank_matrix(6, 6, 1, seed=0, spectrum=[1.0])),
+    depth=3, scale=0.1, lr=2.4, rank=1, spectrum=(1.0,), seed=0))
 @given(case=dst.factorization_cases(min_escape=1e-2))
 def test_incremental_learning_fits_singular_values_largest_first(case):
     run = _learn(case, _wide(case), record_every=5)
@@ -53,8 +65,9 @@ def test_incremental_learning_fits_singular_values_largest_first(case):
     assert all(a < b for a, b in zip(times, times[1:])), times
     U, V = top_singular_subspaces(dlnref.end_to_end(run.weights), case.rank)
     Um, Vm = top_singular_subspaces(case.problem.target, case.rank)
-    # At recovery error 1e-3 the top-r subspaces agree to about that angle.
-    assert largest_principal_angle(U, Um) < 1e-2 and largest_principal_angle(V, Vm) < 1e-2
+    # At recovery error tol the top-r subspaces agree to about that angle.
+    assert largest_principal_angle(U, Um) < 10 * _reachable_tol(case)
+    assert largest_principal_angle(V, Vm) < 10 * _reachable_tol(case)
 
 
 @given(case=dst.factorization_cases(min_escape=1e-2))
