@@ -58,7 +58,7 @@ def _learn(case, weights, steps=30000, record_every=1):
     depth=3, scale=0.1, lr=2.4, rank=1, spectrum=(1.0,), seed=0))
 @given(case=dst.factorization_cases(min_escape=1e-2))
 def test_incremental_learning_fits_singular_values_largest_first(case):
-    run = _learn(case, _wide(case), record_every=5)
+    run = _learn(case, _wide(case))
     assert run.converged
     times = first_reach_times(run.history["step"], run.history["svals"], case.spectrum, 0.9)
     assert all(t is not None for t in times)
