@@ -25,7 +25,7 @@ from .backend import array_namespace, svd, to_backend
 
 def _frobenius(xp, x):
     """``||x||_F`` as a 0-d array."""
-    return xp.sqrt(xp.sum(x * x))
+    return xp.sqrt(_inner(xp, x, x))
 
 
 def _inner(xp, a, b):
@@ -95,10 +95,18 @@ class RecoveryProblem:
     def recovery_error(self, X):
         """Relative recovery error ``||X - M||_F / ||M||_F`` (0-d array)."""
         self._check_X(X)
-        return _frobenius(self.xp, X - self.target) / self._target_norm
+        return self._recovery_error(X - self.target)
 
     def metrics(self, X):
-        """Extra numbers to record at ``X``: a dict of name -> 0-d array (none here)."""
+        """Extra numbers to record at ``X``: a dict of name -> 0-d array."""
+        self._check_X(X)
+        return self._metrics(X - self.target)
+
+    def _recovery_error(self, residual):
+        return _frobenius(self.xp, residual) / self._target_norm
+
+    def _metrics(self, residual):
+        """The extra numbers from the residual ``X - M`` (none here)."""
         return {}
 
     @functools.cached_property
@@ -177,7 +185,8 @@ class MatrixCompletion(RecoveryProblem):
         self.fraction = self.observed / (self.shape[0] * self.shape[1])
         self._weight = xp.astype(mask, target.dtype)
         self._gradient_weight = self._weight / self.observed
-        self._unobserved_norm = _frobenius(xp, (1 - self._weight) * target)
+        self._unobserved_weight = 1 - self._weight
+        self._unobserved_norm = _frobenius(xp, self._unobserved_weight * target)
         self._has_unobserved = self.observed < self.shape[0] * self.shape[1] and float(self._unobserved_norm) > 0
         self.test_mask = None if test_mask is None else self._check_mask("test_mask", test_mask)
         if self.test_mask is not None:
@@ -202,23 +211,28 @@ class MatrixCompletion(RecoveryProblem):
     def unobserved_error(self, X):
         """``||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` (0-d array)."""
         self._check_X(X)
-        return _frobenius(self.xp, (1 - self._weight) * (X - self.target)) / self._unobserved_norm
+        return self._unobserved_error(X - self.target)
 
     def test_rmse(self, X):
         """Root-mean-square error on the test entries (0-d array); needs a ``test_mask``."""
         if self.test_mask is None:
             raise ValueError("test_rmse needs a problem built with a test_mask")
         self._check_X(X)
-        residual = self._test_weight * (X - self.target)
-        return self.xp.sqrt(_inner(self.xp, residual, residual) / self.tested)
+        return self._test_rmse(X - self.target)
 
-    def metrics(self, X):
+    def _unobserved_error(self, residual):
+        return _frobenius(self.xp, self._unobserved_weight * residual) / self._unobserved_norm
+
+    def _test_rmse(self, residual):
+        return _frobenius(self.xp, self._test_weight * residual) / self.tested**0.5
+
+    def _metrics(self, residual):
         """``unobserved_error`` (unless every entry is observed) and ``test_rmse`` (with a test mask)."""
         extra = {}
         if self._has_unobserved:
-            extra["unobserved_error"] = self.unobserved_error(X)
+            extra["unobserved_error"] = self._unobserved_error(residual)
         if self.test_mask is not None:
-            extra["test_rmse"] = self.test_rmse(X)
+            extra["test_rmse"] = self._test_rmse(residual)
         return extra
 
     def surrogate(self):

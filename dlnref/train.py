@@ -201,8 +201,9 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
 
 
 def _record(problem, X, step, loss, start):
-    row = {"step": step, "loss": loss, "recovery_error": float(problem.recovery_error(X))}
-    row.update({name: float(value) for name, value in problem.metrics(X).items()})
+    residual = X - problem.target  # one residual for every error measure of the row
+    row = {"step": step, "loss": loss, "recovery_error": float(problem._recovery_error(residual))}
+    row.update({name: float(value) for name, value in problem._metrics(residual).items()})
     row["seconds"] = time.perf_counter() - start
     return row
 
