@@ -97,7 +97,7 @@ def first_mismatch(theirs, ours, tolerances):
 
 
 def _matches(theirs, ours, tolerances):
-    return len(theirs) == len(ours) and first_mismatch(theirs, ours, tolerances) is None
+    return first_mismatch(theirs, ours, tolerances) is None
 
 
 def _shape_note(theirs, ours):
@@ -144,10 +144,10 @@ def diagnose(theirs, ours, tolerances, alternatives=(), factor_names=None):
     -------
     str or None
     """
-    if len(theirs) == len(ours) and _matches(theirs[::-1], ours, tolerances):
+    if _matches(theirs[::-1], ours, tolerances):
         return "the layers are reversed: the list comes back in the other layout's order"
     transposed = [np.asarray(t).T for t in theirs]
-    if len(theirs) == len(ours) and _matches(transposed, ours, tolerances):
+    if _matches(transposed, ours, tolerances):
         return "a transposed gradient: each dW_l comes back as dW_l^T"
     for name, expected in alternatives:
         if _matches(theirs, expected, tolerances):
