@@ -205,7 +205,7 @@ def _add_golden(commands):
 
 
 def _run_golden(args):
-    from . import golden
+    from .oracle import golden
 
     if args.action == "export":
         manifest = golden.export(args.dir)

@@ -23,12 +23,12 @@ import os
 
 import numpy as np
 
-from ._io import atomic_path
-from .compress import compress
-from .data import gaussian_operators, low_rank_matrix, random_mask
-from .network import end_to_end, init_weights
-from .problems import MatrixCompletion, MatrixFactorization, MatrixSensing
-from .train import gradient_descent
+from .._io import atomic_path
+from ..compress import compress
+from ..data import gaussian_operators, low_rank_matrix, random_mask
+from ..network import end_to_end, init_weights
+from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
+from ..train import gradient_descent
 
 FORMAT = 1
 #: Recorded steps of every case.
@@ -105,7 +105,7 @@ def sha256(path):
 
 def export(directory):
     """Write every case and ``manifest.json`` into ``directory``; returns the manifest."""
-    from . import __version__
+    from .. import __version__
 
     os.makedirs(directory, exist_ok=True)
     manifest = {"dlnref_version": __version__, "format": FORMAT, "conventions": CONVENTIONS,
