@@ -7,8 +7,8 @@ line that rebuilds its case outside hypothesis: :meth:`Case.call`.
 
 Arrays of a case
 ----------------
-Each ``W_l`` is a Gaussian matrix divided by its spectral norm (``||W_l||_2 = 1``),
-so that products stay well scaled at any depth. The target is a rank-r matrix
+Each ``W_l`` is a Gaussian matrix scaled to a spectral norm drawn in [1/2, 1],
+so that products stay well scaled at any depth and no two layers are alike. The target is a rank-r matrix
 with a spread spectrum scaled to ``||M||_F = 1``; the completion mask observes
 exactly ``|Omega|`` entries; sensing operators have N(0, 1/k) entries. For
 ``kind="backward"``, ``G`` has N(0, 1) entries.
@@ -63,13 +63,13 @@ def from_layout(weights, layout):
     return to_layout(weights, layout)
 
 
-def unit_weights(dims, seed):
-    """``[W_1, ..., W_L]``, each a Gaussian ``(d_l, d_{l-1})`` matrix over its spectral norm."""
+def bounded_weights(dims, seed):
+    """``[W_1, ..., W_L]``: Gaussian ``(d_l, d_{l-1})`` matrices scaled to spectral norms drawn in [1/2, 1]."""
     rng = np.random.default_rng(seed)
     weights = []
     for d_in, d_out in zip(dims[:-1], dims[1:]):
         Z = rng.standard_normal((d_out, d_in))
-        weights.append(Z / np.linalg.norm(Z, 2))
+        weights.append(Z * rng.uniform(0.5, 1.0) / np.linalg.norm(Z, 2))
     return weights
 
 
@@ -94,7 +94,7 @@ def build_case(kind, dims, weight_seed, problem_seed=0, rank=1, observed=None, m
     weights : list of ndarray, float64, input first
     problem_or_G : RecoveryProblem, or for ``kind="backward"`` the ``(d_L, d_0)`` matrix ``G``
     """
-    weights = unit_weights(dims, weight_seed)
+    weights = bounded_weights(dims, weight_seed)
     m, n = dims[-1], dims[0]
     if kind == "backward":
         return weights, np.random.default_rng(problem_seed).standard_normal((m, n))
@@ -240,7 +240,7 @@ def _collision_free(case):
 @st.composite
 def _problem_case(draw, kind, max_inner_layers):
     m, n = draw(st.integers(2, MAX_SIZE)), draw(st.integers(2, MAX_SIZE))
-    inner = draw(st.lists(st.integers(1, MAX_SIZE - 1), min_size=0, max_size=max_inner_layers))
+    inner = draw(st.lists(st.integers(2, MAX_SIZE - 1), min_size=0, max_size=max_inner_layers))
     rank = draw(st.integers(1, min(m, n) // 2))
     observed = measurements = None
     if kind == "completion":
@@ -268,8 +268,11 @@ def problem_cases(kind=None, max_inner_layers=3):
 
 
 def backward_cases(max_depth=4, max_width=MAX_SIZE):
-    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers of widths 1 to ``max_width``."""
-    dims = st.integers(1, max_depth).flatmap(lambda L: st.lists(st.integers(1, max_width), min_size=L + 1,
+    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers of widths 2 to ``max_width``.
+
+    Widths of at least 2 keep a transposed layer apart from the layer itself.
+    """
+    dims = st.integers(1, max_depth).flatmap(lambda L: st.lists(st.integers(2, max_width), min_size=L + 1,
                                                                   max_size=L + 1))
     return st.builds(lambda d, a, b: Case("backward", tuple(d), a, b), dims, seeds, seeds)
 

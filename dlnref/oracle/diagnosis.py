@@ -45,6 +45,15 @@ def _fits(layers, shapes):
     return len(layers) == len(shapes) and all(np.shape(t) == s for t, s in zip(layers, shapes))
 
 
+def _distinct(views):
+    """The views without those equal to an earlier one (one layer reversed, a 1 x 1 layer transposed)."""
+    kept = []
+    for name, layers in views:
+        if not any(all(np.array_equal(a, b) for a, b in zip(layers, other)) for _, other in kept):
+            kept.append((name, layers))
+    return kept
+
+
 def gradient_views(theirs, ours):
     """``(name, layers)``: the gradients as given, reversed, transposed, where the shapes fit."""
     if not isinstance(theirs, list):
@@ -52,7 +61,7 @@ def gradient_views(theirs, ours):
     transposed = [np.asarray(t).T for t in theirs]
     views = [(None, theirs), (REVERSED, theirs[::-1]), (TRANSPOSED, transposed),
              (REVERSED + ", and " + TRANSPOSED, transposed[::-1])]
-    return [(name, v) for name, v in views if _fits(v, [o.shape for o in ours])]
+    return _distinct([(name, v) for name, v in views if _fits(v, [o.shape for o in ours])])
 
 
 def step_views(new, weights):
@@ -64,7 +73,7 @@ def step_views(new, weights):
              for name, layers in ((None, new), (REVERSED, new[::-1])) if _fits(layers, shapes)]
     if views and views[0][0] is None and all(w.shape[0] == w.shape[1] for w in weights):
         views.append(("each layer's gradient is transposed (W_l - step dW_l^T)", [u.T for u in views[0][1]]))
-    return views
+    return _distinct(views)
 
 
 def layer_factors(theirs, ours, tolerances):
@@ -88,8 +97,11 @@ def layer_factors(theirs, ours, tolerances):
     return factors
 
 
-def _rate_patterns(L, alpha):
-    """``(name, P)``: placements of alpha other than dlnref's, deduplicated; dlnref's first, named None."""
+def _rate_patterns(L, alpha, free=False):
+    """``(name, P)``: placements of alpha other than dlnref's, deduplicated; dlnref's first, named None.
+
+    With ``free`` (any common factor allowed), placements equal up to a constant count as one.
+    """
     outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
     candidates = [(None, outer),
                   ("the discrepant rate alpha is missing: every layer takes lr", [1.0] * L),
@@ -98,6 +110,8 @@ def _rate_patterns(L, alpha):
                   ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L)]
     patterns = []
     for name, P in candidates:
+        if free:
+            P = [p / P[0] for p in P]
         if all(not all(_close(a, b) for a, b in zip(P, Q)) for _, Q in patterns):
             patterns.append((name, P))
     return patterns
@@ -116,7 +130,8 @@ def _factor_text(value, factors, free=False):
         return causes
     named = [f for f in factors if _close(size, f.value)]
     if named:
-        causes += [f"{f.meaning}: factor {f.value:.6g} = {f.formula} on every layer" for f in named]
+        causes += [f"{f.meaning}: factor {f.value:.6g}{'' if f.formula == f'{f.value:g}' else ' = ' + f.formula} "
+                   "on every layer" for f in named]
     else:
         causes.append(f"a constant factor {size:.6g} on every layer that no loss normalisation of this case gives "
                       "(is lr scaled?)")
@@ -136,7 +151,7 @@ def _explain_factors(c, scales, alpha, factors, free):
     moving = [l for l in range(L) if c[l] != 0]
     values = [1.0] + [f.value for f in factors]
     explanations = []
-    for name, P in _rate_patterns(L, alpha):
+    for name, P in _rate_patterns(L, alpha, free):
         ratios = [c[l] * scales[l] / P[l] for l in moving]  # the constant on every layer, if this placement holds
         if not all(_close(r, ratios[0]) for r in ratios):
             continue
@@ -209,8 +224,7 @@ def _lr_cause(c1, c2, lr1, lr2):
     if abs(power - 1) < 1e-3:
         return None, False
     if abs(power) < 1e-3:
-        return (f"lr is ignored: the update is the same at lr={lr1:g} and lr={lr2:g} (it equals dlnref's at "
-                f"lr={lr1 * abs(pairs[0][0]):.6g} on the layers that alpha does not scale)"), True
+        return f"lr is ignored: the update is the same at lr={lr1:g} and lr={lr2:g}", True
     return f"lr is rescaled: the update grows as lr^{power:.3g} between lr={lr2:g} and lr={lr1:g}, not as lr", True
 
 
