@@ -34,7 +34,7 @@ Step sizes
 ----------
 dlnref's reference run must stay finite, so trajectory checks accept only
 step sizes at which it provably does. Every drawn layer starts at spectral
-norm 1 and ``||M||_F = 1``. While every layer stays within ``delta = 1/2`` of
+norm at most 1, and ``||M||_F = 1``. While every layer stays within ``delta = 1/2`` of
 its start, ``||W_l||_2 <= B = 3/2``, ``||X - M||_F <= R = sqrt(6) B^L + 1``,
 ``||dLoss/dX||_F <= lambda R`` (:func:`curvature_bound`), so a step moves a
 layer by at most ``lr max(1, alpha) B^(L-1) lambda R``. After T steps the
