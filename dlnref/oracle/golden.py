@@ -1,20 +1,35 @@
 """Golden files: dlnref's numbers on small fixed cases, for implementations without Python.
 
 ``dlnref golden export DIR`` writes one ``.npz`` per case and a
-``manifest.json``; ``dlnref golden verify DIR`` checks every file's SHA-256
-and recomputes every array. Any npz reader can open the files (they hold only
-numeric arrays and one string array; no pickles).
+``manifest.json``; ``dlnref golden verify DIR`` checks every file's SHA-256,
+then the config stored in each file, and recomputes every array. Any npz
+reader can open the files: they hold only plain numeric and boolean arrays,
+no pickles, no strings (``cnpy`` with a JSON parser such as nlohmann/json in
+C++, ``NPZ.jl`` in Julia, ``numpy.load`` in Python).
 
 Layout of ``<case>.npz`` (m x n target, L layers, T recorded steps)
 --------------------------------------------------------------------
-``target`` (m, n); ``mask`` (m, n) bool, completion only; ``operators`` (k, m, n),
-sensing only; ``steps`` (T,) int64, the recorded steps; then for NET in
-``wide`` and ``compressed``:
+``target`` (m, n) float64; ``mask`` (m, n) bool, completion only;
+``operators`` (k, m, n) float64, sensing only; ``steps`` (T,) int64, the
+recorded steps; then for NET in ``wide`` and ``compressed``:
 ``NET_init_W{l}`` and ``NET_final_W{l}`` for l = 1..L, ``W_l`` of shape
 ``(d_l, d_{l-1})`` (input first, as everywhere in dlnref); ``NET_X`` (T, m, n),
-the end-to-end matrix ``W_L ... W_1`` at each recorded step; ``NET_loss`` (T,).
-``config_json``: a 0-d string array with the case's config and conventions,
-the same as in the manifest.
+the end-to-end matrix ``W_L ... W_1`` at each recorded step; ``NET_loss`` (T,),
+the training loss there. ``config_json``: uint8, the UTF-8 bytes of a JSON
+object ``{"config": ..., "conventions": ...}``, the same as in the manifest.
+
+Replaying a case from its file alone
+------------------------------------
+Both networks, ``wide`` and ``compressed``, are trained by the same rule with
+the same ``lr`` and ``outer_lr_scale`` from ``config`` (the wide network takes
+the discrepant rate too): from ``NET_init_W1..WL``, take ``steps[-1]`` steps of
+``W_l <- W_l - lr s_l dLoss/dW_l`` with ``s_1 = s_L = outer_lr_scale`` and
+``s_l = 1`` otherwise, all layers updated from the same weights, with the loss
+of ``conventions`` on ``target`` (and ``mask`` or ``operators``). ``NET_X[i]``
+and ``NET_loss[i]`` are the values after ``steps[i]`` updates, and
+``NET_final_W*`` the weights after the last. The init weights are stored, so
+the seeds and the init rules are needed only to regenerate a case, not to
+replay it.
 """
 
 import hashlib
@@ -30,7 +45,7 @@ from ..network import end_to_end, init_weights
 from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
 from ..train import gradient_descent
 
-FORMAT = 1
+FORMAT = 2
 #: Recorded steps of every case.
 STEPS = (0, 1, 2, 5, 10, 20, 50)
 #: Relative tolerance of ``verify`` (against each array's largest entry): float64 rounding
@@ -45,6 +60,7 @@ CONVENTIONS = {
     "sensing_loss": "sum_i (<A_i, X> - <A_i, M>)^2 / 2, A_i entries N(0, 1/k); surrogate sum_i y_i A_i",
     "wide_init": "orthogonal: W_l = scale * Haar matrix with orthonormal rows or columns",
     "compressed_init": "W_1 = scale V_w^T, W_l = scale I_w, W_L = scale U_w, top-w singular vectors of the surrogate",
+    "networks": "wide and compressed both train with the config's lr and outer_lr_scale, from NET_init_W1..WL",
 }
 
 #: The paper's three setups at small, non-square sizes (non-square so that a transpose shows).
@@ -116,7 +132,7 @@ def export(directory):
         path = os.path.join(directory, f"{name}.npz")
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, config_json=np.array(json.dumps(meta)), **arrays)
+                np.savez(f, config_json=config_bytes(meta), **arrays)
         manifest["cases"][name] = {"file": f"{name}.npz", "sha256": sha256(path), "config": config,
                                    "arrays": {k: list(v.shape) for k, v in arrays.items()}}
     with atomic_path(os.path.join(directory, "manifest.json")) as tmp, open(tmp, "w") as f:
@@ -124,12 +140,55 @@ def export(directory):
     return manifest
 
 
+def config_bytes(meta):
+    """``meta`` as JSON in UTF-8, a uint8 array (what ``config_json`` holds)."""
+    return np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+
+
+def read_config(array):
+    """The JSON object stored in a ``config_json`` array of UTF-8 bytes."""
+    return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
+
+
+def read_manifest(directory):
+    """The manifest of ``directory``, checked for the keys that ``verify`` reads.
+
+    Raises
+    ------
+    ValueError
+        Naming ``manifest.json`` when it is missing, not JSON, or lacks a key.
+    """
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.exists(path):
+        raise ValueError(f"{path} does not exist; write the golden files with: dlnref golden export {directory}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); export the golden files again") from None
+    cases = manifest.get("cases") if isinstance(manifest, dict) else None
+    if not isinstance(cases, dict) or not all(
+            isinstance(e, dict) and {"file", "sha256", "config"} <= set(e) for e in cases.values()):
+        raise ValueError(f"{path} is not a golden manifest: it needs a 'cases' object whose entries hold "
+                         "'file', 'sha256' and 'config'; export the golden files again")
+    return manifest
+
+
 def verify(directory):
-    """Check the hashes and recompute every array; returns a list of problems (empty when all is well)."""
-    with open(os.path.join(directory, "manifest.json")) as f:
-        manifest = json.load(f)
+    """Check the hashes, the stored configs, and recompute every array.
+
+    Returns
+    -------
+    list of str
+        One line per problem found, empty when all is well.
+
+    Raises
+    ------
+    ValueError
+        When ``manifest.json`` is missing or broken (see :func:`read_manifest`).
+    """
     problems = []
-    for name, entry in manifest["cases"].items():
+    for name, entry in read_manifest(directory)["cases"].items():
         path = os.path.join(directory, entry["file"])
         if not os.path.exists(path):
             problems.append(f"{entry['file']}: missing")
@@ -139,15 +198,43 @@ def verify(directory):
             problems.append(f"{entry['file']}: SHA-256 {digest[:16]}... does not match the manifest's "
                             f"{entry['sha256'][:16]}...: the file is corrupted or was edited")
             continue
-        expected = compute_case(entry["config"])
+        try:
+            expected = compute_case(entry["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            problems.append(f"{entry['file']}: the manifest's config cannot be recomputed ({error!r})")
+            continue
         with np.load(path) as stored:
-            for key, value in expected.items():
-                if key not in stored:
-                    problems.append(f"{entry['file']}: array {key} is missing")
-                    continue
-                got = stored[key]
-                scale = max(float(np.abs(value).max(initial=0.0)), 1.0)
-                if got.shape != value.shape or not np.allclose(got, value, rtol=0, atol=VERIFY_RTOL * scale):
-                    problems.append(f"{entry['file']}: array {key} differs from a fresh computation "
-                                    f"(max difference {np.abs(got - value).max() if got.shape == value.shape else 'shape'})")
+            problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
+    return problems
+
+
+def _stored_problems(stored, config, expected):
+    """What differs between one stored file and a fresh computation of its config."""
+    problems = []
+    meta = {"config": config, "conventions": CONVENTIONS}
+    if "config_json" not in stored:
+        problems.append("config_json is missing")
+    else:
+        try:
+            if read_config(stored["config_json"]) != json.loads(json.dumps(meta)):
+                problems.append("config_json differs from the manifest's config and dlnref's conventions")
+        except (ValueError, TypeError):
+            problems.append("config_json is not UTF-8 JSON")
+    for key, value in expected.items():
+        if key not in stored:
+            problems.append(f"array {key} is missing")
+            continue
+        got = stored[key]
+        if got.shape != value.shape or got.dtype != value.dtype:
+            problems.append(f"array {key} has shape {got.shape} and dtype {got.dtype}, expected {value.shape} "
+                            f"and {value.dtype}")
+        elif value.dtype == bool:
+            if not np.array_equal(got, value):
+                problems.append(f"array {key} differs from a fresh computation ({int(np.sum(got != value))} "
+                                "entries flipped)")
+        else:
+            difference = float(np.abs(got - value).max(initial=0.0))
+            scale = max(float(np.abs(value).max(initial=0.0)), 1.0)
+            if not difference <= VERIFY_RTOL * scale:
+                problems.append(f"array {key} differs from a fresh computation (max difference {difference:.3e})")
     return problems
