@@ -169,30 +169,40 @@ def normalisation_factors(problem):
     Another loss ``S / (h N')``, with ``h`` in {1, 2, 4} (no 1/2, the 1/2,
     an extra 1/2) and ``N'`` any count of the case, gives ``c = 2 N / (h N')``.
 
+    Parameters
+    ----------
+    problem : RecoveryProblem
+
     Returns
     -------
     list of Factor, without the correct ``c = 1``
     """
-    m, n = problem.shape
-    if problem.name == "factorization":
+    observed = getattr(problem, "observed", None)
+    measurements = problem.operators.shape[0] if problem.name == "sensing" else None
+    return _factors(problem.name, problem.shape, observed, measurements)
+
+
+def _factors(kind, shape, observed, measurements):
+    """:func:`normalisation_factors` from the integers of a case."""
+    m, n = shape
+    if kind == "factorization":
         ours, counts = "m n", {"1": (1, "a sum of squares"), "m n": (m * n, f"a mean over the {m * n} entries")}
-    elif problem.name == "completion":
+    elif kind == "completion":
         ours = "|Omega|"
-        counts = {"1": (1, f"a sum over the {problem.observed} observed entries"),
-                  "|Omega|": (problem.observed, f"a mean over the {problem.observed} observed entries"),
-                  "m n": (m * n, f"a mean over all {m * n} entries, not over the {problem.observed} observed ones")}
+        counts = {"1": (1, f"a sum over the {observed} observed entries"),
+                  "|Omega|": (observed, f"a mean over the {observed} observed entries"),
+                  "m n": (m * n, f"a mean over all {m * n} entries, not over the {observed} observed ones,")}
     else:
-        k = problem.operators.shape[0]
+        k = measurements
         ours, counts = "1", {"1": (1, f"a sum over the {k} measurements"), "k": (k, f"a mean over the {k} measurements")}
     N = counts[ours][0]
     halves = {1: "without the 1/2", 2: "with the 1/2", 4: "with an extra 1/2 (a 1/4)"}
     factors = []
     for symbol, (count, words) in counts.items():
         for h, half in halves.items():
-            value = 2 * N / (h * count)
             if symbol == ours and h == 2:
                 continue
-            factors.append(Factor(value, _formula(2 / h, ours, symbol), f"your loss is {words} {half}"))
+            factors.append(Factor(2 * N / (h * count), _formula(2 / h, ours, symbol), f"your loss is {words} {half}"))
     return factors
 
 
@@ -209,15 +219,19 @@ def _formula(coefficient, numerator, denominator):
     return f"{top}/({denominator})" if " " in denominator else f"{top}/{denominator}"
 
 
-def factors_distinct(problem, rtol=1e-3):
-    """True when the normalisation factors of ``problem`` and 1 are pairwise distinct."""
-    values = sorted([1.0] + [f.value for f in normalisation_factors(problem)])
+def factors_distinct(factors, rtol=1e-3):
+    """True when the values of ``factors`` and 1 are pairwise distinct."""
+    values = sorted([1.0] + [f.value for f in factors])
     return all(b > a * (1 + rtol) for a, b in zip(values, values[1:]))
 
 
 def case_alpha(problem, rtol=1e-3):
     """The first of :data:`ALPHA_CANDIDATES` that is no ratio of two normalisation factors (1 included), or None."""
-    values = [1.0] + [f.value for f in normalisation_factors(problem)]
+    return _alpha(normalisation_factors(problem), rtol)
+
+
+def _alpha(factors, rtol=1e-3):
+    values = [1.0] + [f.value for f in factors]
     ratios = [a / b for a in values for b in values]
     for alpha in ALPHA_CANDIDATES:
         if all(abs(alpha - r) > rtol * alpha for r in ratios):
@@ -231,10 +245,14 @@ def sensing_gain(problem):
 
 
 def _collision_free(case):
-    _, problem = case.build()
-    if problem.name == "sensing" and sensing_gain(problem) > SENSING_MAX_GAIN:
+    """The collision rules, and the sensing gain bound, from the integers of ``case``."""
+    factors = _factors(case.kind, (case.dims[-1], case.dims[0]), case.observed, case.measurements)
+    if not factors_distinct(factors) or _alpha(factors) is None:
         return False
-    return factors_distinct(problem) and case_alpha(problem) is not None
+    if case.kind == "sensing":
+        _, problem = case.build()
+        return sensing_gain(problem) <= SENSING_MAX_GAIN
+    return True
 
 
 @st.composite

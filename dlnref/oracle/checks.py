@@ -35,10 +35,30 @@ LR_RATIO = 0.37
 STEP_INNER_LAYERS, TRAJECTORY_INNER_LAYERS = 3, 2
 
 
-def _run(test, cases, max_examples):
-    """Run ``test`` over ``cases`` with hypothesis: derandomized, shrinking to the smallest failing case."""
-    settings(max_examples=max_examples, derandomize=True, database=None, deadline=None, print_blob=False,
-             suppress_health_check=list(HealthCheck))(given(cases)(test))()
+def _search(check, cases, max_examples):
+    """Run ``check(case, diagnose)`` over ``cases`` with hypothesis, derandomized; report the smallest failing case.
+
+    The search and the shrinking only ask whether a case fails (``diagnose=False``);
+    the diagnosis runs once, on the smallest failing case, which hypothesis
+    replays last.
+
+    Raises
+    ------
+    AssertionError
+        With the full report of the smallest failing case.
+    """
+    failing = []
+
+    def test(case):
+        if check(case, False) is not None:
+            failing.append(case)
+            raise AssertionError("differs from dlnref")
+
+    try:
+        settings(max_examples=max_examples, derandomize=True, database=None, deadline=None, print_blob=False,
+                 suppress_health_check=list(HealthCheck))(given(cases)(test))()
+    except AssertionError:
+        raise AssertionError(check(failing[-1], True)) from None
 
 
 def _rounded(arrays, dtype):
@@ -59,7 +79,7 @@ def _other(layout):
     return "output_first" if layout == "input_first" else "input_first"
 
 
-def _message(what, case, settings_text, layout, dtype, result, mismatch, explanations):
+def _message(what, case, settings_text, layout, dtype, result, mismatch, explanations, note=""):
     """The failure report: the case, the difference (or the exception), the diagnosis and the rebuilding line."""
     if isinstance(result, Exception):
         found = f"your function raised {type(result).__name__}: {result}"
@@ -71,7 +91,7 @@ def _message(what, case, settings_text, layout, dtype, result, mismatch, explana
         if mismatch.max_abs == np.inf:
             found += f"; {_shape_note(result, mismatch)}"
     return (f"{what} differs from dlnref on case {case.describe()}; {settings_text}, layout {layout!r}, "
-            f"dtype {np.dtype(dtype).name}.\n{found}.\n{describe(explanations)}\n"
+            f"dtype {np.dtype(dtype).name}.\n{found}.\n{describe(explanations)}{note}\n"
             f"Rebuild the case: import dlnref.oracle; {case.call()}")
 
 
@@ -81,23 +101,11 @@ def _shape_note(result, mismatch):
     return f"{len(result)} layers came back"
 
 
-def _layout_explanation(fn, weights, layout, dtype, args, expected, tolerances, shift=None):
-    """``[[cause]]`` when ``fn`` gives dlnref's result once its layers are passed in the other layout, else []."""
-    other = _other(layout)
-    result = _call(fn, weights, other, dtype, *args)
-    if isinstance(result, Exception):
-        return []
-    if shift is not None:
-        if len(result) != len(weights) or any(r.shape != w.shape for r, w in zip(result, weights)):
-            return []
-        result = [r - w for r, w in zip(result, weights)]
-    if matches(result, expected, tolerances):
-        return [[f"your function reads the layers in the other order: pass layout={other!r}"]]
-    return []
+def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, diagnose=True):
+    """The failure report of ``backward_fn`` on one backward case, or None when it agrees with dlnref.
 
-
-def check_backward(backward_fn, case, layout="input_first", dtype=np.float64):
-    """The failure report of ``backward_fn`` on one backward case, or None when it agrees with dlnref."""
+    With ``diagnose=False`` a failure gives a short text without the diagnosis (cheap, for the search).
+    """
     weights, G = case.build()
     weights, (G,) = _rounded(weights, dtype), _rounded([G], dtype)
     ours = backward(weights, G)
@@ -106,25 +114,37 @@ def check_backward(backward_fn, case, layout="input_first", dtype=np.float64):
     mismatch = None if isinstance(theirs, Exception) else first_mismatch(theirs, ours, tolerances)
     if mismatch is None and not isinstance(theirs, Exception):
         return None
+    if not diagnose:
+        return "differs"
     float32 = gradient_tolerances(weights, G, np.float32) if np.dtype(dtype) == np.float64 else None
     explanations = diagnose_backward(theirs if isinstance(theirs, list) else None, ours, tolerances, float32)
-    explanations += _layout_explanation(backward_fn, weights, layout, dtype, (G.astype(dtype),), ours, tolerances)
+    other = _call(backward_fn, weights, _other(layout), dtype, G.astype(dtype))
+    if len(weights) > 1 and not isinstance(other, Exception) and matches(other, ours, tolerances):
+        explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
     return _message("backward", case, "G = dLoss/dX", layout, dtype, theirs, mismatch, explanations)
 
 
-def _sequential(weights, problem, sizes, order):
+def _sequential(weights, problem, lr, scales, order):
     """Updates of a step that moves the layers one at a time in ``order``, each gradient taken after the last move."""
     moved = list(weights)
     for l in order:
         G = problem.gradient(end_to_end(moved))
-        moved[l] = moved[l] - sizes[l] * backward(moved, G)[l]
+        moved[l] = moved[l] - lr * scales[l] * backward(moved, G)[l]
     return [m - w for m, w in zip(moved, weights)]
 
 
-def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first", dtype=np.float64):
+def _updates(new, weights):
+    """``new_W_l - W_l``, or None when ``new`` is an exception or does not have the weights' shapes."""
+    if isinstance(new, Exception) or [n.shape for n in new] != [w.shape for w in weights]:
+        return None
+    return [n - w for n, w in zip(new, weights)]
+
+
+def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first", dtype=np.float64, diagnose=True):
     """The failure report of ``step_fn`` on one problem case, at ``lr`` and ``LR_RATIO * lr``, or None.
 
-    ``outer_lr_scale=None`` takes the case's own alpha (:func:`~dlnref.oracle.cases.case_alpha`).
+    ``outer_lr_scale=None`` takes the case's own alpha (:func:`~dlnref.oracle.cases.case_alpha`);
+    ``diagnose`` as in :func:`check_backward`.
     """
     weights, problem = case.build()
     weights = _rounded(weights, dtype)
@@ -154,20 +174,25 @@ def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first",
             failed = (rate, new, mismatch)
     if failed is None:
         return None
-    sizes = [lr * s for s in scales]
-    alternatives = [("sequential updates: each layer's gradient is taken after the layers before it moved "
-                     "(W_1 first), not all from the same weights", _sequential(weights, problem, sizes, range(L))),
-                    ("sequential updates: each layer's gradient is taken after the layers above it moved "
-                     "(W_L first), not all from the same weights", _sequential(weights, problem, sizes, range(L)[::-1]))]
-    alternatives = alternatives if L > 1 else []
-    float32 = tolerances_at(lr, np.float32) if np.dtype(dtype) == np.float64 else None
+    if not diagnose:
+        return "differs"
+    alternatives = []
+    if L > 1:
+        alternatives = [
+            ("sequential updates: each layer's gradient is taken after the layers before it moved (W_1 first), "
+             "not all from the same weights", lambda rate: _sequential(weights, problem, rate, scales, range(L))),
+            ("sequential updates: each layer's gradient is taken after the layers above it moved (W_L first), "
+             "not all from the same weights", lambda rate: _sequential(weights, problem, rate, scales, range(L)[::-1])),
+            (f"your function reads the layers in the other order: pass layout={_other(layout)!r}",
+             lambda rate: _updates(_call(step_fn, weights, _other(layout), dtype, problem, rate, alpha), weights))]
+    float32_at = (lambda rate: tolerances_at(rate, np.float32)) if np.dtype(dtype) == np.float64 else None
     explanations = diagnose_step(runs, ours_at, alpha, scales, normalisation_factors(problem), tolerances_at,
-                                 alternatives, float32)
-    explanations += _layout_explanation(step_fn, weights, layout, dtype, (problem, lr, alpha), ours_at(lr),
-                                        tolerances_at(lr), shift=True)
+                                 alternatives, float32_at)
     rate, new, mismatch = failed
+    note = ("\nWith outer_lr_scale=None, each case draws an alpha that tells these apart."
+            if len(explanations) > 1 and outer_lr_scale is not None else "")
     return _message("one gradient-descent step", case, f"lr={rate:g} (checked at lr={lrs[0]:g} and {lrs[1]:g}), "
-                    f"alpha={alpha:g}", layout, dtype, new, mismatch, explanations)
+                    f"alpha={alpha:g}", layout, dtype, new, mismatch, explanations, note)
 
 
 def trajectory_lr_range(problem=None, steps=20, outer_lr_scale=None):
@@ -218,11 +243,6 @@ def _problem_kind(problem):
     return problem
 
 
-def _raise(message):
-    if message is not None:
-        raise AssertionError(message)
-
-
 def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float64, max_examples=50):
     """Check ``backward_fn(weights, G) -> grads`` against :func:`dlnref.backward`.
 
@@ -245,7 +265,8 @@ def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float
         the layer and the differences, and every cause that fits.
     """
     check_layout(layout)
-    _run(lambda case: _raise(check_backward(backward_fn, case, layout, dtype)), backward_cases(), max_examples)
+    _search(lambda case, diagnose: check_backward(backward_fn, case, layout, dtype, diagnose), backward_cases(),
+            max_examples)
 
 
 def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=None, layout="input_first",
@@ -279,8 +300,8 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=None, l
     """
     check_layout(layout)
     kind = _problem_kind(problem)
-    _run(lambda case: _raise(check_step(step_fn, case, lr, outer_lr_scale, layout, dtype)),
-         problem_cases(kind, STEP_INNER_LAYERS), max_examples)
+    _search(lambda case, diagnose: check_step(step_fn, case, lr, outer_lr_scale, layout, dtype, diagnose),
+            problem_cases(kind, STEP_INNER_LAYERS), max_examples)
 
 
 def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=None, outer_lr_scale=None,
@@ -317,5 +338,5 @@ def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=None, oute
             f"lr={lr!r} is outside the range (0, {high:.4g}] in which dlnref's reference run provably stays bounded "
             f"for {kind or 'every kind'} at steps={steps}, outer_lr_scale={outer_lr_scale}: this is a usage error, "
             "not a failure of your code. Pass a smaller lr or fewer steps (see dlnref.oracle.trajectory_lr_range)")
-    _run(lambda case: _raise(check_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout, dtype)),
-         problem_cases(kind, TRAJECTORY_INNER_LAYERS), max_examples)
+    _search(lambda case, diagnose: check_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout, dtype),
+            problem_cases(kind, TRAJECTORY_INNER_LAYERS), max_examples)

@@ -162,8 +162,8 @@ def _explain_factors(c, scales, alpha, factors, free):
     return explanations
 
 
-def diagnose_step(runs, ours_at, alpha, scales, factors, tolerances_at, alternatives=(), float32=None):
-    """Causes of a wrong gradient-descent step.
+def diagnose_step(runs, ours_at, alpha, scales, factors, tolerances_at, alternatives=(), float32_at=None):
+    """Causes of a wrong gradient-descent step; a hypothesis fits only when it fits at both step sizes.
 
     Parameters
     ----------
@@ -177,37 +177,45 @@ def diagnose_step(runs, ours_at, alpha, scales, factors, tolerances_at, alternat
     factors : list of Factor
     tolerances_at : callable
         ``lr -> tolerances`` of the updates.
-    alternatives : sequence of (str, list)
-        Other wrong updates at the first lr, each named.
-    float32 : list of float or None
-        Float32 tolerances at the first lr, when float64 was checked.
+    alternatives : sequence of (str, callable)
+        Other wrong steps, each named, as ``lr -> updates``.
+    float32_at : callable or None
+        ``lr -> float32 tolerances``, when float64 was checked.
 
     Returns
     -------
     list of list of str
-        Explanations; empty when none fits.
+        Explanations, none a superset of another; empty when none fits.
     """
     (lr1, views1), (lr2, views2) = runs
-    ours1, ours2 = ours_at(lr1), ours_at(lr2)
-    plain = dict(views1).get(None)
-    if float32 is not None and plain is not None and matches(plain, ours1, float32):
+    plain = [(rate, dict(views).get(None)) for rate, views in runs]
+
+    def everywhere(expected_at, tolerance_at):
+        expected = [expected_at(rate) for rate, _ in plain]
+        return all(u is not None and e is not None and matches(u, e, tolerance_at(rate))
+                   for (rate, u), e in zip(plain, expected))
+
+    if float32_at is not None and everywhere(ours_at, float32_at):
         return [["float32 rounding: the step agrees with dlnref only to float32 precision (is it computed in "
                  "float32? then check with dtype=np.float32)"]]
     explanations = []
     for view, updates1 in views1:
         updates2 = dict(views2).get(view)
-        c1 = layer_factors(updates1, ours1, tolerances_at(lr1))
-        c2 = None if updates2 is None else layer_factors(updates2, ours2, tolerances_at(lr2))
+        c1 = layer_factors(updates1, ours_at(lr1), tolerances_at(lr1))
+        c2 = None if updates2 is None else layer_factors(updates2, ours_at(lr2), tolerances_at(lr2))
         if c1 is None:
             continue
         lr_cause, free = _lr_cause(c1, c2, lr1, lr2)
         for causes in _explain_factors(c1, scales, alpha, factors, free):
             explanations.append(([view] if view else []) + ([lr_cause] if lr_cause else []) + causes)
-    explanations = [e for e in explanations if e]
-    for name, expected in alternatives:
-        if plain is not None and matches(plain, expected, tolerances_at(lr1)):
-            explanations.append([name])
-    return explanations
+    explanations += [[name] for name, expected_at in alternatives if everywhere(expected_at, tolerances_at)]
+    return simplest([e for e in explanations if e])
+
+
+def simplest(explanations):
+    """The explanations that contain no other one: a cause added to a fitting explanation adds nothing."""
+    sets = [set(e) for e in explanations]
+    return [e for e, s in zip(explanations, sets) if not any(o < s for o in sets)]
 
 
 def _lr_cause(c1, c2, lr1, lr2):
@@ -250,7 +258,7 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
             continue
         if causes:
             explanations.append(causes)
-    return explanations
+    return simplest(explanations)
 
 
 def describe(explanations):
