@@ -228,16 +228,32 @@ def test_misplaced_alpha_is_named(placement, cause):
     assert _only_cause(_step_failure(step, "sensing")) == cause
 
 
-def test_zero_update_sign_and_lr_are_named():
-    assert _only_cause(_step_failure(lambda W, p, lr, a: [w.copy() for w in W], "sensing")) == (
-        "zero update: every layer comes back unchanged (the update is never applied)")
-    assert _only_cause(_step_failure(lambda W, p, lr, a: out_step(W, p, -lr, a), "factorization")) == (
-        "the sign is flipped: the step climbs the loss (gradient ascent)")
-    # A step that ignores its lr passed the old single-lr check at the default lr.
-    assert _only_cause(_step_failure(lambda W, p, lr, a: out_step(W, p, 0.1, a), "completion")) == (
-        "lr is ignored: the update is the same at lr=0.1 and lr=0.037")
-    assert _only_cause(_step_failure(lambda W, p, lr, a: out_step(W, p, lr**2, a), "completion", lr=0.5)) == (
-        "lr is rescaled: the update grows as lr^2 between lr=0.185 and lr=0.5, not as lr")
+# Fixed cases, one layer and three, for the causes whose search end to end is tested above.
+CASES = [Case("completion", (4, 3), 5, 6, observed=7), Case("sensing", (3, 4, 2, 5), 7, 8, measurements=9)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=["L1", "L3"])
+@pytest.mark.parametrize("step, cause", [
+    (lambda W, p, lr, a: [w.copy() for w in W], "zero update: every layer comes back unchanged (the update is "
+                                                 "never applied)"),
+    (lambda W, p, lr, a: out_step(W, p, -lr, a), "the sign is flipped: the step climbs the loss (gradient ascent)"),
+    (lambda W, p, lr, a: out_step(W, p, 0.1, a), "lr is ignored: the update is the same at lr=0.1 and lr=0.037"),
+    (lambda W, p, lr, a: out_step(W, p, lr**2, a), "lr is rescaled: the update grows as lr^2 between lr=0.037 and "
+                                                   "lr=0.1, not as lr"),
+], ids=["zero", "sign", "lr-ignored", "lr-squared"])
+def test_zero_update_sign_and_lr_are_named(case, step, cause):
+    assert _only_cause(check_step(step, case, layout="output_first")) == cause
+
+
+def test_step_reading_the_other_layout_is_named():
+    message = check_step(out_step, CASES[1], layout="input_first")
+    assert _only_cause(message) == "your function reads the layers in the other order: pass layout='output_first'"
+
+
+def test_ignored_lr_is_caught_at_the_default_lr():
+    # Such a step passed the old single-lr check at the default lr; the second step size catches it.
+    message = _step_failure(lambda W, p, lr, a: out_step(W, p, 0.1, a), "completion")
+    assert _only_cause(message) == "lr is ignored: the update is the same at lr=0.1 and lr=0.037"
 
 
 def test_a_middle_layer_not_updated_is_named():
@@ -294,17 +310,23 @@ def test_a_fixed_alpha_equal_to_a_factor_names_both_readings():
     assert "outer_lr_scale=None, each case draws an alpha that tells these apart" in message
 
 
-def test_backward_causes_are_named():
-    assert _only_cause(_failure(lambda: kit.assert_backward_matches(
-        lambda W, G: out_backward(W, G)[::-1], layout="output_first"))) == (
-        "the layers come back in reverse order (the other layout's)")
-    assert _only_cause(_failure(lambda: kit.assert_backward_matches(
-        lambda W, G: [g.T for g in out_backward(W, G)], layout="output_first"))) == "each layer comes back transposed"
-    assert _only_cause(_failure(lambda: kit.assert_backward_matches(
-        lambda W, G: [-g for g in out_backward(W, G)], layout="output_first"))) == (
-        "the sign is flipped: the step climbs the loss (gradient ascent)")
-    assert _only_cause(_failure(lambda: kit.assert_backward_matches(out_backward, layout="input_first"))) == (
-        "your function reads the layers in the other order: pass layout='output_first'")
+@pytest.mark.parametrize("backward_fn, layout, cause", [
+    (lambda W, G: out_backward(W, G)[::-1], "output_first", "the layers come back in reverse order (the other "
+                                                            "layout's)"),
+    (lambda W, G: [g.T for g in out_backward(W, G)], "output_first", "each layer comes back transposed"),
+    (lambda W, G: [-g for g in out_backward(W, G)], "output_first", "the sign is flipped: the step climbs the loss "
+                                                                    "(gradient ascent)"),
+    (out_backward, "input_first", "your function reads the layers in the other order: pass layout='output_first'"),
+], ids=["reversed", "transposed", "sign", "layout"])
+def test_backward_causes_are_named(backward_fn, layout, cause):
+    assert _only_cause(check_backward(backward_fn, Case("backward", (3, 3, 3, 3), 1, 2), layout=layout)) == cause
+
+
+def test_backward_search_names_the_cause_on_the_smallest_case():
+    message = _failure(lambda: kit.assert_backward_matches(lambda W, G: out_backward(W, G)[::-1],
+                                                           layout="output_first"))
+    assert _only_cause(message) == "the layers come back in reverse order (the other layout's)"
+    assert "dims=(2, 2, 2)" in message
 
 
 def test_float32_backward_claimed_as_float64_is_named():
@@ -319,8 +341,9 @@ def test_wrong_product_order_raising_on_chained_shapes_is_reported():
     def wrong_order(layers, G):  # above as W_{l+1} ... W_L instead of W_L ... W_{l+1}
         return [chain(layers[:k][::-1], layers[0].shape[0], G.dtype).T @ G
                 @ chain(layers[k + 1:], layers[k].shape[1], G.dtype).T for k in range(len(layers))]
-    message = _failure(lambda: kit.assert_backward_matches(wrong_order, layout="output_first"))
-    assert "chain different shapes: a product in the wrong order fails here" in message or "Likely cause" in message
+    message = check_backward(wrong_order, Case("backward", (2, 3, 4, 5), 0, 0), layout="output_first")
+    assert "your function raised ValueError" in message
+    assert "these widths (2, 3, 4, 5) chain different shapes: a product in the wrong order fails here" in message
 
 
 # --- Messages, cases and usage ---------------------------------------------------------------------------------
@@ -344,7 +367,6 @@ def test_failure_message_rebuilds_its_case():
 
 
 @given(problem_cases(max_inner_layers=2))
-@settings(max_examples=40)
 def test_drawn_cases_keep_the_collision_rules(case):
     weights, problem = case.build()
     factors = [1.0] + [f.value for f in normalisation_factors(problem)]

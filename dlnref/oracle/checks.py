@@ -182,12 +182,13 @@ def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first",
             ("sequential updates: each layer's gradient is taken after the layers before it moved (W_1 first), "
              "not all from the same weights", lambda rate: _sequential(weights, problem, rate, scales, range(L))),
             ("sequential updates: each layer's gradient is taken after the layers above it moved (W_L first), "
-             "not all from the same weights", lambda rate: _sequential(weights, problem, rate, scales, range(L)[::-1])),
-            (f"your function reads the layers in the other order: pass layout={_other(layout)!r}",
-             lambda rate: _updates(_call(step_fn, weights, _other(layout), dtype, problem, rate, alpha), weights))]
+             "not all from the same weights", lambda rate: _sequential(weights, problem, rate, scales, range(L)[::-1]))]
     float32_at = (lambda rate: tolerances_at(rate, np.float32)) if np.dtype(dtype) == np.float64 else None
     explanations = diagnose_step(runs, ours_at, alpha, scales, normalisation_factors(problem), tolerances_at,
                                  alternatives, float32_at)
+    other = [_updates(_call(step_fn, weights, _other(layout), dtype, problem, rate, alpha), weights) for rate in lrs]
+    if L > 1 and all(u is not None and matches(u, ours_at(rate), tolerances_at(rate)) for u, rate in zip(other, lrs)):
+        explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
     rate, new, mismatch = failed
     note = ("\nWith outer_lr_scale=None, each case draws an alpha that tells these apart."
             if len(explanations) > 1 and outer_lr_scale is not None else "")
