@@ -21,3 +21,12 @@ def test_library_example_runs():
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["run"].history.first_below(1e-3) is not None
+
+
+def test_pytorch_example_runs(capsys):
+    import pytest
+
+    pytest.importorskip("torch")
+    block = next(b for b in _python_blocks() if "import torch" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert "the PyTorch step agrees with dlnref" in capsys.readouterr().out
