@@ -6,7 +6,7 @@ from functools import reduce
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 
 import dlnref.oracle as kit
 from dlnref import testing
@@ -314,8 +314,8 @@ def test_a_fixed_alpha_equal_to_a_factor_names_both_readings():
     (lambda W, G: out_backward(W, G)[::-1], "output_first", "the layers come back in reverse order (the other "
                                                             "layout's)"),
     (lambda W, G: [g.T for g in out_backward(W, G)], "output_first", "each layer comes back transposed"),
-    (lambda W, G: [-g for g in out_backward(W, G)], "output_first", "the sign is flipped: the step climbs the loss "
-                                                                    "(gradient ascent)"),
+    (lambda W, G: [-g for g in out_backward(W, G)], "output_first", "the sign is flipped: every gradient comes back "
+                                                                    "negated"),
     (out_backward, "input_first", "your function reads the layers in the other order: pass layout='output_first'"),
 ], ids=["reversed", "transposed", "sign", "layout"])
 def test_backward_causes_are_named(backward_fn, layout, cause):
@@ -343,6 +343,7 @@ def test_wrong_product_order_raising_on_chained_shapes_is_reported():
                 @ chain(layers[k + 1:], layers[k].shape[1], G.dtype).T for k in range(len(layers))]
     message = check_backward(wrong_order, Case("backward", (2, 3, 4, 5), 0, 0), layout="output_first")
     assert "your function raised ValueError" in message
+    assert "Likely cause: the error above, raised by your function on this case." in message
     assert "these widths (2, 3, 4, 5) chain different shapes: a product in the wrong order fails here" in message
 
 

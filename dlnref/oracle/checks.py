@@ -25,7 +25,7 @@ from ..network import backward, end_to_end
 from ..train import step_sizes
 from .cases import (ALPHA_CANDIDATES, KINDS, backward_cases, case_alpha, check_layout, from_layout,
                     normalisation_factors, problem_cases, to_layout)
-from .diagnosis import describe, diagnose_backward, diagnose_step, gradient_views, step_views
+from .diagnosis import describe, diagnose_backward, diagnose_step, step_views
 from .reference import (first_mismatch, gradient_tolerances, matches, reference_trajectory, trajectory_lr_limit,
                         update_tolerances)
 
@@ -79,19 +79,22 @@ def _other(layout):
     return "output_first" if layout == "input_first" else "input_first"
 
 
-def _message(what, case, settings_text, layout, dtype, result, mismatch, explanations, note=""):
-    """The failure report: the case, the difference (or the exception), the diagnosis and the rebuilding line."""
+def _found(case, result, mismatch):
+    """What differs: the exception the function raised, or the layer and its differences."""
     if isinstance(result, Exception):
         found = f"your function raised {type(result).__name__}: {result}"
-        if case.dims and len(set(case.dims)) > 1:
+        if len(set(case.dims)) > 1:
             found += f" (these widths {tuple(case.dims)} chain different shapes: a product in the wrong order fails here)"
-    else:
-        found = (f"layer {mismatch.layer} (1 = input side): max abs difference {mismatch.max_abs:.3e}, max relative "
-                 f"difference {mismatch.max_rel:.3e}, tolerance {mismatch.tolerance:.3e}")
-        if mismatch.max_abs == np.inf:
-            found += f"; {_shape_note(result, mismatch)}"
+        return found
+    found = (f"layer {mismatch.layer} (1 = input side): max abs difference {mismatch.max_abs:.3e}, max relative "
+             f"difference {mismatch.max_rel:.3e}, tolerance {mismatch.tolerance:.3e}")
+    return found + (f"; {_shape_note(result, mismatch)}" if mismatch.max_abs == np.inf else "")
+
+
+def _report(what, case, settings_text, layout, dtype, found, diagnosis):
+    """The failure report: the case and its settings, what differs, the diagnosis, and the line that rebuilds it."""
     return (f"{what} differs from dlnref on case {case.describe()}; {settings_text}, layout {layout!r}, "
-            f"dtype {np.dtype(dtype).name}.\n{found}.\n{describe(explanations)}{note}\n"
+            f"dtype {np.dtype(dtype).name}.\n{found}.\n{diagnosis}\n"
             f"Rebuild the case: import dlnref.oracle; {case.call()}")
 
 
@@ -121,7 +124,8 @@ def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, di
     other = _call(backward_fn, weights, _other(layout), dtype, G.astype(dtype))
     if len(weights) > 1 and not isinstance(other, Exception) and matches(other, ours, tolerances):
         explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
-    return _message("backward", case, "G = dLoss/dX", layout, dtype, theirs, mismatch, explanations)
+    return _report("backward", case, "G = dLoss/dX", layout, dtype, _found(case, theirs, mismatch),
+                   describe(explanations, isinstance(theirs, Exception)))
 
 
 def _sequential(weights, problem, lr, scales, order):
@@ -190,10 +194,11 @@ def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first",
     if L > 1 and all(u is not None and matches(u, ours_at(rate), tolerances_at(rate)) for u, rate in zip(other, lrs)):
         explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
     rate, new, mismatch = failed
-    note = ("\nWith outer_lr_scale=None, each case draws an alpha that tells these apart."
-            if len(explanations) > 1 and outer_lr_scale is not None else "")
-    return _message("one gradient-descent step", case, f"lr={rate:g} (checked at lr={lrs[0]:g} and {lrs[1]:g}), "
-                    f"alpha={alpha:g}", layout, dtype, new, mismatch, explanations, note)
+    diagnosis = describe(explanations, isinstance(new, Exception))
+    if len(explanations) > 1 and outer_lr_scale is not None:
+        diagnosis += "\nWith outer_lr_scale=None, each case draws an alpha that tells these apart."
+    return _report("one gradient-descent step", case, f"lr={rate:g} (checked at lr={lrs[0]:g} and {lrs[1]:g}), "
+                   f"alpha={alpha:g}", layout, dtype, _found(case, new, mismatch), diagnosis)
 
 
 def trajectory_lr_range(problem=None, steps=20, outer_lr_scale=None):
@@ -219,21 +224,21 @@ def check_trajectory(train_fn, case, steps=20, lr=None, outer_lr_scale=None, lay
         theirs = [np.asarray(x, dtype=np.float64)
                   for x in train_fn(to_layout([w.astype(dtype) for w in weights], layout), problem, lr, alpha, steps)]
     except Exception as error:  # noqa: BLE001  (the user's code may raise anything: it is reported)
-        return _message("trajectory", case, settings_text, layout, dtype, error, None, [])
+        return _report("trajectory", case, settings_text, layout, dtype, _found(case, error, None),
+                       describe([], raised=True))
+    if len(theirs) != len(exact) or any(x.shape != ref.shape for x, ref in zip(theirs, exact)):
+        return _report("trajectory", case, settings_text, layout, dtype,
+                       f"train_fn returned {len(theirs)} matrices of shapes {sorted({x.shape for x in theirs})}, "
+                       f"expected steps + 1 = {len(exact)} of shape {exact[0].shape}", "Likely cause: the return value.")
     for t, (x, ref, tol) in enumerate(zip(theirs, exact, tolerances)):
-        mismatch = first_mismatch([x], [ref.astype(np.float64)], [tol])
-        if mismatch is not None and x.shape == ref.shape:
-            mismatch = first_mismatch([x - ref], [np.zeros(ref.shape)], [tol])  # the difference in extended precision
-        if mismatch is not None:
+        difference = float(np.abs(x - ref).max())  # in extended precision: the reference is exact
+        if not difference <= tol:
             where = ("the forward product W_L ... W_1 itself: check the layer order and the layout" if t == 0 else
-                     f"the updates: for a diagnosis run assert_step_matches on this case (the first differs at step {t})")
-            mismatch.layer = 1
-            text = _message(f"trajectory (first at step {t})", case, settings_text, layout, dtype, [x], mismatch, [])
-            return text.replace("layer 1 (1 = input side)", f"X_{t}").replace(
-                "\n" + describe([]), f"\nLikely cause: {where}.")
-    if len(theirs) != len(exact):
-        return (f"trajectory: train_fn returned {len(theirs)} matrices, expected steps + 1 = {len(exact)}, on case "
-                f"{case.describe()}.\nRebuild the case: import dlnref.oracle; {case.call()}")
+                     "the updates: for a diagnosis, run assert_step_matches (or check_step on this case)")
+            found = (f"X_{t} (the first to differ): max abs difference {difference:.3e}, max relative difference "
+                     f"{difference / float(np.abs(ref).max()):.3e}, tolerance {tol:.3e}")
+            return _report(f"trajectory (first at step {t})", case, settings_text, layout, dtype, found,
+                           f"Likely cause: {where}.")
     return None
 
 

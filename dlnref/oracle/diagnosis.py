@@ -117,14 +117,14 @@ def _rate_patterns(L, alpha, free=False):
     return patterns
 
 
-def _factor_text(value, factors, free=False):
+def _factor_text(value, factors, free=False, sign="the sign is flipped: the step climbs the loss (gradient ascent)"):
     """Causes for a constant factor on every layer: the sign, and the normalisation formulas that give it.
 
     With ``free``, the size of the factor is already explained (say by an ignored lr): only the sign is named.
     """
     causes = []
     if value < 0:
-        causes.append("the sign is flipped: the step climbs the loss (gradient ascent)")
+        causes.append(sign)
     size = abs(value)
     if free or _close(size, 1.0):
         return causes
@@ -252,7 +252,7 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
         if not moving:
             causes.append("zero gradients: every layer's gradient comes back as zeros")
         elif all(_close(x, moving[0]) for x in moving):
-            causes += _factor_text(moving[0], [])
+            causes += _factor_text(moving[0], [], sign="the sign is flipped: every gradient comes back negated")
             causes += [f"layer {l + 1}'s gradient comes back as zeros" for l in zero]
         else:
             continue
@@ -261,8 +261,13 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
     return simplest(explanations)
 
 
-def describe(explanations):
-    """The diagnosis as text: one line per explanation, causes joined by '; and '."""
+def describe(explanations, raised=False):
+    """The diagnosis as text: one line per explanation, causes joined by '; and '.
+
+    ``raised``: the function raised instead of returning, so there was nothing to test the hypotheses on.
+    """
+    if not explanations and raised:
+        return "Likely cause: the error above, raised by your function on this case."
     if not explanations:
         return ("Likely cause: not recognised. It is none of: a loss normalisation factor, a zero update, the sign, "
                 "lr ignored or rescaled, alpha missing or misplaced, a layer not updated, sequential updates, reversed "
