@@ -240,7 +240,9 @@ CASES = [Case("completion", (4, 3), 5, 6, observed=7), Case("sensing", (3, 4, 2,
     (lambda W, p, lr, a: out_step(W, p, 0.1, a), "lr is ignored: the update is the same at lr=0.1 and lr=0.037"),
     (lambda W, p, lr, a: out_step(W, p, lr**2, a), "lr is rescaled: the update grows as lr^2 between lr=0.037 and "
                                                    "lr=0.1, not as lr"),
-], ids=["zero", "sign", "lr-ignored", "lr-squared"])
+    (lambda W, p, lr, a: out_step(W, p, 3 * lr, a), "a constant factor 3 on every layer that no loss normalisation "
+                                                    "of this case gives (is lr scaled?)"),
+], ids=["zero", "sign", "lr-ignored", "lr-squared", "lr-times-3"])
 def test_zero_update_sign_and_lr_are_named(case, step, cause):
     assert _only_cause(check_step(step, case, layout="output_first")) == cause
 
@@ -317,7 +319,10 @@ def test_a_fixed_alpha_equal_to_a_factor_names_both_readings():
     (lambda W, G: [-g for g in out_backward(W, G)], "output_first", "the sign is flipped: every gradient comes back "
                                                                     "negated"),
     (out_backward, "input_first", "your function reads the layers in the other order: pass layout='output_first'"),
-], ids=["reversed", "transposed", "sign", "layout"])
+    (lambda W, G: [g / 2 for g in out_backward(W, G)], "output_first", "every gradient is 0.5 times dlnref's"),
+    (lambda W, G: [g if k != 1 else 0 * g for k, g in enumerate(out_backward(W, G))], "output_first",
+     "layer 2's gradient comes back as zeros"),
+], ids=["reversed", "transposed", "sign", "layout", "half", "one-zero"])
 def test_backward_causes_are_named(backward_fn, layout, cause):
     assert _only_cause(check_backward(backward_fn, Case("backward", (3, 3, 3, 3), 1, 2), layout=layout)) == cause
 

@@ -108,11 +108,12 @@ def _rate_patterns(L, alpha, free=False):
                   ("alpha is applied to W_1 only, not to W_L", [alpha] + [1.0] * (L - 1)),
                   ("alpha is applied to W_L only, not to W_1", [1.0] * (L - 1) + [alpha]),
                   ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L)]
+    def shape(P):
+        return [p / P[0] for p in P] if free else P
+
     patterns = []
     for name, P in candidates:
-        if free:
-            P = [p / P[0] for p in P]
-        if all(not all(_close(a, b) for a, b in zip(P, Q)) for _, Q in patterns):
+        if all(not all(_close(a, b) for a, b in zip(shape(P), shape(Q))) for _, Q in patterns):
             patterns.append((name, P))
     return patterns
 
@@ -141,25 +142,34 @@ def _factor_text(value, factors, free=False, sign="the sign is flipped: the step
 def _explain_factors(c, scales, alpha, factors, free):
     """Explanations of per-layer factors ``c`` (``0`` for layers left alone) as sign, normalisation and rate.
 
-    ``free``: the common factor may be any number (its size is explained elsewhere).
+    ``free``: the common factor may be any number (its size is explained elsewhere). Otherwise a factor
+    that no normalisation gives is named as such, and only when no normalisation fits.
     """
     L = len(c)
     frozen = [l for l, x in enumerate(c) if x == 0]
     if len(frozen) == L:
         return [["zero update: every layer comes back unchanged (the update is never applied)"]]
     still = [f"layer {l + 1} is not updated (W_{l + 1} comes back unchanged)" for l in frozen]
-    moving = [l for l in range(L) if c[l] != 0]
     values = [1.0] + [f.value for f in factors]
     explanations = []
-    for name, P in _rate_patterns(L, alpha, free):
-        ratios = [c[l] * scales[l] / P[l] for l in moving]  # the constant on every layer, if this placement holds
-        if not all(_close(r, ratios[0]) for r in ratios):
-            continue
-        F = ratios[0]
-        if not free and not any(_close(abs(F), v) for v in values):
-            continue
-        explanations.append(_factor_text(F, factors, free) + ([name] if name else []) + still)
-    return explanations
+    for name, F in _placements(c, scales, alpha, free):
+        if free or any(_close(abs(F), v) for v in values):
+            explanations.append(_factor_text(F, factors, free) + ([name] if name else []) + still)
+    if explanations:
+        return explanations
+    return [_factor_text(F, [], False) + ([name] if name else []) + still
+            for name, F in _placements(c, scales, alpha, True)]
+
+
+def _placements(c, scales, alpha, free):
+    """``(name, F)`` for every placement of alpha under which ``c`` is one constant F on every moving layer."""
+    moving = [l for l in range(len(c)) if c[l] != 0]
+    fits = []
+    for name, P in _rate_patterns(len(c), alpha, free):
+        ratios = [c[l] * scales[l] / P[l] for l in moving]
+        if all(_close(r, ratios[0]) for r in ratios):
+            fits.append((name, ratios[0]))
+    return fits
 
 
 def diagnose_step(runs, ours_at, alpha, scales, factors, tolerances_at, alternatives=(), float32_at=None):
@@ -252,7 +262,10 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
         if not moving:
             causes.append("zero gradients: every layer's gradient comes back as zeros")
         elif all(_close(x, moving[0]) for x in moving):
-            causes += _factor_text(moving[0], [], sign="the sign is flipped: every gradient comes back negated")
+            if moving[0] < 0:
+                causes.append("the sign is flipped: every gradient comes back negated")
+            if not _close(abs(moving[0]), 1.0):
+                causes.append(f"every gradient is {abs(moving[0]):.6g} times dlnref's")
             causes += [f"layer {l + 1}'s gradient comes back as zeros" for l in zero]
         else:
             continue
