@@ -352,6 +352,44 @@ def test_wrong_product_order_raising_on_chained_shapes_is_reported():
     assert "these widths (2, 3, 4, 5) chain different shapes: a product in the wrong order fails here" in message
 
 
+def _placed(which):
+    """out_step with alpha on W_1 only ("first"), on W_L only ("last") or on every layer."""
+    def step(layers, problem, lr, alpha):
+        L = len(layers)  # output first
+        scales = {"first": [1.0] * (L - 1) + [alpha], "last": [alpha] + [1.0] * (L - 1), "every": [alpha] * L}[which]
+        X = chain(layers, layers[0].shape[0], layers[0].dtype)
+        return [W - lr * s * g for W, s, g in zip(layers, scales, out_backward(layers, loss_gradient(problem, X)))]
+    return step
+
+
+# (smallest depth at which the cause differs from dlnref's step, wrong step, words its only explanation holds)
+WRONG_STEPS = [
+    (1, lambda W, p, lr, a: [w.copy() for w in W], "zero update"),
+    (1, lambda W, p, lr, a: out_step(W, p, -lr, a), "the sign is flipped"),
+    (1, lambda W, p, lr, a: out_step(W, p, 0.05, a), "lr is ignored"),
+    (1, lambda W, p, lr, a: out_step(W, p, lr**2, a), "lr is rescaled: the update grows as lr^2"),
+    (1, lambda W, p, lr, a: out_step(W, p, lr, 1.0), "the discrepant rate alpha is missing"),
+    (2, _placed("first"), "alpha is applied to W_1 only"),
+    (2, _placed("last"), "alpha is applied to W_L only"),
+    (3, _placed("every"), "alpha is applied to every layer"),
+    (3, lambda W, p, lr, a: [n if k != 1 else w.copy() for k, (n, w) in enumerate(zip(out_step(W, p, lr, a), W))],
+     "is not updated"),
+    (1, lambda W, p, lr, a: [x.astype(np.float64) for x in out_step([w.astype(np.float32) for w in W], p, lr, a)],
+     "float32 rounding"),
+    (1, lambda W, p, lr, a: _with_gradient(lambda p, X: 2 * loss_gradient(p, X))(W, p, lr, 1.0),
+     "without the 1/2: factor 2 on every layer; and the discrepant rate alpha is missing"),
+]
+
+
+@given(problem_cases(max_inner_layers=3))
+def test_every_cause_is_named_alone_on_any_drawn_case(case):
+    # Not only on the smallest case: on every case the strategy draws, each mistake gets one explanation.
+    for depth, step, words in WRONG_STEPS:
+        if len(case.dims) - 1 >= depth:
+            message = check_step(step, case, layout="output_first")
+            assert words in _only_cause(message), message
+
+
 # --- Messages, cases and usage ---------------------------------------------------------------------------------
 def test_failure_message_rebuilds_its_case():
     def no_alpha(W, p, lr, a):
