@@ -269,16 +269,19 @@ def test_a_middle_layer_not_updated_is_named():
     assert _only_cause(message) == f"layer {L - 1} is not updated (W_{L - 1} comes back unchanged)"
 
 
+def sequential_step(layers, problem, lr, alpha):
+    """out_step moving W_1 first, then W_2 from the moved W_1, and so on (output first: from the end)."""
+    layers = list(layers)
+    L = len(layers)
+    for k in reversed(range(L)):
+        X = chain(layers, layers[0].shape[0], layers[0].dtype)
+        g = out_backward(layers, loss_gradient(problem, X))[k]
+        layers[k] = layers[k] - lr * (alpha if k in (0, L - 1) else 1.0) * g
+    return layers
+
+
 def test_sequential_updates_are_named():
-    def sequential(layers, problem, lr, alpha):  # W_1 first, then W_2 from the moved W_1, ...
-        layers = list(layers)
-        L = len(layers)
-        for k in reversed(range(L)):
-            X = chain(layers, layers[0].shape[0], layers[0].dtype)
-            g = out_backward(layers, loss_gradient(problem, X))[k]
-            layers[k] = layers[k] - lr * (alpha if k in (0, L - 1) else 1.0) * g
-        return layers
-    assert _only_cause(_step_failure(sequential, "completion")).startswith(
+    assert _only_cause(_step_failure(sequential_step, "completion")).startswith(
         "sequential updates: each layer's gradient is taken after the layers before it moved (W_1 first)")
 
 
@@ -376,6 +379,7 @@ WRONG_STEPS = [
      "is not updated"),
     (1, lambda W, p, lr, a: [x.astype(np.float64) for x in out_step([w.astype(np.float32) for w in W], p, lr, a)],
      "float32 rounding"),
+    (2, sequential_step, "sequential updates: each layer's gradient is taken after the layers before it moved"),
     (1, lambda W, p, lr, a: _with_gradient(lambda p, X: 2 * loss_gradient(p, X))(W, p, lr, 1.0),
      "without the 1/2: factor 2 on every layer; and the discrepant rate alpha is missing"),
 ]

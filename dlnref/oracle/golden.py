@@ -230,8 +230,8 @@ def _stored_problems(stored, config, expected):
                             f"and {value.dtype}")
         elif value.dtype == bool:
             if not np.array_equal(got, value):
-                problems.append(f"array {key} differs from a fresh computation ({int(np.sum(got != value))} "
-                                "entries flipped)")
+                problems.append(f"array {key} differs from a fresh computation ({int(np.sum(got != value))} of "
+                                f"{value.size} entries flipped)")
         else:
             difference = float(np.abs(got - value).max(initial=0.0))
             scale = max(float(np.abs(value).max(initial=0.0)), 1.0)
