@@ -8,10 +8,14 @@ line that rebuilds its case outside hypothesis: :meth:`Case.call`.
 Arrays of a case
 ----------------
 Each ``W_l`` is a Gaussian matrix scaled to a spectral norm drawn in [1/2, 1],
-so that products stay well scaled at any depth and no two layers are alike. The target is a rank-r matrix
-with a spread spectrum scaled to ``||M||_F = 1``; the completion mask observes
-exactly ``|Omega|`` entries; sensing operators have N(0, 1/k) entries. For
-``kind="backward"``, ``G`` has N(0, 1) entries.
+so that products stay well scaled at any depth and no two layers are alike;
+widths are at least 2 (a transposed 1-wide layer would be the layer itself).
+The target is a rank-r matrix with a spread spectrum scaled to
+``||M||_F = 1``; the completion mask observes exactly ``|Omega|`` entries;
+sensing operators have N(0, 1/k) entries, with ``||A||_op^2 <= 9`` as a
+k x (m n) matrix (which bounds the safe step sizes of
+:mod:`dlnref.oracle.reference`). For ``kind="backward"``, ``G`` has N(0, 1)
+entries.
 
 Collision rules
 ---------------
