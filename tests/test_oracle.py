@@ -436,7 +436,7 @@ def test_trajectory_lr_outside_the_safe_range_is_a_usage_error():
 def test_trajectory_mismatch_names_the_step():
     def off(layers, problem, lr, alpha, steps):
         return out_train(layers, problem, lr * 1.001, alpha, steps)
-    message = _failure(lambda: kit.assert_trajectory_matches(off, "factorization", layout="output_first"))
+    message = _failure(lambda: kit.assert_trajectory_matches(off, "factorization", steps=5, layout="output_first"))
     assert "first at step 1" in message and "Rebuild the case: import dlnref.oracle; weights, problem" in message
 
 
