@@ -96,3 +96,9 @@ def test_usage_errors_exit_2(module, capsys, spec, needle):
 def test_trajectory_lr_outside_the_safe_range_exits_2(module, capsys):
     assert main(["conform", f"{module}:train", "--kind", "trajectory", "--problem", "sensing", "--lr", "1.0"]) == 2
     assert "usage error, not a failure of your code" in capsys.readouterr().err
+
+
+def test_without_hypothesis_conform_is_a_usage_error(module, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "hypothesis", None)  # as if it were not installed
+    assert main(["conform", f"{module}:step", "--kind", "step"]) == 2
+    assert 'needs hypothesis: pip install "dlnref[test]"' in capsys.readouterr().err
