@@ -1,6 +1,7 @@
 """`dlnref conform MODULE:FUNCTION`: one row per check, the diagnosis of each failure, the exit-code contract."""
 
 import json
+import sys
 
 import pytest
 
@@ -99,6 +100,6 @@ def test_trajectory_lr_outside_the_safe_range_exits_2(module, capsys):
 
 
 def test_without_hypothesis_conform_is_a_usage_error(module, capsys, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "hypothesis", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "hypothesis", None)  # as if it were not installed
     assert main(["conform", f"{module}:step", "--kind", "step"]) == 2
     assert 'needs hypothesis: pip install "dlnref[test]"' in capsys.readouterr().err
