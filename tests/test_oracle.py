@@ -440,6 +440,14 @@ def test_trajectory_mismatch_names_the_step():
     assert "first at step 1" in message and "Rebuild the case: import dlnref.oracle; weights, problem" in message
 
 
+def test_trajectory_names_the_cause_of_a_wrong_first_step():
+    def no_alpha(layers, problem, lr, alpha, steps):
+        return out_train(layers, problem, lr, 1.0, steps)
+    message = _failure(lambda: kit.assert_trajectory_matches(no_alpha, "completion", steps=5, layout="output_first"))
+    assert "first at step 1" in message
+    assert _only_cause(message) == "the discrepant rate alpha is missing: every layer takes lr"
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="layout must be one of"):
         kit.assert_backward_matches(out_backward, layout="reversed")

@@ -25,7 +25,7 @@ from ..network import backward, end_to_end
 from ..train import step_sizes
 from .cases import (ALPHA_CANDIDATES, KINDS, backward_cases, case_alpha, check_layout, from_layout,
                     normalisation_factors, problem_cases, to_layout)
-from .diagnosis import describe, diagnose_backward, diagnose_step, step_views
+from .diagnosis import describe, diagnose_backward, diagnose_first_step, diagnose_step, step_views
 from .reference import (first_mismatch, gradient_tolerances, matches, reference_trajectory, trajectory_lr_limit,
                         update_tolerances)
 
@@ -233,13 +233,31 @@ def check_trajectory(train_fn, case, steps=20, lr=None, outer_lr_scale=None, lay
     for t, (x, ref, tol) in enumerate(zip(theirs, exact, tolerances)):
         difference = float(np.abs(x - ref).max())  # in extended precision: the reference is exact
         if not difference <= tol:
-            where = ("the forward product W_L ... W_1 itself: check the layer order and the layout" if t == 0 else
-                     "the updates: for a diagnosis, run assert_step_matches (or check_step on this case)")
             found = (f"X_{t} (the first to differ): max abs difference {difference:.3e}, max relative difference "
                      f"{difference / float(np.abs(ref).max()):.3e}, tolerance {tol:.3e}")
             return _report(f"trajectory (first at step {t})", case, settings_text, layout, dtype, found,
-                           f"Likely cause: {where}.")
+                           _trajectory_diagnosis(t, x, weights, problem, lr, alpha, tol))
     return None
+
+
+def _trajectory_diagnosis(t, x, weights, problem, lr, alpha, tol):
+    """The diagnosis of a trajectory whose first difference is ``X_t``: the step hypotheses when t = 1."""
+    if t == 0:
+        return "Likely cause: the forward product W_L ... W_1 itself: check the layer order and the layout."
+    if t > 1:
+        return ("Likely cause: the updates after step 1 (X_1 agrees): state carried between steps? For a "
+                "diagnosis of one step, run assert_step_matches.")
+    L = len(weights)
+    grads = backward(weights, problem.gradient(end_to_end(weights)))
+    sizes = step_sizes(L, lr, alpha)
+    alternatives = [] if L == 1 else [
+        (f"sequential updates, {first} first: each layer's gradient is taken after the layers before it moved",
+         _sequential(weights, problem, lr, step_sizes(L, 1.0, alpha), order))
+        for first, order in (("W_1", range(L)), ("W_L", range(L)[::-1]))]
+    ours = [-size * g for size, g in zip(sizes, grads)]
+    explanations = diagnose_first_step(x, weights, lambda ratios: [r * o for r, o in zip(ratios, ours)], alpha,
+                                       normalisation_factors(problem), tol, alternatives)
+    return describe(explanations)
 
 
 def _problem_kind(problem):

@@ -246,6 +246,49 @@ def _lr_cause(c1, c2, lr1, lr2):
     return f"lr is rescaled: the update grows as lr^{power:.3g} between lr={lr2:g} and lr={lr1:g}, not as lr", True
 
 
+def diagnose_first_step(x1, weights, updates_at, alpha, factors, tolerance, alternatives=()):
+    """Causes of a wrong end-to-end matrix after one step: the step hypotheses, judged on ``X_1`` alone.
+
+    Parameters
+    ----------
+    x1 : ndarray
+        The user's ``X_1``.
+    weights : list of ndarray
+        ``[W_1, ..., W_L]`` at step 0.
+    updates_at : callable
+        ``ratios -> updates``: dlnref's update of layer l times ``ratios[l]``.
+    alpha : float
+    factors : list of Factor
+    tolerance : float
+        Of ``X_1``.
+    alternatives : sequence of (str, list)
+        Other wrong updates, each named.
+
+    Returns
+    -------
+    list of list of str
+    """
+    def fits(updates):
+        x = weights[0] + updates[0]
+        for w, u in zip(weights[1:], updates[1:]):
+            x = (w + u) @ x
+        return float(np.abs(x1 - x).max()) <= tolerance
+
+    L = len(weights)
+    outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
+    explanations = []
+    if fits([0 * w for w in weights]):
+        explanations.append(["zero update: every layer comes back unchanged (the update is never applied)"])
+    for sign in (1.0, -1.0):
+        for F in [1.0] + [f.value for f in factors]:
+            for name, P in _rate_patterns(L, alpha):
+                updates = updates_at([sign * F * p / o for p, o in zip(P, outer)])  # the step (sign, F, P) takes
+                if (sign, F, name) != (1.0, 1.0, None) and fits(updates):
+                    explanations.append(_factor_text(sign * F, factors) + ([name] if name else []))
+    explanations += [[name] for name, updates in alternatives if fits(updates)]
+    return simplest(explanations)
+
+
 def diagnose_backward(theirs, ours, tolerances, float32=None):
     """Causes of wrong gradients of ``<G, W_L ... W_1>``; same return as :func:`diagnose_step`."""
     if float32 is not None and isinstance(theirs, list) and matches(theirs, ours, float32):
