@@ -27,8 +27,10 @@ the exact one at step t, ``X_t`` passes when every entry is within
 
     tol_t = 16 e(t) eps / eps_64 + 8 eps K max(1, ||X_t||_F)
 
-(16 samples' worth of margin over two measured orderings, rescaled to the
-checked dtype, and the one-evaluation bound as a floor).
+(a margin of 16 over the two measured orderings, rescaled to the checked
+dtype, and the one-evaluation bound as a floor). Rounding errors of another
+correct ordering are a third sample of the same process, so they stay well
+inside; a wrong update differs by the size of the update itself.
 
 Step sizes
 ----------
