@@ -61,10 +61,13 @@ def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
 def _orthonormal(rng, m, n):
     """Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n).
 
-    .. math:: Z = Q R,\quad O = Q \operatorname{diag}(\operatorname{sign} R_{ii})
+    For a Gaussian ``Z`` of shape ``(max(m, n), min(m, n))``,
 
-    (Mezzadri, Notices AMS 2007): QR alone is not Haar, since LAPACK's sign
-    convention for ``R`` biases ``Q``; fixing ``R``'s diagonal positive makes it so.
+    .. math:: Z = Q R,   O = Q diag(sign R_11, ..., sign R_nn)
+
+    is Haar (Mezzadri, Notices AMS 2007). ``Q`` alone is not: LAPACK's sign
+    convention for ``R`` biases it. The signs make ``Z = O (diag(sign R_ii) R)``
+    the unique QR factorization with a positive diagonal, whose ``O`` is Haar.
     """
     Q, R = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
     Q = Q * np.sign(np.diag(R))  # column j times sign(R_jj): the unique QR with R_jj > 0, hence Haar
@@ -178,7 +181,7 @@ def backward(weights, G, prefixes=None):
     pass and carrying ``D_l = (W_L ... W_{l+1})^T G`` down from the top
     (``D_L = G``):
 
-    .. math:: dW_l = D_l P_{l-1}^T, \qquad D_{l-1} = W_l^T D_l,
+    .. math:: dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,
 
     for l = L, ..., 2, and ``dW_1 = D_1``, since ``P_0 = I`` (the empty product).
     """
@@ -212,7 +215,7 @@ def step_flops(dims):
 def _backprop(weights, G, prefixes):
     """``[dW_1, ..., dW_L]`` from ``G = dLoss/dX`` and ``prefixes = [P_1, ..., P_L]``, without the checks.
 
-    .. math:: D_L = G,\quad dW_l = D_l P_{l-1}^T,\quad D_{l-1} = W_l^T D_l,\quad P_0 = I
+    .. math:: D_L = G,   dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,   P_0 = I
 
     Python lists are 0-based: layer ``l`` is ``weights[l - 1]`` and ``P_l`` is
     ``prefixes[l - 1]``, so the loop index ``i = l - 1``.
