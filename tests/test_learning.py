@@ -1,5 +1,8 @@
 """The dynamics in a student's hands: observations in History, first_above, plot helpers with ax=."""
 
+import pathlib
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -83,3 +86,16 @@ def test_error_curves_plots_a_training_history(column):
     plots.error_curves(run.history, ax=ax, column=column)
     assert np.array_equal(ax.lines[0].get_ydata(), run.history[column])
     plt.close(fig)
+
+
+def test_readme_dynamics_example_runs(tmp_path, monkeypatch):
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "observe=observe" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    plt.close("all")
+    times = namespace["times"]
+    assert all(t is not None for t in times) and times == sorted(set(times))
+    assert namespace["run"].history.first_above(0.9 * namespace["targets"][0], "sigma_1") == times[0]
+    assert (tmp_path / "dynamics.png").read_bytes()[:4] == b"\x89PNG"
