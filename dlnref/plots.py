@@ -4,8 +4,10 @@
   current Axes, ``plt.gca()``), draw on it and return it, as matplotlib
   users expect::
 
+      from dlnref import plots
+
       fig, ax = plt.subplots()
-      dlnref.plots.error_curves(run.history, ax=ax, label="compressed")
+      plots.error_curves(run.history, ax=ax, label="compressed")
       fig.savefig("errors.png")
 
 - Figure writers (``plot_*``, with a ``path``) lay out the helpers' panels
