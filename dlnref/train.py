@@ -49,9 +49,10 @@ class History:
         and ``seconds`` (wall time since training began), as Python scalars;
         plus the problem's ``metrics`` (say ``unobserved_error`` for
         completion), also Python floats; plus whatever ``observe`` returned,
-        stored as given: arrays stay arrays (say the singular values of
-        ``X(t)``, of the weights' backend), so ``np.array(history["name"])``
-        stacks them into a ``(T, ...)`` array on the host.
+        stored as given: arrays stay arrays of the weights' backend (say the
+        singular values of ``X(t)``). ``np.array(history["name"])`` stacks
+        NumPy ones into a ``(T, ...)`` array; on another backend, have
+        ``observe`` return ``dlnref.to_numpy(...)`` to keep host copies.
 
     Examples
     --------
