@@ -43,6 +43,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    __import__("dlnref.classify", fromlist=["add_classify_command"]).add_classify_command(commands)
     return parser
 
 
