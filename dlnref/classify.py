@@ -8,6 +8,7 @@ more than 2x faster "without compromising generalization" (FashionMNIST: about
 """
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from ._checks import check_fraction, check_int
 from .backend import BACKENDS, default_backend
 from .compress import parameter_count
 from .images import load_digits, load_idx_dir
+from .update_rank import layer_reports
 from .mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
 
 
@@ -110,6 +112,46 @@ def run_classify(config, progress=None):
     result["speedup"] = {key: _ratio(result["wide"][key], result["compressed"][key])
                          for key in ("seconds_to", "steps_to", "seconds_per_step")}
     return result
+
+
+#: The wide MLPs whose per-layer updates ``theory_checks.low_rank_updates`` and the
+#: ``mlp_update_rank`` figure measure: the digits, linear block, snapshots every 5 steps.
+UPDATE_RANK_SETUPS = {"quick": ClassifyConfig(hidden=64, steps=150, record_every=5),
+                      "full": ClassifyConfig(steps=300, record_every=5)}
+
+
+@functools.lru_cache(maxsize=None)
+def update_rank_run(size="quick", seed=0):
+    """Train the wide MLP of :data:`UPDATE_RANK_SETUPS` and measure every layer's update.
+
+    Returns
+    -------
+    config : ClassifyConfig
+    layout : MLPLayout
+    reports : list of dict
+        :func:`dlnref.update_rank.layer_reports` per layer, with ``label`` added;
+        ``k = 2K`` (K classes, as the DLN's invariant subspace has dimension 2r),
+        ``K - 1`` for the output layer, whose update has rank at most K - 1
+        since each column of ``softmax(Z) - Y`` sums to 0.
+    final_test_accuracy : float
+    """
+    if size not in UPDATE_RANK_SETUPS:
+        raise ValueError(f"size must be 'quick' or 'full', got {size!r}")
+    images = load_digits(seed=seed)
+    config = dataclasses.replace(UPDATE_RANK_SETUPS[size], seed=seed).resolved(images.train_labels.size)
+    train = labelled_set(images.train_images, images.train_labels, images.classes)
+    test = labelled_set(images.test_images, images.test_labels, images.classes)
+    layout = mlp_layout(train.X.shape[0], images.classes, config.hidden, config.relu_layers, config.depth)
+    run = train_mlp(init_mlp(layout, config.scale, seed), layout, train, config.lr, config.steps, test=test,
+                    record_every=config.record_every, observe=lambda step, weights: {"weights": list(weights)})
+    ks = [2 * images.classes] * (layout.depth - 1) + [images.classes - 1]
+    reports = layer_reports(run.history["weights"], run.history["step"], ks)
+    first, stop = layout.block
+    for l, report in enumerate(reports):
+        kind = ("output" if l == layout.depth - 1 else f"block {l - first + 1}/{stop - first}" if first <= l < stop
+                else "ReLU")
+        report["label"] = f"W_{l + 1} ({kind}, {layout.dims[l + 1]}x{layout.dims[l]})"
+    return config, layout, reports, run.history["test_accuracy"][-1]
 
 
 def _summary(run, layout, target):
@@ -217,7 +259,10 @@ def add_classify_command(commands):
 def _run_classify(args):
     fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
     config = ClassifyConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    result = run_classify(config, progress=None if args.quiet else _progress_printer)
+    try:
+        result = run_classify(config, progress=None if args.quiet else _progress_printer)
+    except ImportError as error:   # scikit-learn missing for the digits: bad usage, with the install hint
+        raise ValueError(str(error)) from error
     if not args.no_plot:
         from .mlp_plots import plot_classify
 

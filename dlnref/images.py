@@ -20,6 +20,10 @@ IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-l
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
 
+class MissingDataError(FileNotFoundError, ValueError):
+    """A data file or folder is missing: a ``FileNotFoundError`` that the CLI reports as bad usage (exit 2)."""
+
+
 @dataclasses.dataclass
 class ImageSet:
     """A classification data set, split into train and test.
@@ -150,8 +154,8 @@ def load_idx_dir(directory):
 
     Raises
     ------
-    FileNotFoundError
-        Naming the missing file.
+    MissingDataError
+        A ``FileNotFoundError`` (and ``ValueError``) naming the missing file.
     ValueError
         Naming the file: malformed IDX (:func:`read_idx`), images that are not
         3-D unsigned bytes, labels that are not 1-D, or a label count that
@@ -159,7 +163,7 @@ def load_idx_dir(directory):
     """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"data directory {directory!r} does not exist")
+        raise MissingDataError(f"data directory {directory!r} does not exist")
     arrays = {}
     for role, name in IDX_FILES.items():
         path = _find(directory, name)
@@ -186,7 +190,7 @@ def _find(directory, name):
         path = os.path.join(directory, candidate)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(f"{os.path.join(directory, name)}[.gz] is missing: an MNIST-format directory holds "
+    raise MissingDataError(f"{os.path.join(directory, name)}[.gz] is missing: an MNIST-format directory holds "
                             + ", ".join(IDX_FILES.values()) + " (each possibly .gz)")
 
 

@@ -68,3 +68,37 @@ def update_rank_measures(w_init, w_mid, w_end, k):
         "right_angle": float(principal_angles(v1, v2)[-1]),
         "captured": captured_energy(late, u1, v1),
     }
+
+
+def layer_reports(snapshots, steps, ks):
+    """:func:`update_rank_measures` for every layer of a recorded run, mid-run against the end.
+
+    Parameters
+    ----------
+    snapshots : list of list of array
+        ``snapshots[t][l]``: layer l at the t-th recorded step (at least three records).
+    steps : sequence of int
+        The step of each snapshot.
+    ks : sequence of int
+        The subspace dimension k of each layer.
+
+    Returns
+    -------
+    list of dict
+        Per layer, the measures between ``t_1`` (the record at half the run)
+        and ``t_2`` (the last), plus ``k``, ``t1``, ``t2``, ``singular_values``
+        (of ``D(t_2)``, a host list) and ``energy`` (``energy_fraction`` of
+        ``D(t)`` at every record, NaN at step 0).
+    """
+    if len(snapshots) < 3:
+        raise ValueError(f"need at least 3 snapshots (start, middle, end), got {len(snapshots)}")
+    mid = len(snapshots) // 2
+    reports = []
+    for l, k in enumerate(ks):
+        w0 = snapshots[0][l]
+        report = update_rank_measures(w0, snapshots[mid][l], snapshots[-1][l], k)
+        report.update(k=k, t1=steps[mid], t2=steps[-1],
+                      singular_values=[float(v) for v in singular_values(snapshots[-1][l] - w0)],
+                      energy=[energy_fraction(singular_values(w[l] - w0), k) for w in snapshots])
+        reports.append(report)
+    return reports
