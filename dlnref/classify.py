@@ -89,10 +89,12 @@ def run_classify(config, progress=None):
         over compressed, of those three times.
     """
     check_fraction("target_accuracy", config.target_accuracy)
-    images = load_data(config)
-    config = config.resolved(images.train_labels.size)
     if config.block_init not in BLOCK_INITS:
         raise ValueError(f"block_init must be one of {BLOCK_INITS}, got {config.block_init!r}")
+    if config.block_init == "spectral" and config.block != "linear":
+        raise ValueError("block_init='spectral' needs block='linear': a ReLU block has no end-to-end gradient")
+    images = load_data(config)
+    config = config.resolved(images.train_labels.size)
     train = labelled_set(images.train_images, images.train_labels, images.classes, config.backend)
     test = labelled_set(images.test_images, images.test_labels, images.classes, config.backend)
     wide_layout = mlp_layout(images.train_images.shape[1], images.classes, config.hidden, config.relu_layers,
