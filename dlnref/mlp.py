@@ -253,11 +253,16 @@ def gradients(weights, layout, cache, G):
     grads = [None] * len(weights)
     segments = layout.segments
     for s in range(len(segments) - 1, 0, -1):
-        (a, b), prefixes = segments[s], cache[s]
-        dH, *grads[a:b] = backward([prefixes[0], *weights[a:b]], G, prefixes)
-        G = relu_backward(dH, cache[s - 1][-1])
+        a, b = segments[s]
+        grads[a:b], G = _segment_backward(weights[a:b], cache[s], G, cache[s - 1][-1])
     grads[0] = G @ cache[0][0].T   # relu_layers >= 1: the first segment is W_1 alone
     return grads
+
+
+def _segment_backward(segment, prefixes, G, Z_below):
+    """Gradients of one linear segment's layers, and ``dLoss/dZ`` of the layer below (through its ReLU)."""
+    dH, *grads = backward([prefixes[0], *segment], G, prefixes)   # the segment's input is its first factor
+    return grads, relu_backward(dH, Z_below)
 
 
 def loss_and_gradients(weights, layout, X, Y):
@@ -296,8 +301,8 @@ def block_gradient(weights, layout, X, Y):
     segments = layout.segments
     block = segments.index(tuple(layout.block))
     for s in range(len(segments) - 1, block, -1):
-        (a, b), prefixes = segments[s], cache[s]
-        G = relu_backward(backward([prefixes[0], *weights[a:b]], G, prefixes)[0], cache[s - 1][-1])
+        a, b = segments[s]
+        G = _segment_backward(weights[a:b], cache[s], G, cache[s - 1][-1])[1]
     return G @ cache[block][0].T
 
 
