@@ -8,6 +8,9 @@ variant (a ReLU after every block layer). Timings are wall time of the steps
 only, with the machine's load printed next to them.
 
     python benchmarks/bench_classify.py [--seeds 0 1 2] [--blas-threads 1] [--no-relu]
+
+It first measures the cost of one step of each model in alternating bursts (the least of five), the
+figure least disturbed by other processes on a shared machine.
 """
 
 import argparse
@@ -55,6 +58,29 @@ def run(config, train, test, pixels, classes):
     return rows
 
 
+def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10):
+    """Least ms per full-batch step of each model over ``rounds`` alternating bursts of ``steps`` steps.
+
+    The models take turns, so a busy neighbour slows both alike; the least of the rounds is the
+    closest to the cost on a quiet machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from dlnref.mlp import step
+
+    sizes = [config.lr * config.first_lr_scale] + [config.lr] * (config.relu_layers + config.depth)
+    best = {}
+    with threadpool_limits(limits=config.blas_threads, user_api="blas"):
+        nets = list(models(config, train, pixels, classes))
+        for _ in range(rounds):
+            for name, weights, layout in nets:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    float(step(weights, layout, train.X, train.Y, sizes)[0])
+                best[name] = min(best.get(name, float("inf")), 1000 * (time.perf_counter() - start) / steps)
+    return best
+
+
 def _row(config, name, r):
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     return (f"{config.block:>6} {config.seed:>4} {name:>22} | {r['params']:>8,} | {r['final']:.4f} {r['best']:.4f} | "
@@ -82,6 +108,11 @@ def main():
     print(f"{'block':>6} {'seed':>4} {'model':>22} | {'params':>8} | {'final':>6} {'best':>6} | "
           f"{'steps':>5} {'s':>7} to {base.target_accuracy:g} | {'ms/step':>7} {'total s':>7}")
     start = time.perf_counter()
+    cost = interleaved_step_cost(base, train, pixels, images.classes)
+    print("least ms per step over 5 interleaved bursts of 10: "
+          + ", ".join(f"{name} {ms:.2f}" for name, ms in cost.items())
+          + f"; wide / compressed {cost['wide'] / cost['compressed, random']:.2f}x (load {os.getloadavg()[0]:.1f})",
+          flush=True)
     for seed in args.seeds:
         run(dataclasses.replace(base, seed=seed), train, test, pixels, images.classes)
     if not args.no_relu:
