@@ -53,15 +53,14 @@ def plot_update_rank(layers, path, title):
     for layer, color in zip(layers, colors):
         s = np.asarray(layer["singular_values"])
         spectrum.semilogy(np.arange(1, s.size + 1), s / s[0], ".-", color=color, ms=3, lw=1, label=layer["label"])
-        energy.plot(layer["steps"][1:], layer["energy"][1:], color=color, label=layer["label"])
-    k = layers[0]["k"]
-    spectrum.axvline(k + 0.5, color="0.4", ls=":", lw=1)
+        energy.plot(layer["steps"][1:], layer["energy"][1:], color=color, label=f"{layer['label']}, k={layer['k']}")
+    k = max(layer["k"] for layer in layers)
+    spectrum.axvline(k + 0.5, color="0.4", ls=":", lw=1, label=f"i = {k}")
     spectrum.set_xscale("log")
     spectrum.set_xlabel("index i")
     spectrum.set_ylabel(r"$\sigma_i / \sigma_1$ of $W_l(T) - W_l(0)$")
     energy.set_xlabel("gradient-descent step t")
-    energy.set_ylabel(f"energy of $W_l(t) - W_l(0)$ in its top {k}")
-    energy.set_ylim(None, 1.005)
+    energy.set_ylabel("share of $\\|W_l(t) - W_l(0)\\|_F^2$ in its top k")
     for ax in (spectrum, energy):
         ax.grid(True, alpha=0.3)
     energy.legend(fontsize=7, loc="lower right")

@@ -97,7 +97,7 @@ def layer_reports(snapshots, steps, ks):
     for l, k in enumerate(ks):
         w0 = snapshots[0][l]
         report = update_rank_measures(w0, snapshots[mid][l], snapshots[-1][l], k)
-        report.update(k=k, t1=steps[mid], t2=steps[-1],
+        report.update(k=k, t1=steps[mid], t2=steps[-1], steps=list(steps),
                       singular_values=[float(v) for v in singular_values(snapshots[-1][l] - w0)],
                       energy=[energy_fraction(singular_values(w[l] - w0), k) for w in snapshots])
         reports.append(report)
