@@ -29,9 +29,13 @@ IMAGE_DPI = 75
 
 
 def save(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` atomically (whole or not at all)."""
+    """Write ``fig`` to ``path`` atomically (whole or not at all); a pyplot figure is closed too."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    if fig.canvas.manager is not None:  # made by pyplot, which holds it until it is closed
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def _axes(ax):
