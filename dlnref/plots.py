@@ -42,7 +42,7 @@ def plot_compare(result, path):
     config = result["config"]
     column = "test_rmse" if config["data"] is not None else "recovery_error"
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for name in ("wide", "compressed"):
+    for name in [name for name in ("wide", "compressed") if name in result]:
         history = result[name]["history"]
         label = f"{name} DLN ({result[name]['params']:,} params)"
         by_step.semilogy(history["step"], history[column], color=COLORS[name], label=label)

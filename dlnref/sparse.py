@@ -15,8 +15,6 @@ the same entries the two agree to rounding.
 """
 
 import math
-from typing import NamedTuple
-
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 import scipy.linalg
@@ -24,26 +22,13 @@ import scipy.sparse
 
 from ._checks import check_fraction, check_int
 from .backend import top_svd
+from .data import Entries
 from .network import _orthonormal
 from .problems import Evaluation
 
 #: Entries gathered per block when forming the residual: bounds the
 #: temporary ``(block, w)`` arrays at a few tens of MB.
 GATHER_BLOCK = 1 << 18
-
-
-class Entries(NamedTuple):
-    """Entries ``values[k]`` at ``(rows[k], cols[k])`` of a matrix, 0-based.
-
-    Attributes
-    ----------
-    rows, cols : numpy.ndarray of int64, shape (k,)
-    values : numpy.ndarray of float64, shape (k,)
-    """
-
-    rows: np.ndarray
-    cols: np.ndarray
-    values: np.ndarray
 
 
 def as_entries(name, entries, shape):
