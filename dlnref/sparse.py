@@ -64,7 +64,7 @@ def gather_product(left, right, rows, cols):
     out = np.empty(len(rows))
     for start in range(0, len(rows), GATHER_BLOCK):
         part = slice(start, start + GATHER_BLOCK)
-        out[part] = np.einsum("ij,ij->i", left[rows[part]], right_t[cols[part]])
+        out[part] = np.einsum("ij,ij->i", np.take(left, rows[part], axis=0), np.take(right_t, cols[part], axis=0))
     return out
 
 
@@ -155,7 +155,8 @@ class SparseCompletion:
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")
         residual = gather_product(left, right, self.rows, self.cols) - self.values
-        gradient = scipy.sparse.csr_array((residual / self.observed, self.cols, self._indptr), shape=self.shape)
+        gradient = scipy.sparse.csr_array((residual / self.observed, self.cols, self._indptr), shape=self.shape,
+                                          copy=False)
         return Evaluation(residual @ residual / (2 * self.observed), gradient, (left, right, residual))
 
     def loss_and_gradient(self, X):
