@@ -29,7 +29,7 @@ import numpy as np
 
 from . import data
 from ._checks import check_int, check_matrix, check_shape
-from .backend import array_namespace, svd, to_backend, top_svd
+from .backend import array_namespace, is_numpy, svd, to_backend, top_svd
 
 
 @dataclasses.dataclass
@@ -43,8 +43,9 @@ class Evaluation:
     gradient : array or scipy.sparse array, shape (m, n)
         ``dLoss/dX`` at ``X`` (sparse for :class:`dlnref.sparse.SparseCompletion`).
     state : object
-        What the problem's ``errors`` reads (the residual, say); valid until
-        the problem's next ``evaluate``.
+        What the problem's ``errors`` reads (the residual, say). On NumPy,
+        ``evaluate`` writes the residual and the gradient into buffers that the
+        next ``evaluate`` overwrites: use them before calling it again.
     """
 
     loss: object
@@ -134,10 +135,19 @@ class RecoveryProblem:
         -------
         Evaluation
         """
-        X = left if right is None else left @ right
-        if tuple(X.shape) != self.shape:
-            raise ValueError(f"left @ right must have the problem's shape {self.shape}, got {tuple(X.shape)}")
-        return self._evaluate(X)
+        shape = (left.shape[0], (left if right is None else right).shape[1])
+        if shape != self.shape:
+            raise ValueError(f"left @ right must have the problem's shape {self.shape}, got {shape}")
+        if right is None or not is_numpy(self.xp):
+            return self._evaluate(left if right is None else left @ right)
+        return self._evaluate(np.matmul(left, right, out=self._buffer("X")), self._buffer)
+
+    def _buffer(self, name):
+        """An ``(m, n)`` array kept across evaluations (NumPy): the step overwrites it instead of allocating."""
+        buffers = self.__dict__.setdefault("_buffers", {})
+        if name not in buffers:
+            buffers[name] = np.empty(self.shape, dtype=self.target.dtype)
+        return buffers[name]
 
     def errors(self, evaluation):
         """The recorded error measures at an :class:`Evaluation` of this problem.
@@ -224,10 +234,16 @@ class MatrixFactorization(RecoveryProblem):
 
     name = "factorization"
 
-    def _evaluate(self, X):
-        residual = X - self.target
+    def _evaluate(self, X, buffer=None):
         size = self.shape[0] * self.shape[1]
-        return Evaluation(_inner(self.xp, residual, residual) / (2 * size), residual / size, residual)
+        if buffer is None:
+            residual = X - self.target
+            gradient = residual / size
+        else:  # X is a buffer of ours: R = X - M in place, G into a second buffer
+            residual = X
+            residual -= self.target
+            gradient = np.divide(residual, size, out=buffer("gradient"))
+        return Evaluation(_inner(self.xp, residual, residual) / (2 * size), gradient, residual)
 
     def surrogate(self):
         """``M``, shape ``(m, n)``."""
@@ -295,9 +311,14 @@ class MatrixCompletion(RecoveryProblem):
         array_namespace(mask, self.target)
         return mask
 
-    def _evaluate(self, X):
-        residual = X - self.target
-        gradient = self._gradient_weight * residual  # P_Omega(R) / |Omega|: _gradient_weight = mask / |Omega|
+    def _evaluate(self, X, buffer=None):
+        if buffer is None:
+            residual = X - self.target
+            gradient = self._gradient_weight * residual  # P_Omega(R) / |Omega|: _gradient_weight = mask / |Omega|
+        else:  # X is a buffer of ours: R = X - M in place, G into a second buffer (3 passes over m x n with X's GEMM)
+            residual = X
+            residual -= self.target
+            gradient = np.multiply(self._gradient_weight, residual, out=buffer("gradient"))
         # <G, R> / 2 = ||P_Omega(R)||^2 / (2 |Omega|), because the mask is 0/1 (mask^2 = mask)
         return Evaluation(_inner(self.xp, gradient, residual) / 2, gradient, residual)
 
@@ -389,7 +410,7 @@ class MatrixSensing(RecoveryProblem):
         """``A^*(r) = sum_i r_i A_i``, shape (d1, d2)."""
         return self.xp.reshape(r @ self._flat, self.shape)
 
-    def _evaluate(self, X):
+    def _evaluate(self, X, buffer=None):
         residual = self._measure(X) - self.measurements
         return Evaluation(_inner(self.xp, residual, residual) / 2, self._adjoint(residual), X)
 

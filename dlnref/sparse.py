@@ -17,7 +17,6 @@ the same entries the two agree to rounding.
 import math
 import array_api_compat.numpy as xp_numpy
 import numpy as np
-import scipy.linalg
 import scipy.sparse
 
 from ._checks import check_fraction, check_int
@@ -26,9 +25,9 @@ from .data import Entries
 from .network import _orthonormal
 from .problems import Evaluation
 
-#: Entries gathered per block when forming the residual: bounds the
-#: temporary ``(block, w)`` arrays at a few tens of MB.
-GATHER_BLOCK = 1 << 18
+#: Entries gathered per block when forming the residual: the temporary
+#: ``(block, w)`` arrays then stay in cache (2^14 ran 3x faster than 2^18 at w = 10).
+GATHER_BLOCK = 1 << 14
 
 
 def as_entries(name, entries, shape):
@@ -108,10 +107,13 @@ class SparseCompletion:
         m, n = (check_int(f"shape[{i}]", s, 1) for i, s in enumerate(shape))
         self.shape = (m, n)
         entries = as_entries("observed entries", (rows, cols, values), self.shape)
-        order = np.lexsort((entries.cols, entries.rows))  # row-major: r is then the CSR data of dLoss/dX
-        self.rows, self.cols, self.values = (a[order] for a in entries)
+        linear = entries.rows * n + entries.cols
+        if not np.all(linear[1:] > linear[:-1]):  # row-major order: r is then the CSR data of dLoss/dX
+            order = np.argsort(linear, kind="stable")
+            entries, linear = Entries(*(a[order] for a in entries)), linear[order]
+        self.rows, self.cols, self.values = entries
         self.observed = len(self.rows)
-        repeated = (np.diff(self.rows) == 0) & (np.diff(self.cols) == 0)
+        repeated = linear[1:] == linear[:-1]
         if repeated.any():
             k = int(np.argmax(repeated))
             raise ValueError(f"observed entries must not repeat a position, got ({self.rows[k]}, {self.cols[k]}) twice")
@@ -214,7 +216,7 @@ class SparseCompletion:
 
 def _product_norm(A, B):
     """``||A B||_F`` from thin QR factors: ``||R_A R_B^T||_F`` with ``A = Q_A R_A``, ``B^T = Q_B R_B``."""
-    return float(np.linalg.norm(scipy.linalg.qr(A, mode="r")[0] @ scipy.linalg.qr(B.T, mode="r")[0].T))
+    return float(np.linalg.norm(np.linalg.qr(A, mode="r") @ np.linalg.qr(B.T, mode="r").T))
 
 
 def _difference_norm(left, right, A, B):
@@ -274,10 +276,16 @@ def sample_positions(shape, count, rng):
     if count < 1:
         raise ValueError(f"the observed fraction of a {shape} matrix gives no entry; raise fraction")
     if count > m * n // 2:
-        chosen = rng.choice(m * n, size=count, replace=False)
+        chosen = np.sort(rng.choice(m * n, size=count, replace=False))
     else:
-        chosen = np.unique(rng.integers(0, m * n, size=count + count // 8 + 16))
+        chosen = _distinct(rng.integers(0, m * n, size=count + count // 8 + 16))
         while len(chosen) < count:
-            chosen = np.unique(np.concatenate([chosen, rng.integers(0, m * n, size=count - len(chosen) + 16)]))
+            chosen = _distinct(np.concatenate([chosen, rng.integers(0, m * n, size=count - len(chosen) + 16)]))
         chosen = np.sort(rng.choice(chosen, size=count, replace=False))
     return chosen // n, chosen % n
+
+
+def _distinct(x):
+    """The distinct values of an int array, sorted (by sorting: faster than hashing at millions of values)."""
+    x = np.sort(x)
+    return x[np.concatenate(([True], x[1:] != x[:-1]))]
