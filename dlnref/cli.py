@@ -13,6 +13,9 @@ import time
 
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .compare import NETWORKS, THRESHOLDS, CompareConfig, run_compare
+
+#: Rows of the compare tables, in order: the networks, then the ALS baseline.
+ROWS = (*NETWORKS, "als")
 from .problems import PROBLEMS
 from .train import DivergenceError
 
@@ -68,6 +71,8 @@ def _add_compare(commands):
                    help="step size eta, or 'auto' (the default): from the problem's curvature and the surrogate's "
                         "top singular value (dlnref.train.auto_lr). The paper's: 10 completion, 1 factorization, "
                         "20/m sensing")
+    p.add_argument("--no-als", dest="als", action="store_false",
+                   help="skip the alternating-least-squares baseline row (completion only)")
     p.add_argument("--networks", type=_networks, default=None,
                    help="comma-separated networks to train, from " + ",".join(NETWORKS)
                         + " (default: both; with --data, compressed)")
@@ -251,7 +256,7 @@ def format_compare(result):
     c = result["config"]
     if c["data"] is not None:
         return _format_ratings(result)
-    names = [name for name in NETWORKS if name in result]
+    names = [name for name in ROWS if name in result]
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
         f"lr={c['lr']:.4g} ({c['lr_rule']}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
@@ -287,7 +292,7 @@ def _format_ratings(result):
              f"alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
              f"{'network':>10} | {'params':>9} | {'best valid.':>11} {'at step':>8} {'at s':>8} | "
              f"{'test RMSE there':>15} | {'final test':>10}"]
-    for name in [name for name in NETWORKS if name in result]:
+    for name in [name for name in ROWS if name in result]:
         run = result[name]
         lines.append(f"{name:>10} | {run['params']:>9,} | {run['best_validation_rmse']:>11.4f} {run['best_step']:>8d} "
                      f"{run['best_seconds']:>8.2f} | {run['test_rmse_at_best']:>15.4f} | {run['final_test_rmse']:>10.4f}")

@@ -9,6 +9,7 @@ import functools
 
 import numpy as np
 
+from .als import als
 from .backend import to_numpy
 from .compress import compress, parameter_count
 from .data import load_movielens, split_entries
@@ -39,7 +40,8 @@ class CompareConfig:
     (:func:`dlnref.sparse.synthetic_completion`).
 
     ``networks`` lists the networks to train (:data:`NETWORKS`); None means
-    both, or only the compressed one with ``data``. ``lr`` None or "auto"
+    both, or only the compressed one with ``data``. ``als`` adds the baseline
+    row of :func:`dlnref.als.als` at rank ``rank`` (completion on NumPy only). ``lr`` None or "auto"
     takes :func:`dlnref.train.auto_lr` for the compressed network's
     ``outer_lr_scale``, and both networks use it; ``lr=10`` (completion)
     reproduces the paper's run. ``outer_lr_scale`` None takes the paper's value
@@ -69,6 +71,7 @@ class CompareConfig:
     networks: tuple | None = None
     validation_fraction: float = 0.1
     patience: int = 200
+    als: bool = True
 
     def resolved(self):
         """A copy with the paper's outer_lr_scale, the width and the networks filled in (lr stays "auto")."""
@@ -177,6 +180,19 @@ def _compressed_start(problem, config, seed):
 #: The networks that ``compare`` trains, in table order: name -> start(problem, config, seed).
 NETWORKS = {"wide": _wide_start, "compressed": _compressed_start}
 
+#: Most ALS sweeps (it converges in tens where it converges at all).
+ALS_SWEEPS = 200
+
+
+def _run_als(problem, config):
+    """The ALS baseline at the target's rank, or None where it does not apply (not completion, not NumPy)."""
+    if not config.als or config.problem != "completion" or config.backend != "numpy":
+        return None
+    run = als(problem, config.rank, min(config.steps, ALS_SWEEPS), tol=config.tol,
+              patience=config.patience if config.data is not None else None)
+    m, n = problem.shape
+    return _summary(run, (m + n) * config.rank)
+
 
 def run_compare(config, progress=None, observe=None, announce=None):
     """Train the chosen networks on the problem of ``config`` and collect the comparison.
@@ -203,7 +219,7 @@ def run_compare(config, progress=None, observe=None, announce=None):
         not reached), ``final_error``, ``steps_run`` and the ``history``
         columns (with validation data: ``best_validation_rmse`` and the
         ``test_rmse`` at that step); plus ``speedup`` (wide / compressed) per
-        threshold when both ran.
+        threshold when both ran; ``als`` (the same summary) for completion.
     """
     config = config.resolved()
     if config.data is None and config.width < config.rank:
@@ -225,6 +241,9 @@ def run_compare(config, progress=None, observe=None, announce=None):
                                record_every=config.record_every, tol=config.tol, progress=callback,
                                observe=observe, patience=patience)
         result[name] = _summary(run, parameter_count(weights))
+    baseline = _run_als(problem, config)
+    if baseline is not None:
+        result["als"] = baseline
     if "wide" in result and "compressed" in result:
         result["speedup"] = {
             kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key])
