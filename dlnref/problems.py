@@ -13,7 +13,7 @@ end-to-end matrix ``X`` of the same shape. All share one interface:
 - ``surrogate()``: the matrix whose top singular vectors seed the compressed
   network (see :func:`dlnref.compress`);
 - ``metrics(X)``: problem-specific numbers recorded during training;
-- ``top_singular(k)`` and ``curvatures(u, v)``: what the spectral init and the
+- ``top_singular(k)`` and ``curvature(u, v)``: what the spectral init and the
   automatic step size (:func:`dlnref.train.auto_lr`) read.
 
 :class:`dlnref.sparse.SparseCompletion` answers the same calls from the
@@ -170,22 +170,20 @@ class RecoveryProblem:
         """Top ``k`` singular triplets ``(U, s, Vh)`` of ``surrogate()`` (see :func:`dlnref.backend.top_svd`)."""
         return top_svd(self.surrogate(), k, seed)
 
-    def curvatures(self, u, v):
-        """Second derivatives of the loss along the unit directions that a DLN at ``u v^T`` moves in.
+    def curvature(self, u, v):
+        """Second derivative of the loss along the unit rank-one direction ``u v^T``.
 
         Parameters
         ----------
         u : array, shape (m,)
         v : array, shape (n,)
-            Unit vectors (the surrogate's top singular pair).
+            Unit vectors.
 
         Returns
         -------
-        along, left, right : float
-            ``along = d^2/dt^2 loss(X + t u v^T)``; ``left`` and ``right``: the
-            largest second derivative along ``u b^T`` over unit ``b`` (shape
-            ``(n,)``), and along ``a v^T`` over unit ``a``. Each is
-            ``||D||^2`` under the loss's quadratic form (the loss is quadratic).
+        float
+            ``d^2/dt^2 loss(X + t u v^T)``, the same at every ``X`` (the loss is
+            quadratic): ``||u v^T||^2`` under the loss's quadratic form.
         """
         raise NotImplementedError
 
@@ -249,10 +247,9 @@ class MatrixFactorization(RecoveryProblem):
         """``M``, shape ``(m, n)``."""
         return self.target
 
-    def curvatures(self, u, v):
-        """``1 / (m n)`` along every unit direction."""
-        curvature = 1 / (self.shape[0] * self.shape[1])
-        return curvature, curvature, curvature
+    def curvature(self, u, v):
+        """``||u v^T||_F^2 / (m n) = 1 / (m n)``."""
+        return 1 / (self.shape[0] * self.shape[1])
 
 
 class MatrixCompletion(RecoveryProblem):
@@ -322,13 +319,9 @@ class MatrixCompletion(RecoveryProblem):
         # <G, R> / 2 = ||P_Omega(R)||^2 / (2 |Omega|), because the mask is 0/1 (mask^2 = mask)
         return Evaluation(_inner(self.xp, gradient, residual) / 2, gradient, residual)
 
-    def curvatures(self, u, v):
-        """``||P_Omega(D)||^2 / |Omega|`` along ``u v^T``; over ``u b^T``, the worst column ``j``: ``sum_{i in Omega_j} u_i^2 / |Omega|``."""
-        xp = self.xp
-        along = float(u**2 @ self._gradient_weight @ v**2)
-        left = float(xp.max(u**2 @ self._gradient_weight))
-        right = float(xp.max(self._gradient_weight @ v**2))
-        return along, left, right
+    def curvature(self, u, v):
+        """``||P_Omega(u v^T)||_F^2 / |Omega| = sum_{(i, j) in Omega} u_i^2 v_j^2 / |Omega|``."""
+        return float(u**2 @ self._gradient_weight @ v**2)
 
     def unobserved_error(self, X):
         """``||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` (0-d array)."""
@@ -421,14 +414,10 @@ class MatrixSensing(RecoveryProblem):
         """``sum_i y_i A_i``, shape ``(d1, d2)``."""
         return self._adjoint(self.measurements)
 
-    def curvatures(self, u, v):
-        """``||A(u v^T)||^2``; over ``u b^T``: ``s_1([<A_i, u e_j^T>]_ij)^2``, the top singular value squared."""
+    def curvature(self, u, v):
+        """``||A(u v^T)||^2 = sum_i (u^T A_i v)^2``."""
         xp = self.xp
-        operators = xp.reshape(self._flat, (-1, *self.shape))
-        along_left = xp.reshape(xp.reshape(u, (1, -1)) @ operators, (operators.shape[0], -1))  # row i: A_i^T u
-        along_right = xp.reshape(operators @ xp.reshape(v, (-1, 1)), (operators.shape[0], -1))  # row i: A_i v
-        along = float(xp.sum((along_left @ v) ** 2))
-        return along, float(svd(along_left)[1][0] ** 2), float(svd(along_right)[1][0] ** 2)
+        return float(xp.sum(self._measure(xp.reshape(u, (-1, 1)) * xp.reshape(v, (1, -1))) ** 2))
 
 
 def make_problem(name, shape, rank, *, fraction=0.3, measurements=None, seed=0, backend=None):

@@ -206,12 +206,9 @@ class SparseCompletion:
         U, s, Vh = self._top
         return U[:, :k], s[:k], Vh[:k, :]
 
-    def curvatures(self, u, v):
-        """As :meth:`dlnref.MatrixCompletion.curvatures`, from the observed entries."""
-        along = float(u[self.rows] ** 2 @ v[self.cols] ** 2) / self.observed
-        left = np.bincount(self.cols, weights=u[self.rows] ** 2, minlength=self.shape[1]).max() / self.observed
-        right = np.bincount(self.rows, weights=v[self.cols] ** 2, minlength=self.shape[0]).max() / self.observed
-        return along, float(left), float(right)
+    def curvature(self, u, v):
+        """``sum_k u_{i_k}^2 v_{j_k}^2 / |Omega|``, as :meth:`dlnref.MatrixCompletion.curvature`."""
+        return float(u[self.rows] ** 2 @ v[self.cols] ** 2) / self.observed
 
 
 def _product_norm(A, B):

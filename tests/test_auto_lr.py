@@ -13,15 +13,18 @@ def test_formula_by_hand_for_factorization_and_completion():
     problem = dlnref.make_problem("factorization", (12, 10), 2, seed=0)
     s1 = np.linalg.svd(problem.target, compute_uv=False)[0]
     g = (5.0 * 1.0 * 5.0) ** (1 / 3)
-    expected = AUTO_LR_SAFETY * 2 / (g * s1 ** (4 / 3) * 3 / 120)
+    expected = AUTO_LR_SAFETY * 2 / (3 * g * s1 ** (4 / 3) / 120)
     assert auto_lr(problem, 3, 5.0) == pytest.approx(expected, rel=1e-12)
     completion = dlnref.MatrixCompletion(problem.target, np.eye(12, 10, dtype=bool) | np.eye(12, 10, -2, dtype=bool))
     s1 = np.linalg.svd(np.where(completion.mask, problem.target, 0) / completion.fraction, compute_uv=False)[0]
-    column = completion.mask.sum(axis=0).max() / (12 * completion.observed)  # most observed column, flat u
-    row = completion.mask.sum(axis=1).max() / (10 * completion.observed)
-    along = 1 / 120
-    expected = AUTO_LR_SAFETY * 2 / (5.0 * s1 * max(2 * along, column + row))
+    # along the flat u v^T every entry has weight 1 / (m n), so P_Omega keeps |Omega| / (m n) of it
+    expected = AUTO_LR_SAFETY * 2 / (2 * 5.0 * s1 * (completion.observed / 120) / completion.observed)
     assert auto_lr(completion, 2, 5.0) == pytest.approx(expected, rel=1e-12)
+    sensing = dlnref.make_problem("sensing", (6, 5), 1, measurements=40, seed=0)
+    A = sensing.operators
+    flat = np.ones((6, 5)) / np.sqrt(30)
+    assert sensing.curvature(np.ones(6) / 6**0.5, np.ones(5) / 5**0.5) == pytest.approx(
+        sum(np.sum(a * flat) ** 2 for a in A), rel=1e-12)
 
 
 CASES = [  # (problem, d, rank, options, depth, scale, steps)

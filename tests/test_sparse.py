@@ -30,7 +30,7 @@ def test_loss_gradient_and_errors_agree_with_the_dense_problem():
     for key in expected:
         assert got[key] == pytest.approx(expected[key], rel=1e-12)
     np.testing.assert_allclose(sparse.surrogate().toarray(), dense.surrogate(), rtol=1e-13)
-    assert sparse.curvatures(X[:, 0] / 3, X[0] / 3) == pytest.approx(dense.curvatures(X[:, 0] / 3, X[0] / 3), rel=1e-12)
+    assert sparse.curvature(X[:, 0] / 3, X[0] / 3) == pytest.approx(dense.curvature(X[:, 0] / 3, X[0] / 3), rel=1e-12)
 
 
 def test_gradient_matches_central_differences():
