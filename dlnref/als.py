@@ -4,9 +4,10 @@ ALS fits ``X = U V^T`` with ``U`` of shape ``(m, r)`` and ``V`` of shape
 ``(n, r)`` by solving, in turn, the least-squares problem of every row of ``U``
 with ``V`` fixed and of every row of ``V`` with ``U`` fixed:
 
-    u_i = (sum_{j in Omega_i} v_j v_j^T + lambda I)^{-1} sum_{j in Omega_i} M_ij v_j,
+    u_i = (sum_{j in Omega_i} v_j v_j^T + lambda |Omega_i| I)^{-1} sum_{j in Omega_i} M_ij v_j,
 
-and the same with the roles swapped. Each half-step costs ``O(|Omega| r^2 + (m + n) r^3)``.
+and the same with the roles swapped (the ridge weighted by the row's count is
+ALS-WR's, Zhou et al. 2008). Each half-step costs ``O(|Omega| r^2 + (m + n) r^3)``.
 It runs on the observed entries of a :class:`dlnref.MatrixCompletion` or a
 :class:`dlnref.sparse.SparseCompletion` (NumPy only), and records the same error
 measures as :func:`dlnref.gradient_descent`, so that ``dlnref compare`` can put it
@@ -37,7 +38,8 @@ def als(problem, rank, steps=100, tol=0.0, ridge=1e-10, seed=0, patience=None):
     tol : float
         Stop once the recorded ``recovery_error`` is ``<= tol``.
     ridge : float
-        ``lambda >= 0``: keeps rows with fewer than r observed entries solvable.
+        ``lambda >= 0``: keeps rows with fewer than r observed entries
+        solvable; on noisy ratings it is the regulariser (0.05 to 0.1).
     seed : int
         Seeds the truncated SVD of the start (the surrogate's top-r pairs).
     patience : int or None
@@ -92,7 +94,7 @@ def observed_entries(problem):
 
 
 def _solve_rows(entries, other, ridge):
-    """Row i of the result: ``(sum_j e_ij^0 o_j o_j^T + ridge I)^{-1} sum_j e_ij o_j`` over the stored j of row i.
+    """Row i of the result: ``(sum_j o_j o_j^T + ridge n_i I)^{-1} sum_j e_ij o_j`` over the n_i stored j of row i.
 
     ``entries`` is a CSR array (m, n) of the observed values; ``other`` (n, r).
     The Gram matrices come from ``r (r + 1) / 2`` sparse matrix-vector
@@ -104,8 +106,9 @@ def _solve_rows(entries, other, ridge):
     for a in range(r):
         for b in range(a, r):
             gram[:, a, b] = gram[:, b, a] = pattern @ (other[:, a] * other[:, b])
-    gram += ridge * np.eye(r)
+    counts = np.diff(entries.indptr)
+    gram += ridge * counts[:, None, None] * np.eye(r)
     rhs = entries @ other
-    empty = np.diff(entries.indptr) == 0
+    empty = counts == 0
     gram[empty] = np.eye(r)  # a row with no observed entry stays at 0
     return np.linalg.solve(gram, rhs[..., None])[..., 0]

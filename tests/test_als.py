@@ -20,15 +20,16 @@ def test_half_step_solves_each_rows_least_squares():
         if mask[i].sum() == 0:
             np.testing.assert_array_equal(U[i], 0)
             continue
-        # ridge regression as plain least squares on [V_i; 0.1 I] against [M_i; 0]
-        expected = np.linalg.lstsq(np.vstack([V[mask[i]], 0.1 * np.eye(2)]), np.r_[M[i, mask[i]], 0, 0], rcond=None)[0]
+        # ridge regression (lambda n_i) as plain least squares on [V_i; sqrt(0.01 n_i) I] against [M_i; 0]
+        ridge = np.sqrt(0.01 * mask[i].sum()) * np.eye(2)
+        expected = np.linalg.lstsq(np.vstack([V[mask[i]], ridge]), np.r_[M[i, mask[i]], 0, 0], rcond=None)[0]
         np.testing.assert_allclose(U[i], expected, rtol=1e-10, atol=1e-12)
 
 
 def test_als_recovers_a_low_rank_matrix_on_both_paths():
     dense = dlnref.make_problem("completion", (30, 25), 2, fraction=0.5, seed=0)
     sparse = dlnref.SparseCompletion.from_dense(dense.target, dense.mask)
-    runs = [als(problem, 2, steps=50, tol=1e-10) for problem in (dense, sparse)]
+    runs = [als(problem, 2, steps=50, tol=1e-10, ridge=0.0) for problem in (dense, sparse)]
     assert runs[0].converged and runs[0].history["recovery_error"][-1] <= 1e-10
     X = runs[0].weights[1] @ runs[0].weights[0]
     np.testing.assert_allclose(X, dense.target, atol=1e-8)
