@@ -240,7 +240,8 @@ def run_compare(config, progress=None, observe=None, announce=None):
     result = {"config": {**dataclasses.asdict(config), "lr_rule": rule}}
     patience = config.patience if config.data is not None else None
     for name, (weights, alpha) in starts.items():
-        _announce_time(problem, weights, lr, alpha, config, name, say)
+        if announce is not None:
+            _announce_time(problem, weights, lr, alpha, config, name, say)
         callback = progress(name) if progress is not None else None
         run = gradient_descent(problem, weights, lr, config.steps, outer_lr_scale=alpha,
                                record_every=config.record_every, tol=config.tol, progress=callback,
