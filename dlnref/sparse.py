@@ -120,6 +120,8 @@ class SparseCompletion:
         self._indptr = np.searchsorted(self.rows, np.arange(m + 1)).astype(np.int64)
         self.fraction = self.observed / (m * n)
         self._values_norm = float(np.linalg.norm(self.values))
+        if self._values_norm == 0:
+            raise ValueError("observed values must not all be zero: the relative errors are undefined")
         self.held_out = {name: as_entries(name, e, self.shape)
                          for name, e in (("validation", validation), ("test", test)) if e is not None}
         self.target_factors = None
