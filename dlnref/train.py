@@ -190,10 +190,15 @@ def gradient_step(problem, weights, sizes):
     weights : list of array
         ``W_l - lr s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T``.
     """
-    prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []  # P_l = W_l ... W_1, l < L
-    evaluation = problem.evaluate(weights[-1], prefixes[-1] if prefixes else None)  # at X = W_L P_{L-1}
+    prefixes, evaluation = forward(problem, weights)  # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
     grads = _backprop(weights, evaluation.gradient, prefixes)  # dW_l = (W_L ... W_{l+1})^T G P_{l-1}^T
     return evaluation, [W - size * g for W, size, g in zip(weights, sizes, grads)]
+
+
+def forward(problem, weights):
+    """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1)."""
+    prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
+    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None)
 
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
@@ -284,8 +289,7 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
         if step < steps:
             evaluation, updated = gradient_step(problem, weights, sizes)
         else:
-            prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
-            evaluation = problem.evaluate(weights[-1], prefixes[-1] if prefixes else None)
+            evaluation = forward(problem, weights)[1]
         loss = float(evaluation.loss)
         if not math.isfinite(loss):
             raise diverged(step, loss)
