@@ -240,4 +240,5 @@ def top_svd(x, k, seed=0):
 
     U, s, Vh = svds(x, k=k, rng=np.random.default_rng(seed))
     order = np.argsort(s)[::-1]
-    return _fix_signs(np, U[:, order], s[order], Vh[order, :])
+    U, Vh = np.ascontiguousarray(U[:, order]), np.ascontiguousarray(Vh[order, :])  # ARPACK's U is column-major
+    return _fix_signs(np, U, s[order], Vh)

@@ -59,7 +59,7 @@ def gather_product(left, right, rows, cols):
     """
     if right is None:
         return left[rows, cols]
-    right_t = np.ascontiguousarray(right.T)
+    left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)  # row gathers want C order
     out = np.empty(len(rows))
     for start in range(0, len(rows), GATHER_BLOCK):
         part = slice(start, start + GATHER_BLOCK)
