@@ -12,12 +12,13 @@ import sys
 import time
 
 from .backend import BACKENDS, BackendUnavailableError, default_backend
+from .classify import add_classify_command
 from .compare import NETWORKS, THRESHOLDS, CompareConfig, run_compare
+from .problems import PROBLEMS
+from .train import DivergenceError
 
 #: Rows of the compare tables, in order: the networks, then the ALS baseline.
 ROWS = (*NETWORKS, "als")
-from .problems import PROBLEMS
-from .train import DivergenceError
 
 
 class UsageError(Exception):
@@ -46,6 +47,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_classify_command(commands)
     return parser
 
 
