@@ -51,19 +51,26 @@ def as_entries(name, entries, shape):
     return Entries(rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
 
 
-def gather_product(left, right, rows, cols):
+def gather_product(left, right, rows, cols, out=None, scratch=None):
     """Entries ``(left @ right)[rows_k, cols_k] = left[rows_k, :] @ right[:, cols_k]``, without forming the product.
 
     ``right`` None means ``X = left``. Costs ``O(k w)`` in blocks of
-    :data:`GATHER_BLOCK` entries.
+    :data:`GATHER_BLOCK` entries. ``out`` (shape ``(k,)``) and ``scratch``
+    (two ``(GATHER_BLOCK, w)`` arrays) let a caller reuse its memory: a loop
+    that allocates nothing runs up to 2x faster once the heap has grown.
     """
     if right is None:
         return left[rows, cols]
     left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)  # row gathers want C order
-    out = np.empty(len(rows))
-    for start in range(0, len(rows), GATHER_BLOCK):
-        part = slice(start, start + GATHER_BLOCK)
-        out[part] = np.einsum("ij,ij->i", np.take(left, rows[part], axis=0), np.take(right_t, cols[part], axis=0))
+    out = np.empty(len(rows)) if out is None else out
+    block = min(GATHER_BLOCK, len(rows))
+    if scratch is None:
+        scratch = np.empty((2, block, left.shape[1]))
+    for start in range(0, len(rows), block):
+        size = min(block, len(rows) - start)
+        a = np.take(left, rows[start:start + size], axis=0, out=scratch[0, :size], mode="clip")
+        b = np.take(right_t, cols[start:start + size], axis=0, out=scratch[1, :size], mode="clip")
+        np.einsum("ij,ij->i", a, b, out=out[start:start + size])
     return out
 
 
@@ -125,7 +132,7 @@ class SparseCompletion:
         self.held_out = {name: as_entries(name, e, self.shape)
                          for name, e in (("validation", validation), ("test", test)) if e is not None}
         self.target_factors = None
-        self._top = None
+        self._top, self._buffers = None, {}
         if target_factors is not None:
             A, B = (np.asarray(f, dtype=np.float64) for f in target_factors)
             if A.ndim != 2 or B.ndim != 2 or A.shape[0] != m or B.shape[1] != n or A.shape[1] != B.shape[0]:
@@ -158,10 +165,22 @@ class SparseCompletion:
         """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes)."""
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")
-        residual = gather_product(left, right, self.rows, self.cols) - self.values
-        gradient = scipy.sparse.csr_array((residual / self.observed, self.cols, self._indptr), shape=self.shape,
-                                          copy=False)
+        if right is None:
+            residual = left[self.rows, self.cols] - self.values
+        else:  # into buffers kept across evaluations, as the dense problems do
+            k, w = self.observed, left.shape[1]
+            residual = gather_product(left, right, self.rows, self.cols, out=self._buffer("residual", (k,)),
+                                      scratch=self._buffer("scratch", (2, min(GATHER_BLOCK, k), w)))
+            residual -= self.values
+        data = np.divide(residual, self.observed, out=self._buffer("gradient", residual.shape))
+        gradient = scipy.sparse.csr_array((data, self.cols, self._indptr), shape=self.shape, copy=False)
         return Evaluation(residual @ residual / (2 * self.observed), gradient, (left, right, residual))
+
+    def _buffer(self, name, shape):
+        """An array kept across evaluations (the next ``evaluate`` overwrites it)."""
+        if name not in self._buffers or self._buffers[name].shape != shape:
+            self._buffers[name] = np.empty(shape)
+        return self._buffers[name]
 
     def loss_and_gradient(self, X):
         """Loss and sparse ``dLoss/dX`` at a dense ``X`` of shape ``(m, n)`` (small problems)."""
