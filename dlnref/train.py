@@ -37,11 +37,10 @@ class DivergenceError(FloatingPointError):
 
     def __init__(self, step, loss, lr, auto=False):
         self.step, self.loss = step, loss
-        how = "lr='auto' chose it, which should not happen: please report it" if auto else "Try a smaller lr"
-        super().__init__(
-            f"training diverged: the loss is {loss} at step {step} (lr={lr:g}). "
-            f"{how} (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
-        )
+        advice = (f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale.")
+        if auto:
+            advice = f"lr='auto' chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
+        super().__init__(f"training diverged: the loss is {loss} at step {step} (lr={lr:g}). {advice}")
 
 
 @dataclasses.dataclass
