@@ -241,7 +241,7 @@ def plot_compare(result, path):
     column = "test_rmse" if config["data"] is not None else "recovery_error"
     fig = Figure(figsize=(10, 4))
     by_step, by_time = fig.subplots(1, 2, sharey=True)
-    for name in ("wide", "compressed"):
+    for name in [name for name in ("wide", "compressed") if name in result]:
         line = {"color": COLORS[name], "label": f"{name} DLN ({result[name]['params']:,} params)"}
         error_curves(result[name]["history"], ax=by_step, column=column, **line)
         error_curves(result[name]["history"], ax=by_time, x="seconds", column=column, **line)
