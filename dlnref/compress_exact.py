@@ -83,7 +83,7 @@ from ._checks import check_int, check_shape
 from .backend import array_namespace, svd
 from .compress import parameter_count
 from .network import backward, end_to_end, layer_dims, prefix_products
-from .problems import MatrixFactorization
+from .problems import MatrixFactorization, MatrixSensing
 from .train import DivergenceError, History, TrainResult, step_sizes
 
 #: Largest ``|W_l^T W_l / eps^2 - I|`` entry accepted as an orthogonal init: a Haar
@@ -110,8 +110,10 @@ class ExactCompression:
         ``(rho_1, ..., rho_L)``: layer ``l`` is ``rho_l`` times ``O_l`` on the complement.
     init_end_to_end : array, shape (d, d)
         ``X(0) = eps^L P_L``.
-    reduced_target : array, shape (w, w), or None
-        ``M~ = B_L^T M B_0`` for factorization, None otherwise.
+    reduced : dict
+        What a step needs of the problem, made once: ``{"target": M~}`` with
+        ``M~ = B_L^T M B_0`` (factorization); the reduced operators (sensing,
+        see :func:`subspace_gradient`); empty for completion.
     """
 
     init: list
@@ -120,7 +122,7 @@ class ExactCompression:
     narrow: list
     rho: tuple
     init_end_to_end: object
-    reduced_target: object = None
+    reduced: dict = dataclasses.field(default_factory=dict)
 
     @property
     def width(self):
@@ -183,8 +185,9 @@ def compress_exact(problem, weights, rank=None, basis=None):
     if width > d:
         raise ValueError(f"the exact compression needs 2 * rank <= d, got rank {rank} for d = {d}")
     X0 = end_to_end(weights)
+    P_L = X0 / scale ** len(weights)
     if basis is None:
-        basis = _parsimony_basis(problem, X0 / scale ** len(weights), rank)
+        basis = _parsimony_basis(problem, P_L, rank)
     else:
         check_shape("basis", basis, (d, width))
         _check_orthonormal(xp, "basis", basis)
@@ -192,9 +195,8 @@ def compress_exact(problem, weights, rank=None, basis=None):
     for W in weights:
         bases.append(W @ bases[-1] / scale)
     narrow = [scale * xp.eye(width, dtype=X0.dtype) for _ in weights]
-    reduced = bases[-1].T @ problem.target @ basis if isinstance(problem, MatrixFactorization) else None
     rho = tuple(xp.asarray(scale, dtype=X0.dtype) for _ in weights)
-    return ExactCompression(list(weights), scale, bases, narrow, rho, X0, reduced)
+    return ExactCompression(list(weights), scale, bases, narrow, rho, X0, _reduce(problem, bases, P_L))
 
 
 def _orthogonal_init_scale(xp, weights):
@@ -246,7 +248,7 @@ class SubspaceGradient:
     prefixes : list of array
         The narrow network's prefix products (``prefixes[-1] = X~``).
     X : array, shape (d, d), or None
-        The rebuilt wide ``X`` where it was formed (not for factorization).
+        The rebuilt wide ``X`` where it was formed (completion only).
     """
 
     loss: object
@@ -259,33 +261,71 @@ class SubspaceGradient:
 def subspace_gradient(problem, compression):
     """Loss and ``dLoss/dX`` on the subspaces: ``G~`` and ``g`` (see the module's derivation).
 
-    Factorization uses the closed form, ``G~ = (X~ - M~) / (m n)``,
-    ``g = pi / (m n)``, ``O(L w^3)``. Other problems form the wide ``X``, take
-    the problem's gradient ``G`` and project: ``G~ = B_L^T G B_0``,
-    ``g = (<G, P_L> - tr G~) / (d - w)``.
+    - Factorization, the closed form: ``G~ = (X~ - M~) / (m n)``, ``g = pi / (m n)``; ``O(L w^3)``.
+    - Sensing, through the reduced operators ``A~_i = B_L^T A_i B_0`` and
+      ``a_i = <A_i, P_L>`` made once: with ``Y = X~ - pi I``,
+      ``<A_i, X> = <A~_i, Y> + pi a_i``, ``G~ = sum_i r_i A~_i`` and
+      ``<G, P_L> = sum_i r_i a_i``; ``O(m w^2)``.
+    - Completion, densely: form the wide ``X``, take the problem's ``G``,
+      ``G~ = B_L^T G B_0``; ``O(d^2 w)``.
+
+    Elsewhere ``g = (<G, P_L> - tr G~) / (d - w)``, the mean of the diagonal of
+    the complement block ``C_L^T G C_0`` (exact for factorization, a projection otherwise).
 
     Returns
     -------
     SubspaceGradient
     """
-    xp = array_namespace(*compression.narrow)
     prefixes = prefix_products(compression.narrow)
     pi = math.prod(compression.rho)
+    reduced = compression.reduced
+    if "target" in reduced:
+        return _factorization_gradient(problem, compression, prefixes, pi)
+    xp = array_namespace(*compression.narrow)
+    if "operators" in reduced:
+        Y = prefixes[-1] - pi * xp.eye(compression.width, dtype=prefixes[-1].dtype)
+        residual = reduced["operators"] @ xp.reshape(Y, (-1,)) + pi * reduced["on_P"] - reduced["measurements"]
+        loss = xp.vecdot(residual, residual) / 2
+        block = xp.reshape(residual @ reduced["operators"], Y.shape)
+        on_P = xp.vecdot(residual, reduced["on_P"])
+        X = None
+    else:
+        X = _rebuilt_end_to_end(compression, prefixes[-1])
+        loss, G = problem.loss_and_gradient(X)
+        block = compression.bases[-1].T @ (G @ compression.bases[0])
+        on_P = _inner(xp, G, compression.init_end_to_end) / compression.scale ** len(compression.rho)
+    trace = xp.sum(xp.linalg.diagonal(block))
+    g = (on_P - trace) / compression.complement if compression.complement > 0 else xp.zeros_like(trace)
+    return SubspaceGradient(loss, block, g, prefixes, X)
+
+
+def _factorization_gradient(problem, compression, prefixes, pi):
+    """``G~ = (X~ - M~) / (m n)``, ``g = pi / (m n)``, loss ``(||X~ - M~||^2 + (d - w) pi^2) / (2 m n)``."""
+    xp = array_namespace(prefixes[-1])
     size = problem.shape[0] * problem.shape[1]
-    if compression.reduced_target is not None:
-        residual = prefixes[-1] - compression.reduced_target
-        block_sq = xp.vecdot(xp.reshape(residual, (-1,)), xp.reshape(residual, (-1,)))
-        loss = (block_sq + compression.complement * pi**2) / (2 * size)
-        return SubspaceGradient(loss, residual / size, pi / size, prefixes)
-    X = _rebuilt_end_to_end(compression, prefixes[-1])
-    loss, G = problem.loss_and_gradient(X)
-    B_0, B_L = compression.bases[0], compression.bases[-1]
-    G_B0 = G @ B_0
-    trace = xp.vecdot(xp.reshape(B_L, (-1,)), xp.reshape(G_B0, (-1,)))      # tr(B_L^T G B_0)
-    P_L = compression.init_end_to_end / compression.scale ** len(compression.rho)
-    on_P = xp.vecdot(xp.reshape(G, (-1,)), xp.reshape(P_L, (-1,)))          # <G, P_L> = tr(U_L^T G V_1)
-    g = (on_P - trace) / compression.complement if compression.complement > 0 else 0 * on_P
-    return SubspaceGradient(loss, B_L.T @ G_B0, g, prefixes, X)
+    residual = prefixes[-1] - compression.reduced["target"]
+    loss = (_inner(xp, residual, residual) + compression.complement * pi**2) / (2 * size)
+    return SubspaceGradient(loss, residual / size, pi / size, prefixes)
+
+
+def _inner(xp, a, b):
+    """``<a, b> = sum_ij a_ij b_ij``."""
+    return xp.vecdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,)))
+
+
+def _reduce(problem, bases, P_L):
+    """What a step needs of the problem, made once: ``M~`` (factorization), ``A~_i`` and ``a_i`` (sensing)."""
+    B_0, B_L = bases[0], bases[-1]
+    if isinstance(problem, MatrixFactorization):
+        return {"target": B_L.T @ problem.target @ B_0}
+    if isinstance(problem, MatrixSensing):
+        xp = problem.xp
+        count, width = problem.operators.shape[0], B_0.shape[1]
+        reduced = xp.matmul(xp.matmul(B_L.T, problem.operators), B_0)          # A~_i = B_L^T A_i B_0
+        flat = xp.reshape(problem.operators, (count, -1))
+        return {"operators": xp.reshape(reduced, (count, width * width)),
+                "on_P": flat @ xp.reshape(P_L, (-1,)), "measurements": problem.measurements}
+    return {}
 
 
 def exact_update(compression, gradient, sizes):
@@ -349,7 +389,7 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
         if not math.isfinite(loss):
             raise DivergenceError(step, loss, lr)
         if step % record_every == 0 or step == steps:
-            row = _record(problem, gradient, step, loss, target_norm, start)
+            row = _record(problem, compression, gradient, step, loss, target_norm, start)
             if observe is not None:
                 paused = time.perf_counter()
                 row.update(observe(step, compression))
@@ -365,12 +405,13 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
     return TrainResult(compression, history, steps, converged=False)
 
 
-def _record(problem, gradient, step, loss, target_norm, start):
-    if gradient.X is None:   # factorization: loss = ||X - M||_F^2 / (2 m n)
+def _record(problem, compression, gradient, step, loss, target_norm, start):
+    if "target" in compression.reduced:   # factorization: loss = ||X - M||_F^2 / (2 m n)
         row = {"step": step, "loss": loss,
                "recovery_error": math.sqrt(2 * problem.shape[0] * problem.shape[1] * loss) / target_norm}
     else:
-        row = {"step": step, "loss": loss, "recovery_error": float(problem.recovery_error(gradient.X))}
-        row.update({name: float(value) for name, value in problem.metrics(gradient.X).items()})
+        X = compression.end_to_end() if gradient.X is None else gradient.X
+        row = {"step": step, "loss": loss, "recovery_error": float(problem.recovery_error(X))}
+        row.update({name: float(value) for name, value in problem.metrics(X).items()})
     row["seconds"] = time.perf_counter() - start
     return row
