@@ -10,6 +10,7 @@ end-to-end matrix ``X = W_L @ ... @ W_1``.
 
 from .backend import BackendUnavailableError, array_namespace, svd, to_backend, to_numpy
 from .compress import compress, parameter_count
+from .compress_exact import ExactCompression, compress_exact, train_exact  # noqa: F401  (the law-of-parsimony pair of compress)
 from .data import gaussian_operators, low_rank_matrix, random_mask
 from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
 from .problems import MatrixCompletion, MatrixFactorization, MatrixSensing, RecoveryProblem, make_problem
