@@ -78,6 +78,7 @@ def _add_compare(commands):
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
     p.add_argument("--split", default="random",
                    help="with --data: 'random' (seeded, 20%% held out) or a shipped split u1..u5, ua, ub")
+    p.add_argument("--compression", choices=("spectral", "exact"), default="spectral", help="the paper's C-DLN (default) or the wide DLN's exact form")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -235,7 +236,8 @@ def format_compare(result):
     wide, comp, speed = result["wide"], result["compressed"], result["speedup"]
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
-        f"lr={c['lr']:g}, alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
+        f"lr={c['lr']:g}, alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}, "
+        f"compression={c['compression']}",
         f"parameters: wide {wide['params']:,}  compressed {comp['params']:,}  "
         f"(ratio {wide['params'] / comp['params']:.1f}x)",
         "",

@@ -11,6 +11,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .compress import compress, parameter_count
+from .compress_exact import compress_exact, train_exact
 from .data import load_movielens
 from .network import init_weights
 from .problems import MatrixCompletion, make_problem
@@ -36,6 +37,12 @@ class CompareConfig:
     compressed one uses ``outer_lr_scale``. For sensing the paper's lr 20 was
     tuned for operators with entry std ``1/m``; with dlnref's ``1/sqrt(m)``
     the same dynamics need ``lr = 20 / m``.
+
+    ``compression`` picks the compressed network (:data:`COMPRESSIONS`):
+    ``spectral``, the paper's C-DLN, or ``exact``, the wide network itself in
+    its law-of-parsimony form (width ``2 * rank``; its ``outer_lr_scale``
+    defaults to the wide network's 1, so it retraces the wide run, exactly
+    for factorization).
     """
 
     problem: str = "completion"
@@ -55,10 +62,12 @@ class CompareConfig:
     backend: str = "numpy"
     data: str | None = None
     split: str = "random"
+    compression: str = "spectral"
 
     def resolved(self):
         """A copy with the paper's lr and outer_lr_scale filled in."""
         lr, alpha = PAPER_STEPS[self.problem]
+        alpha = 1.0 if self.compression == "exact" else alpha   # the wide network's rule
         if self.problem == "sensing":
             lr = lr / self.measurements
         return dataclasses.replace(
@@ -100,6 +109,20 @@ SETUPS = {
 }
 
 
+#: The compressed network of each ``CompareConfig.compression``: how to build it from the
+#: problem, the wide init and the config, and how to train it.
+COMPRESSIONS = {
+    "spectral": (lambda problem, wide, c: compress(problem, c.depth, c.width, c.scale), gradient_descent),
+    "exact": (lambda problem, wide, c: _exact(problem, wide, c), train_exact),
+}
+
+
+def _exact(problem, wide, config):
+    if config.width != 2 * config.rank:
+        raise ValueError(f"the exact compression has width 2 * rank = {2 * config.rank}; got width {config.width}")
+    return compress_exact(problem, wide, config.rank)
+
+
 def setup(size, problem, seed=0, **changes):
     """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes."""
     if size not in SETUPS:
@@ -116,8 +139,9 @@ def build(config):
     starts : dict
         ``{"wide": (weights, 1.0), "compressed": (weights, outer_lr_scale)}``:
         the wide DLN from an orthogonal init (d x d layers), the compressed
-        one from :func:`dlnref.compress`. The problem and the wide init come
-        from independent child streams of ``config.seed``.
+        one as ``config.compression`` says (:data:`COMPRESSIONS`; for ``exact``
+        an :class:`dlnref.ExactCompression`). The problem and the wide init
+        come from independent child streams of ``config.seed``.
     """
     config = config.resolved()
     problem_seed, init_seed = np.random.SeedSequence(config.seed).spawn(2)
@@ -132,11 +156,14 @@ def build(config):
     m, n = problem.shape
     dims = [n] + [min(m, n)] * (config.depth - 1) + [m]
     wide = init_weights(dims, config.scale, seed=init_seed, backend=config.backend)
-    starts = {
-        "wide": (wide, 1.0),
-        "compressed": (compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale),
-    }
-    return problem, starts
+    make = _compression(config)[0]
+    return problem, {"wide": (wide, 1.0), "compressed": (make(problem, wide, config), config.outer_lr_scale)}
+
+
+def _compression(config):
+    if config.compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {tuple(COMPRESSIONS)}, got {config.compression!r}")
+    return COMPRESSIONS[config.compression]
 
 
 def run_compare(config, progress=None, observe=None):
@@ -162,12 +189,13 @@ def run_compare(config, progress=None, observe=None):
     config = config.resolved()
     problem, starts = build(config)
     result = {"config": dataclasses.asdict(config)}
+    trainers = {"wide": gradient_descent, "compressed": _compression(config)[1]}
     for name, (weights, alpha) in starts.items():
         callback = progress(name) if progress is not None else None
-        run = gradient_descent(problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
-                               record_every=config.record_every, tol=config.tol, progress=callback,
-                               observe=observe)
-        result[name] = _summary(run, parameter_count(weights))
+        run = trainers[name](problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
+                             record_every=config.record_every, tol=config.tol, progress=callback, observe=observe)
+        params = weights.parameter_count() if hasattr(weights, "parameter_count") else parameter_count(weights)
+        result[name] = _summary(run, params)
     result["speedup"] = {
         kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key]) for key in result["wide"][kind]}
         for kind in ("steps_to", "seconds_to")

@@ -82,7 +82,7 @@ import time
 from ._checks import check_int, check_shape
 from .backend import array_namespace, svd
 from .compress import parameter_count
-from .network import backward, end_to_end, layer_dims, prefix_products
+from .network import _backprop, _prefix_products, end_to_end, layer_dims
 from .problems import MatrixFactorization, MatrixSensing
 from .train import DivergenceError, History, TrainResult, step_sizes
 
@@ -133,6 +133,10 @@ class ExactCompression:
     def complement(self):
         """``d - w``, the dimension on which every layer is ``rho_l O_l``."""
         return int(self.init[0].shape[0]) - self.width
+
+    def moved(self, narrow, rho):
+        """The same compression with new ``narrow`` layers and scales ``rho``."""
+        return ExactCompression(self.init, self.scale, self.bases, narrow, rho, self.init_end_to_end, self.reduced)
 
     def parameter_count(self):
         """Trained numbers: ``L w^2`` in the narrow network plus ``L`` scales ``rho_l``."""
@@ -276,12 +280,12 @@ def subspace_gradient(problem, compression):
     -------
     SubspaceGradient
     """
-    prefixes = prefix_products(compression.narrow)
+    prefixes = _prefix_products(compression.narrow)   # the narrow layers chain by construction
     pi = math.prod(compression.rho)
     reduced = compression.reduced
     if "target" in reduced:
         return _factorization_gradient(problem, compression, prefixes, pi)
-    xp = array_namespace(*compression.narrow)
+    xp = problem.xp
     if "operators" in reduced:
         Y = prefixes[-1] - pi * xp.eye(compression.width, dtype=prefixes[-1].dtype)
         residual = reduced["operators"] @ xp.reshape(Y, (-1,)) + pi * reduced["on_P"] - reduced["measurements"]
@@ -301,7 +305,7 @@ def subspace_gradient(problem, compression):
 
 def _factorization_gradient(problem, compression, prefixes, pi):
     """``G~ = (X~ - M~) / (m n)``, ``g = pi / (m n)``, loss ``(||X~ - M~||^2 + (d - w) pi^2) / (2 m n)``."""
-    xp = array_namespace(prefixes[-1])
+    xp = problem.xp
     size = problem.shape[0] * problem.shape[1]
     residual = prefixes[-1] - compression.reduced["target"]
     loss = (_inner(xp, residual, residual) + compression.complement * pi**2) / (2 * size)
@@ -343,12 +347,12 @@ def exact_update(compression, gradient, sizes):
     -------
     ExactCompression
     """
-    grads = backward(compression.narrow, gradient.block, prefixes=gradient.prefixes)
+    grads = _backprop(compression.narrow, gradient.block, gradient.prefixes)   # A~_l^T G~ B~_l^T
     narrow = [W - size * dW for W, size, dW in zip(compression.narrow, sizes, grads)]
     rho = compression.rho
     others = [math.prod(rho[:l] + rho[l + 1:]) for l in range(len(rho))]
     rho = tuple(r - size * gradient.complement * other for r, size, other in zip(rho, sizes, others))
-    return dataclasses.replace(compression, narrow=narrow, rho=rho)
+    return compression.moved(narrow, rho)
 
 
 def exact_step(problem, compression, lr, outer_lr_scale=1.0):
