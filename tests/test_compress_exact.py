@@ -146,3 +146,31 @@ def test_a_basis_without_orthonormal_columns_is_refused():
     problem = dlnref.make_problem("factorization", (8, 8), 2, seed=0)
     with pytest.raises(ValueError, match="basis must have orthonormal columns"):
         dlnref.compress_exact(problem, dlnref.init_weights([8] * 4, 0.1, seed=1), basis=np.ones((8, 4)))
+
+
+def test_readme_example_rebuilds_the_wide_network():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "compress_exact" in b)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    reference = dlnref.gradient_descent(namespace["problem"], namespace["wide"], 1.0, 300, record_every=300)
+    X = dlnref.end_to_end(reference.weights)
+    assert np.linalg.norm(namespace["run"].weights.end_to_end() - X) <= 1e-10 * np.linalg.norm(X)
+
+
+def test_compare_with_exact_compression_retraces_the_wide_run(capsys):
+    import json
+
+    from dlnref.cli import main
+
+    assert main(["compare", "--problem", "factorization", "--d", "30", "--rank", "3", "--lr", "20",
+                 "--compression", "exact", "--steps", "1100", "--json", "--no-plot", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["compression"] == "exact" and result["config"]["outer_lr_scale"] == 1.0
+    assert result["compressed"]["params"] == 3 * 6**2 + 3
+    assert result["wide"]["steps_to"]["0.001"] is not None
+    assert result["compressed"]["steps_to"] == result["wide"]["steps_to"]
+    assert result["compressed"]["final_error"] == pytest.approx(result["wide"]["final_error"], rel=1e-8)
