@@ -78,7 +78,8 @@ def _add_compare(commands):
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
     p.add_argument("--split", default="random",
                    help="with --data: 'random' (seeded, 20%% held out) or a shipped split u1..u5, ua, ub")
-    p.add_argument("--compression", choices=("spectral", "exact"), default="spectral", help="the paper's C-DLN (default) or the wide DLN's exact form")
+    p.add_argument("--compression", choices=("spectral", "exact"), default="spectral",
+                   help="the compressed network: the paper's C-DLN (default) or the wide DLN's exact law-of-parsimony form")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")

@@ -239,7 +239,8 @@ def _rebuilt_end_to_end(compression, X_narrow):
     pi = math.prod(compression.rho)
     eye = xp.eye(compression.width, dtype=X_narrow.dtype)
     B_0, B_L = compression.bases[0], compression.bases[-1]
-    return B_L @ (X_narrow - pi * eye) @ B_0.T + (pi / compression.scale ** len(compression.rho)) * compression.init_end_to_end
+    P_L = compression.init_end_to_end / compression.scale ** len(compression.rho)
+    return B_L @ (X_narrow - pi * eye) @ B_0.T + pi * P_L
 
 
 @dataclasses.dataclass

@@ -74,7 +74,7 @@ def test_basis_holds_the_data_part_of_the_gradient_at_init():
 
 
 def test_complement_scale_follows_its_scalar_recursion():
-    """With alpha = 1 every rho_l is one rho with rho <- rho - lr rho^(2L-1) / (m n); alpha = 3 splits outer and inner."""
+    """alpha = 1: every rho_l is one rho, rho <- rho - lr rho^(2L-1) / (m n); alpha = 3 splits outer and inner."""
     d, L, eps, lr = 10, 3, 0.2, 5.0
     problem = dlnref.make_problem("factorization", (d, d), 2, seed=1)
     pair = dlnref.compress_exact(problem, dlnref.init_weights([d] * (L + 1), eps, seed=2))
