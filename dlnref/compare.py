@@ -204,8 +204,9 @@ def run_compare(config, progress=None, observe=None):
 
 
 def snapshot_weights(step, weights):
-    """``observe`` hook for :func:`dlnref.gradient_descent`: a host copy of every layer."""
-    return {"weights": [to_numpy(w) for w in weights]}
+    """``observe`` hook for :func:`dlnref.gradient_descent`: a host copy of every (wide) layer."""
+    layers = weights.layers() if hasattr(weights, "layers") else weights   # an ExactCompression rebuilds them
+    return {"weights": [to_numpy(w) for w in layers]}
 
 
 @functools.lru_cache(maxsize=None)

@@ -174,3 +174,14 @@ def test_compare_with_exact_compression_retraces_the_wide_run(capsys):
     assert result["wide"]["steps_to"]["0.001"] is not None
     assert result["compressed"]["steps_to"] == result["wide"]["steps_to"]
     assert result["compressed"]["final_error"] == pytest.approx(result["wide"]["final_error"], rel=1e-8)
+
+
+def test_compare_snapshots_of_the_exact_compression_are_the_wide_layers():
+    from dlnref.compare import CompareConfig, run_compare, snapshot_weights
+
+    config = CompareConfig(problem="factorization", d=12, rank=2, lr=5.0, steps=20, record_every=10,
+                           compression="exact")
+    result = run_compare(config, observe=snapshot_weights)
+    for wide, rebuilt in zip(result["wide"]["history"]["weights"], result["compressed"]["history"]["weights"]):
+        assert [W.shape for W in rebuilt] == [(12, 12)] * 3
+        np.testing.assert_allclose(rebuilt, wide, rtol=0, atol=1e-15)
