@@ -1,4 +1,4 @@
-"""Claim 6 (Yaras et al.'s law of parsimony): the wide DLN is a width-2r network plus one scale per layer.
+"""Yaras et al.'s law of parsimony: the wide DLN is a width-2r network plus one scale per layer.
 
 The wide network and its exact compression (:func:`dlnref.compress_exact`) are
 trained side by side, and every layer and the end-to-end matrix rebuilt from
