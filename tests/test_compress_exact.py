@@ -185,3 +185,13 @@ def test_compare_snapshots_of_the_exact_compression_are_the_wide_layers():
     for wide, rebuilt in zip(result["wide"]["history"]["weights"], result["compressed"]["history"]["weights"]):
         assert [W.shape for W in rebuilt] == [(12, 12)] * 3
         np.testing.assert_allclose(rebuilt, wide, rtol=0, atol=1e-15)
+
+
+def test_subspace_floor_is_zero_for_factorization_and_not_for_completion():
+    from theory_checks.exact_compression import subspace_floor
+
+    wide = dlnref.init_weights([12] * 4, 0.1, seed=1)
+    factorization = dlnref.make_problem("factorization", (12, 12), 2, seed=0)
+    completion = dlnref.make_problem("completion", (12, 12), 2, fraction=0.3, seed=0)
+    assert subspace_floor(factorization, dlnref.compress_exact(factorization, wide)) < 1e-14
+    assert subspace_floor(completion, dlnref.compress_exact(completion, wide)) > 1e-3

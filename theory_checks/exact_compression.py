@@ -206,15 +206,16 @@ def drift(size, problem_name, seed):
         The :func:`worst` summary; ``leaves_rounding_at``, the first step past
         the rounding tolerance; for each level in :data:`DRIFTS`, the first
         step with ``x_diff`` above it and the wide recovery error there; the
-        final ``x_diff`` and the final recovery errors of the wide network and of the pair.
+        final ``x_diff`` and the final recovery errors of the wide network and of the pair;
+        and the pair's :func:`subspace_floor`.
     """
     config = setup(size, problem_name, seed).resolved()
     wide = compare_with_snapshots(config)["wide"]["history"]
     problem = problem_of(config)
     snapshots = dict(zip(wide["step"], wide["weights"]))
     differences = Differences()
-    pair = train_exact(problem, compress_exact(problem, build(config)[1]["wide"][0]), config.lr, wide["step"][-1],
-                       record_every=config.record_every,
+    start = compress_exact(problem, build(config)[1]["wide"][0])
+    pair = train_exact(problem, start, config.lr, wide["step"][-1], record_every=config.record_every,
                        observe=lambda step, c: differences(snapshots[step], c, step)).history
     steps = pair["step"]
     measured = {**worst(pair), "leaves_rounding_at": next((t for t, r in zip(steps, pair["over_tolerance"]) if r > 1),
@@ -224,7 +225,19 @@ def drift(size, problem_name, seed):
         measured[f"drift_{level:g}_at"] = None if at is None else steps[at]
         measured[f"wide_error_at_drift_{level:g}"] = None if at is None else wide["recovery_error"][at]
     return {**measured, "final_x_diff": pair["x_diff"][-1], "final_wide_error": wide["recovery_error"][-1],
-            "final_pair_error": pair["recovery_error"][-1], "steps": steps[-1]}
+            "final_pair_error": pair["recovery_error"][-1], "subspace_floor": subspace_floor(problem, start),
+            "steps": steps[-1]}
+
+
+def subspace_floor(problem, compression):
+    """``||M - B_L B_L^T M B_0 B_0^T||_F / ||M||_F``: the least recovery error the pair's fixed subspaces allow.
+
+    The pair's end-to-end matrix is ``B_L Y B_0^T + pi P_L`` with ``pi ~ eps^L``, so
+    its error cannot go much below this; for factorization it is 0 (to rounding).
+    """
+    M = to_numpy(problem.target)
+    B_0, B_L = to_numpy(compression.bases[0]), to_numpy(compression.bases[-1])
+    return float(np.linalg.norm(M - B_L @ (B_L.T @ M @ B_0) @ B_0.T) / np.linalg.norm(M))
 
 
 def _empirical_finding(size, problem_name, seed):
