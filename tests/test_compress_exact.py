@@ -20,6 +20,8 @@ from theory_checks.exact_compression import side_by_side, worst
 from conftest import host
 
 STEPS = 200
+#: The two 200-step properties run a share of the profile's examples (ci: 10 and 6; thorough: 200 and 125).
+SHARE = settings.default.max_examples
 
 
 def _wide(case):
@@ -27,7 +29,7 @@ def _wide(case):
     return dlnref.init_weights([d] * (case.depth + 1), case.scale, seed=case.seed)
 
 
-@settings(max_examples=10)
+@settings(max_examples=SHARE * 2 // 5)
 @given(case=dst.factorization_cases(), alpha=st.sampled_from([1.0, 0.5, 2.0]))
 def test_rebuilt_wide_trajectory_equals_the_wide_network(case, alpha):
     history = side_by_side(case.problem, _wide(case), case.lr, STEPS, outer_lr_scale=alpha)
@@ -36,7 +38,7 @@ def test_rebuilt_wide_trajectory_equals_the_wide_network(case, alpha):
     assert summary["over_tolerance"] <= 1, summary
 
 
-@settings(max_examples=6)
+@settings(max_examples=SHARE // 4)
 @given(case=dst.factorization_cases(), data=st.data())
 def test_a_random_subspace_fails_the_check_by_a_wide_margin(case, data):
     wide = _wide(case)
