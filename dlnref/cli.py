@@ -12,6 +12,7 @@ import sys
 import time
 
 from .backend import BACKENDS, BackendUnavailableError, default_backend
+from .classify import add_classify_command
 from .compare import THRESHOLDS, CompareConfig, run_compare
 from .problems import PROBLEMS
 from .train import DivergenceError
@@ -43,6 +44,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_classify_command(commands)
     return parser
 
 
