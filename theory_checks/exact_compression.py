@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from dlnref import compress_exact, gradient_descent, to_numpy
+from dlnref.train import auto_lr
 from dlnref.compare import build, compare_with_snapshots, problem_of, setup
 from dlnref.compress_exact import exact_step, train_exact
 
@@ -186,10 +187,12 @@ def worst(history):
 def _factorization_finding(size, seed, changes):
     config = setup(size, "factorization", seed, **changes).resolved()
     problem, starts = build(config)
-    history = side_by_side(problem, starts["wide"][0], config.lr, config.steps, config.outer_lr_scale, config.tol)
+    lr = auto_lr(problem, config.depth, config.outer_lr_scale) if config.lr == "auto" else config.lr  # as compare's
+    history = side_by_side(problem, starts["wide"][0], lr, config.steps, config.outer_lr_scale, config.tol)
     summary = worst(history)
     return Finding(
-        problem=f"factorization, d={config.d}, r={config.rank}, L={config.depth}, alpha={config.outer_lr_scale:g}",
+        problem=f"factorization, d={config.d}, r={config.rank}, L={config.depth}, alpha={config.outer_lr_scale:g}, "
+                f"lr={lr:.4g}",
         measured={**summary, "steps": history["step"][-1], "final_error": history["recovery_error"][-1]},
         tolerance="every step: layer and end-to-end differences <= 2 (d+1) u (t+2) kappa^(L-1) "
                   "(and its first-order image on X)",
@@ -210,12 +213,13 @@ def drift(size, problem_name, seed):
         and the pair's :func:`subspace_floor`.
     """
     config = setup(size, problem_name, seed).resolved()
-    wide = compare_with_snapshots(config)["wide"]["history"]
+    run = compare_with_snapshots(config)
+    wide = run["wide"]["history"]
     problem = problem_of(config)
     snapshots = dict(zip(wide["step"], wide["weights"]))
     differences = Differences()
     start = compress_exact(problem, build(config)[1]["wide"][0])
-    pair = train_exact(problem, start, config.lr, wide["step"][-1], record_every=config.record_every,
+    pair = train_exact(problem, start, run["config"]["lr"], wide["step"][-1], record_every=config.record_every,
                        observe=lambda step, c: differences(snapshots[step], c, step)).history
     steps = pair["step"]
     measured = {**worst(pair), "leaves_rounding_at": next((t for t, r in zip(steps, pair["over_tolerance"]) if r > 1),
