@@ -92,6 +92,8 @@ def _add_compare(commands):
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
     p.add_argument("--split", default="random",
                    help="with --data: 'random' (seeded, 20%% held out) or a shipped split u1..u5, ua, ub")
+    p.add_argument("--compression", choices=("spectral", "exact"), default="spectral",
+                   help="the compressed network: the paper's C-DLN (default) or the wide DLN's exact law-of-parsimony form")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -264,7 +266,7 @@ def format_compare(result):
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
         f"lr={c['lr']:.4g} ({c['lr_rule']}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
-        f"seed={c['seed']}",
+        f"seed={c['seed']}, compression={c['compression']}",
         "parameters: " + "  ".join(f"{name} {result[name]['params']:,}" for name in names),
         "",
     ]
