@@ -14,6 +14,7 @@ import time
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .compare import THRESHOLDS, CompareConfig, run_compare
 from .problems import PROBLEMS
+from .sweep import add_sweep_command
 from .train import DivergenceError
 
 
@@ -43,6 +44,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_sweep_command(commands)
     return parser
 
 
