@@ -1,0 +1,207 @@
+"""``dlnref sweep``: the grid, the store, resumption and faults, on one process and on a 2-worker Dask cluster."""
+
+import csv
+import dataclasses
+import functools
+import json
+import os
+import sys
+
+import pytest
+
+from dlnref.cli import main
+from dlnref.compare import CompareConfig, run_compare
+from dlnref.executor import DaskUnavailableError, Progress, SerialExecutor, open_executor
+from dlnref.sweep import config_hash, configs, make_grid, run_row, run_sweep
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+
+#: A completion small enough for a run to take a fraction of a second.
+TINY = {"problem": "completion", "d": 12, "rank": 2, "fraction": 0.6, "lr": 3.0, "scale": 0.03,
+        "outer_lr_scale": 2.0, "steps": 1500}
+#: Columns that depend on the clock or the process, not on the configuration.
+CLOCK = ("seconds", "worker")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One LocalCluster of 2 worker processes for the module (start-up costs seconds)."""
+    with open_executor(workers=2, quiet=True) as executor:
+        yield executor
+
+
+def serial():
+    return SerialExecutor(Progress("test", quiet=True))
+
+
+def tiny_grid(**changes):
+    return configs(make_grid({**TINY, "depth": [2, 3], "seed": "0-1", **changes}))
+
+
+def numbers(row):
+    """A row without the columns that depend on the clock or the worker."""
+    return {k: v for k, v in row.items() if k not in CLOCK and "seconds" not in k}
+
+
+def test_grid_expands_lists_and_ranges_in_field_order():
+    grid = make_grid({"seeds": "0-2", "depth": [2, 3], "d": "10,12", "lr": "none", "scale": 0.1})
+    assert list(grid) == ["d", "depth", "scale", "lr", "seed"]
+    assert grid == {"d": [10, 12], "depth": [2, 3], "scale": [0.1], "lr": [None], "seed": [0, 1, 2]}
+    runs = configs(grid)
+    assert len(runs) == 2 * 2 * 3
+    assert [c.seed for c in runs[:3]] == [0, 1, 2] and runs[0].depth == runs[2].depth == 2
+    assert runs[3] == CompareConfig(d=10, depth=3, scale=0.1, lr=None, seed=0)
+
+
+def test_unknown_grid_key_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown grid key 'dept'; valid keys: .*depth.*seeds"):
+        make_grid({"dept": [2]})
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"d": 1.5}, r"d must be int, got 1.5"),
+    ({"depth": "3-2"}, r"range '3-2' is empty"),
+    ({"scale": "big"}, r"scale must be float, got 'big'"),
+    ({"seed": []}, r"empty list"),
+])
+def test_bad_grid_values_are_named(values, message):
+    with pytest.raises(ValueError, match=message):
+        make_grid(values)
+
+
+def test_config_hash_is_that_of_the_configuration():
+    base = CompareConfig(**TINY)
+    assert config_hash(base) == config_hash(CompareConfig(**TINY))
+    changed = [dataclasses.replace(base, seed=1), dataclasses.replace(base, d=13), dataclasses.replace(base, lr=None)]
+    assert len({config_hash(c) for c in [base, *changed]}) == 4
+
+
+def test_row_holds_the_compare_result(tmp_path):
+    config = CompareConfig(**TINY, depth=3, seed=0)
+    row = run_row(config)
+    direct = run_compare(config)
+    assert row["status"] == "ok" and row["config_hash"] == config_hash(config)
+    assert row["wide_final_error"] == direct["wide"]["final_error"]
+    assert row["compressed_steps_to_0.01"] == direct["compressed"]["steps_to"]["0.01"]
+    assert row["speedup_steps_to_0.01"] == pytest.approx(
+        direct["wide"]["steps_to"]["0.01"] / direct["compressed"]["steps_to"]["0.01"])
+    assert row["compressed_params"] == 2 * 12 * 4 + 4**2 and row["width"] == 4
+
+
+def test_cluster_rows_equal_serial_rows(cluster, tmp_path):
+    grid = tiny_grid()
+    on_cluster = run_sweep(grid, tmp_path / "cluster", cluster, plot=False)
+    in_process = run_sweep(grid, tmp_path / "serial", serial(), plot=False)
+    assert on_cluster.computed == in_process.computed == len(grid) == 4
+    assert [numbers(r) for r in on_cluster.rows] == [numbers(r) for r in in_process.rows]
+    assert all(r["status"] == "ok" for r in on_cluster.rows)
+    assert {r["worker"] for r in on_cluster.rows}.isdisjoint({r["worker"] for r in in_process.rows})
+
+
+def test_a_run_that_raises_becomes_an_error_row(cluster, tmp_path):
+    grid = tiny_grid(rank=[2, 7])  # rank 7 > d/2: make_problem refuses the spread spectrum
+    report = run_sweep(grid, tmp_path, cluster, plot=False)
+    bad = [r for r in report.rows if r["rank"] == 7]
+    assert report.failed == len(bad) == 4 and report.computed == 8
+    assert all(r["status"] == "error" and "ValueError" in r["error"] and "rank 7" in r["error"] for r in bad)
+    assert all(r["status"] == "ok" and r["compressed_final_error"] < 1 for r in report.rows if r["rank"] == 2)
+    again = run_sweep(grid, tmp_path, cluster, plot=False)
+    assert again.computed == 0 and again.skipped == 8
+    assert run_sweep(grid, tmp_path, cluster, plot=False, retry_errors=True).computed == 4
+
+
+def _die_once(marker, config):
+    """``run_compare``, except that the first call anywhere ends its process (a worker dying mid-task)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return run_compare(config)
+    os.close(fd)
+    os._exit(1)
+
+
+def test_a_killed_worker_does_not_lose_the_sweep(cluster, tmp_path):
+    grid = tiny_grid()
+    marker = tmp_path / "died"
+    report = run_sweep(grid, tmp_path / "out", cluster, compute=functools.partial(_die_once, str(marker)),
+                       plot=False)
+    assert marker.exists()
+    assert report.computed == len(grid) and report.failed == 0
+    expected = run_sweep(grid, tmp_path / "serial", serial(), plot=False)
+    assert [numbers(r) for r in report.rows] == [numbers(r) for r in expected.rows]
+
+
+class Interrupted:
+    """``run_compare`` counting its calls, raising KeyboardInterrupt at call ``stop`` (a Ctrl-C mid-sweep)."""
+
+    def __init__(self, stop=None):
+        self.calls, self.stop = 0, stop
+
+    def __call__(self, config):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        return run_compare(config)
+
+
+def test_interrupted_sweep_keeps_finished_rows_and_resumes_with_the_rest(tmp_path):
+    grid = tiny_grid()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(grid, tmp_path, serial(), compute=Interrupted(stop=3), plot=False)
+    assert len(os.listdir(tmp_path / "runs")) == 2
+    with open(tmp_path / "sweep.csv") as f:
+        assert [int(r["seed"]) for r in csv.DictReader(f)] == [0, 1]
+    count = Interrupted()
+    report = run_sweep(grid, tmp_path, serial(), compute=count, plot=False)
+    assert count.calls == 2 and report.computed == 2 and report.skipped == 2
+    fresh = run_sweep(grid, tmp_path / "fresh", serial(), plot=False)
+    assert [numbers(r) for r in report.rows] == [numbers(r) for r in fresh.rows]
+
+
+def test_half_stored_sweep_on_the_cluster_computes_only_the_missing_half(cluster, tmp_path):
+    grid = tiny_grid()
+    first = run_sweep(grid[::2], tmp_path, cluster, plot=False)
+    stored = {name: os.path.getmtime(tmp_path / "runs" / name) for name in os.listdir(tmp_path / "runs")}
+    report = run_sweep(grid, tmp_path, cluster, plot=False)
+    assert first.computed == 2 and report.computed == 2 and report.skipped == 2
+    assert {name: os.path.getmtime(tmp_path / "runs" / name) for name in stored} == stored
+    assert len(os.listdir(tmp_path / "runs")) == 4
+
+
+def test_sweep_command_writes_table_parquet_and_figure(tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text('problem = "completion"\nd = 12\nrank = 2\nfraction = 0.6\nlr = 3.0\nscale = 0.03\n'
+                    'outer_lr_scale = 2.0\nsteps = 1500\ndepth = [2, 3]\nseeds = "0-1"\n')
+    out = tmp_path / "out"
+    assert main(["sweep", "--config", str(grid), "--depth", "3", "--out", str(out), "--workers", "1",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 runs: 2 computed, 0 already stored, 0 failed" in printed
+    with open(out / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["depth"], r["seed"], r["status"]) for r in rows] == [("3", "0", "ok"), ("3", "1", "ok")]
+    for row in rows:
+        stored = json.loads((out / "runs" / f"{row['config_hash']}.json").read_text())
+        assert float(row["wide_final_error"]) == stored["wide_final_error"]
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(out / "sweep.parquet").to_pylist()
+    assert [r["wide_final_error"] for r in table] == [float(r["wide_final_error"]) for r in rows]
+
+
+def test_sweep_command_rejects_an_unknown_toml_key(tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("dept = [2, 3]\n")
+    assert main(["sweep", "--config", str(grid), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    assert "unknown grid key 'dept'; valid keys:" in capsys.readouterr().err
+
+
+def test_without_dask_more_workers_say_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(DaskUnavailableError, match=r'pip install "dlnref\[dist\]"'):
+        with open_executor(workers=2):
+            pass
+    assert main(["sweep", "--d", "12", "--rank", "2", "--out", str(tmp_path), "--workers", "2"]) == 2
+    assert 'pip install "dlnref[dist]"' in capsys.readouterr().err
