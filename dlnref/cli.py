@@ -13,6 +13,7 @@ import time
 
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .compare import THRESHOLDS, CompareConfig, run_compare
+from .executor import add_executor_options, executor_from_args
 from .problems import PROBLEMS
 from .sweep import add_sweep_command
 from .train import DivergenceError
@@ -117,6 +118,7 @@ def _add_check(commands):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_executor_options(p)
     p.set_defaults(run=_run_check)
 
 
@@ -131,12 +133,8 @@ def _run_check(args):
 
     size = "full" if args.full else "quick"
     start = time.perf_counter()
-
-    def progress(name):
-        if not args.quiet:
-            print(f"[check] {name} ({size}) at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-
-    verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress=progress)
+    with executor_from_args(args, label=f"check {size}") as executor:
+        verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, executor=executor)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
     else:
