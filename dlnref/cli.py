@@ -133,8 +133,13 @@ def _run_check(args):
 
     size = "full" if args.full else "quick"
     start = time.perf_counter()
+
+    def progress(name):
+        if not args.quiet:
+            print(f"[check] {name} ({size}) at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
     with executor_from_args(args, label=f"check {size}") as executor:
-        verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, executor=executor)
+        verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress, executor)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
     else:
@@ -175,6 +180,7 @@ def _add_figures(commands):
     p.add_argument("--only", action="append", metavar="NAME", help="draw only this figure (repeatable)")
     p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_executor_options(p)
     p.set_defaults(run=_run_figures)
 
 
@@ -187,7 +193,8 @@ def _run_figures(args):
         if not args.quiet:
             print(f"[figures] {name} at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    made = make_figures("quick" if args.quick else "full", args.only, args.out, progress)
+    with executor_from_args(args, label="figures") as executor:
+        made = make_figures("quick" if args.quick else "full", args.only, args.out, progress, executor)
     for name in made:
         print(os.path.join(args.out, f"{name}.png"))
     print(f"index: {os.path.join(args.out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")

@@ -262,6 +262,12 @@ def add_executor_options(parser, default_workers_text="1: in this process"):
 
 
 def executor_from_args(args, default_workers=1, label="runs"):
-    """:func:`open_executor` from parsed ``--workers``/``--scheduler`` (and ``--quiet``) options."""
+    """:func:`open_executor` from parsed ``--workers``/``--scheduler`` (and ``--quiet``) options.
+
+    With neither option and ``default_workers=1`` it yields None: the caller's
+    own serial path (``dlnref check`` and ``dlnref figures`` without options).
+    """
+    if args.workers is None and args.scheduler is None and default_workers == 1:
+        return contextlib.nullcontext(None)
     workers = default_workers if args.workers is None else args.workers
     return open_executor(workers, args.scheduler, label=label, quiet=getattr(args, "quiet", False))
