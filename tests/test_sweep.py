@@ -205,3 +205,58 @@ def test_without_dask_more_workers_say_how_to_install_it(monkeypatch, tmp_path, 
             pass
     assert main(["sweep", "--d", "12", "--rank", "2", "--out", str(tmp_path), "--workers", "2"]) == 2
     assert 'pip install "dlnref[dist]"' in capsys.readouterr().err
+
+
+def _without_clock(value):
+    """``value`` with every entry whose key names seconds dropped, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_clock(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, (list, tuple)):
+        return [_without_clock(v) for v in value]
+    return value
+
+
+def test_check_tasks_hold_every_part_once_and_share_the_runs():
+    from theory_checks import CLAIMS
+    from theory_checks.parallel import claim_module, tasks
+
+    groups = tasks("full", CLAIMS)
+    members = [m for group in groups for m in group]
+    expected = [(c, p) for c in CLAIMS for p in getattr(claim_module(c), "parts", lambda size: [None])("full")]
+    assert sorted(members, key=str) == sorted(expected, key=str) and len(members) == len(set(members))
+    assert groups[:2] == [[("invariant_subspace", "completion"), ("incremental_learning", "completion"),
+                           ("compressed_faster", "completion")],
+                          [("invariant_subspace", "sensing"), ("incremental_learning", "sensing"),
+                           ("compressed_faster", "sensing")]]
+
+
+def test_check_on_the_cluster_gives_the_serial_verdicts(cluster):
+    import theory_checks
+
+    claims = ("exact_dynamics", "compression_size")
+    parallel = theory_checks.run("quick", claims=claims, executor=cluster)
+    assert [v.to_dict() for v in parallel] == [v.to_dict() for v in theory_checks.run("quick", claims=claims)]
+
+
+def test_merged_parts_keep_the_order_of_parts():
+    from theory_checks import Finding, Verdict
+    from theory_checks.parallel import merge
+
+    def verdict(*problems):
+        return Verdict("c", "claim", "paper", [Finding(p, {}, "", True, True) for p in problems])
+
+    merged = merge([verdict("a"), verdict("b", "c")])
+    assert [f.problem for f in merged.findings] == ["a", "b", "c"] and merged.name == "c"
+
+
+def test_figures_on_the_cluster_land_in_out_with_their_numbers(cluster, tmp_path):
+    from dlnref.figures import make_figures
+    from dlnref.figures_parallel import figure_groups
+
+    assert figure_groups(["depth", "trajectory_completion", "layer_spectrum"]) == [
+        ["depth"], ["trajectory_completion", "layer_spectrum"]]
+    on_cluster = make_figures("quick", ["trajectory_factorization"], tmp_path / "cluster", executor=cluster)
+    here = make_figures("quick", ["trajectory_factorization"], tmp_path / "here")
+    assert _without_clock(on_cluster) == _without_clock(here)
+    assert (tmp_path / "cluster" / "trajectory_factorization.png").read_bytes()[:4] == b"\x89PNG"
+    assert "trajectory_factorization" in (tmp_path / "cluster" / "README.md").read_text()
