@@ -187,8 +187,8 @@ class DaskExecutor:
     def _running(self, index):
         if not self.progress.due():
             return None
-        processing = self.client.processing()
-        return sum(key in index for keys in processing.values() for key in keys)
+        assigned = sum(key in index for keys in self.client.processing().values() for key in keys)
+        return min(assigned, sum(self.client.nthreads().values()))  # a worker holds more than it runs
 
 
 def ordered(completed, n):
@@ -205,12 +205,15 @@ class Progress:
     """Tasks done, running and failed, and the estimated time left, on stderr.
 
     The estimate is the elapsed time per finished task times the tasks left.
-    Lines are written at most every ``every`` seconds, and once at the end.
+    On a terminal one line is rewritten every second; otherwise (a log file) a
+    line is added at most every ``every`` seconds, and once at the end.
     """
 
-    def __init__(self, label, quiet=False, every=2.0, stream=None):
-        self.label, self.quiet, self.every = label, quiet, every
+    def __init__(self, label, quiet=False, every=10.0, stream=None):
+        self.label, self.quiet = label, quiet
         self.stream = sys.stderr if stream is None else stream
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every = 1.0 if self.live else every
         self.total = self.done = self.failed = self.running = 0
         self.started = self.shown = 0.0
 
@@ -232,12 +235,14 @@ class Progress:
         if self.quiet or not self.due():
             return
         self.shown = time.perf_counter()
-        print(self.line(), file=self.stream, flush=True)
+        print(("\r" if self.live else "") + self.line(), end="" if self.live else "\n", file=self.stream, flush=True)
 
     def close(self):
         self.shown = time.perf_counter() - self.every
         self.running = 0
         self.show()
+        if self.live and not self.quiet:
+            print(file=self.stream, flush=True)
 
     def line(self):
         elapsed = time.perf_counter() - self.started
