@@ -52,8 +52,9 @@ def make_grid(values):
     ----------
     values : mapping of str -> value or list of values
         Keys are :class:`CompareConfig` fields (or ``seeds``). A value is a
-        scalar, a list, or for integer fields a string ``"a-b"`` (the range
-        a..b inclusive) or ``"a,b,c"``.
+        scalar, a list, a string ``"a,b,c"``, or for integer fields ``"a-b"``
+        (the range a..b inclusive). A field that holds a tuple takes one
+        tuple per value: ``"a,b;c"`` or ``[["a", "b"], ["c"]]``.
 
     Returns
     -------
@@ -73,7 +74,9 @@ def make_grid(values):
             raise ValueError(f"unknown grid key {key!r}; valid keys: {', '.join(sorted([*fields, *ALIASES]))}")
         if name in grid:
             raise ValueError(f"grid key {name!r} is given twice (as {name!r} and as its alias)")
-        items = value if isinstance(value, list) else [value]
+        one = _is_sequence_field(fields[name]) and not (isinstance(value, list) and all(
+            isinstance(v, list) for v in value))  # a flat list is one value of a tuple field
+        items = [value] if one or not isinstance(value, list) else value
         if not items:
             raise ValueError(f"grid key {key!r} has an empty list of values")
         grid[name] = [v for item in items for v in _values(fields[name], item)]
@@ -83,6 +86,8 @@ def make_grid(values):
 def _values(field, item):
     """The value(s) of ``field`` that ``item`` stands for: a string may hold a list or a range."""
     kinds = _kinds(field.type)
+    if _is_sequence_field(field):
+        return _sequences(field, item, kinds)
     if isinstance(item, str) and "," in item:
         return [v for part in item.split(",") for v in _values(field, part.strip())]
     if isinstance(item, str) and int in kinds and re.fullmatch(r"\d+-\d+", item.strip()):
@@ -91,6 +96,24 @@ def _values(field, item):
             raise ValueError(f"{field.name}: range {item!r} is empty (write first-last, first <= last)")
         return list(range(first, last + 1))
     return [_convert(field, item, kinds)]
+
+
+def _is_sequence_field(field):
+    """True for a field that holds a tuple or list (say ``networks``)."""
+    return any(k in (tuple, list) or typing.get_origin(k) in (tuple, list) for k in _kinds(field.type))
+
+
+def _sequences(field, item, kinds):
+    """The values of a tuple field: ``"a,b;c"`` (TOML: ``[["a", "b"], ["c"]]``) is ``("a", "b")``, then ``("c",)``."""
+    if item is None or (isinstance(item, str) and item.strip().lower() == "none"):
+        if type(None) in kinds:
+            return [None]
+    elif isinstance(item, str):
+        return [tuple(p.strip() for p in alternative.split(",") if p.strip()) for alternative in item.split(";")]
+    elif isinstance(item, (list, tuple)):
+        return [tuple(item)]
+    raise ValueError(f"{field.name} must be a list of values (on the command line: a,b;c for (a, b) then (c,)), "
+                     f"got {item!r}")
 
 
 def _kinds(annotation):

@@ -71,6 +71,24 @@ def test_bad_grid_values_are_named(values, message):
         make_grid(values)
 
 
+def test_a_tuple_field_takes_one_tuple_per_value(monkeypatch):
+    import dlnref.sweep
+
+    @dataclasses.dataclass
+    class WithNetworks:
+        networks: tuple | None = None
+
+    field, = dataclasses.fields(WithNetworks)
+    monkeypatch.setattr(dlnref.sweep, "grid_fields", lambda: {"networks": field})
+    assert make_grid({"networks": "wide,compressed;compressed"}) == {"networks": [("wide", "compressed"),
+                                                                                 ("compressed",)]}
+    assert make_grid({"networks": ["wide", "compressed"]}) == {"networks": [("wide", "compressed")]}
+    assert make_grid({"networks": [["wide"], ["compressed"]]}) == {"networks": [("wide",), ("compressed",)]}
+    assert make_grid({"networks": "none"}) == {"networks": [None]}
+    with pytest.raises(ValueError, match="networks must be a list of values"):
+        make_grid({"networks": 3})
+
+
 def test_config_hash_is_that_of_the_configuration():
     base = CompareConfig(**TINY)
     assert config_hash(base) == config_hash(CompareConfig(**TINY))
