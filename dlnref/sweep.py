@@ -275,7 +275,7 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
     retry_errors : bool
         Run again the configurations stored with ``status = "error"``.
     x, threshold, plot :
-        The figure's swept parameter (default: the first that varies), the
+        The figure's swept parameter (default: the one with the most values), the
         error threshold of its speedups (default 1e-3), and whether to draw it.
 
     Returns
@@ -358,12 +358,14 @@ def swept(configs_):
 
 
 def plot_sweep(rows, path, configs_, x=None, threshold=None):
-    """Speedup (wide / compressed, steps and seconds to ``threshold``) against the swept ``x``.
+    """Speedups and final errors against the swept ``x``: three panels.
 
-    ``x`` defaults to the swept field (``seed`` aside) with the most values.
-    One line per setting of the other swept fields; the line is the median
-    over seeds, the band their range. Runs that did not reach the
-    threshold are left out, and counted in the legend.
+    Left and middle: wide / compressed steps and seconds to ``threshold``;
+    right: each network's final recovery error (log scale). ``x`` defaults to
+    the swept field (``seed`` aside) with the most values. One line per setting
+    of the other swept fields (and per network on the right); the line is the
+    median over seeds, the band their range. Runs without a value (failed, or
+    the threshold not reached by both networks) are left out and counted.
     """
     import matplotlib
 
@@ -374,32 +376,42 @@ def plot_sweep(rows, path, configs_, x=None, threshold=None):
     varying = [name for name in swept(configs_) if name != "seed"]
     x = x or max(varying, key=lambda name: len({str(getattr(c, name)) for c in configs_}), default="seed")
     others = [name for name in varying if name != x]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     for ax, kind in zip(axes, ("steps", "seconds")):
-        column = f"speedup_{kind}_to_{threshold}"
-        for label, points, missing in _lines(rows, x, others, column):
-            xs = sorted(points)
-            medians = [_median(points[v]) for v in xs]
-            line, = ax.plot(xs, medians, "o-", label=label + (f" ({missing} not reached)" if missing else ""))
-            ax.fill_between(xs, [min(points[v]) for v in xs], [max(points[v]) for v in xs],
-                            color=line.get_color(), alpha=0.2)
+        for label, points, missing in _lines(rows, x, others, f"speedup_{kind}_to_{threshold}"):
+            _band(ax, points, label + (f" ({missing} without)" if missing else ""))
         ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel(x)
         ax.set_ylabel(f"wide / compressed {kind} to error {threshold}")
-        ax.set_title(f"speedup in {kind}: median and range over seeds")
+        ax.set_title(f"speedup in {kind}")
+    networks = sorted({k[:-len("_final_error")] for row in rows for k in row if k.endswith("_final_error")})
+    for network in networks:
+        for label, points, _ in _lines(rows, x, others, f"{network}_final_error"):
+            _band(axes[2], points, f"{network}" + (f", {label}" if others else ""))
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel("final recovery error")
+    axes[2].set_title("final error of each network")
+    for ax in axes:
+        ax.set_xlabel(x)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     unreached = sum(row.get(f"speedup_steps_to_{threshold}") is None for row in rows)
-    fig.suptitle(f"dlnref sweep: {len(rows)} runs, {unreached} without a speedup at {threshold} "
-                 "(failed, or not reached by both networks)", fontsize=10)
+    fig.suptitle(f"dlnref sweep: {len(rows)} runs, median and range over seeds; {unreached} runs without a "
+                 f"speedup at {threshold} (failed, or not reached by both networks)", fontsize=10)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
 
+def _band(ax, points, label):
+    """Median of ``{x: [values]}`` as a line, their range as a band."""
+    xs = sorted(points)
+    line, = ax.plot(xs, [_median(points[v]) for v in xs], "o-", label=label)
+    ax.fill_between(xs, [min(points[v]) for v in xs], [max(points[v]) for v in xs], color=line.get_color(), alpha=0.2)
+
+
 def _lines(rows, x, others, column):
-    """``(label, {x value: [speedups over seeds]}, runs without a speedup)`` per setting of ``others``."""
+    """``(label, {x value: [values over seeds]}, runs without a value)`` per setting of ``others``."""
     groups = {}
     for row in rows:
         key = tuple(row.get(name) for name in others)
