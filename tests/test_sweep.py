@@ -267,6 +267,20 @@ def test_merged_parts_keep_the_order_of_parts():
     assert [f.problem for f in merged.findings] == ["a", "b", "c"] and merged.name == "c"
 
 
+def test_seeds_of_a_factorization_case_combine_into_the_worst():
+    from theory_checks import Finding
+    from theory_checks.compressed_faster import ROUNDING, combine
+
+    def seed(problem, excess, s):
+        return Finding(problem, {"max_excess": excess, "at_seed_step": (s, 0)}, "", excess <= ROUNDING, True)
+
+    case, other = "factorization, d=20, r=2, L=3, 3 seeds", "factorization, d=30, r=3, L=3, 1 seeds"
+    merged = combine([seed(case, -0.5, 0), seed(case, 2e-10, 1), seed(case, 2e-10, 2), seed(other, -0.1, 0),
+                      Finding("completion", {}, "", True, False)])
+    assert [(f.problem, f.measured["at_seed_step"][0] if f.measured else None, f.holds) for f in merged] == [
+        (case, 1, False), (other, 0, True), ("completion", None, True)]
+
+
 def test_figures_on_the_cluster_land_in_out_with_their_numbers(cluster, tmp_path):
     from dlnref.figures import make_figures
     from dlnref.figures_parallel import figure_groups

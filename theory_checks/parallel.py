@@ -1,7 +1,8 @@
 """The checks cut into independent tasks for an executor: ``dlnref check --workers N``.
 
 A check module may expose ``parts(size) -> list of str`` and take
-``check(size, seed, part=name)`` to compute that part's findings only. A part is
+``check(size, seed, part=name)`` to compute that part's findings only (and
+``combine(findings)`` if the parts' findings need merging, say over seeds). A part is
 named after the run it reads (say ``"sensing"``, the run of
 :func:`dlnref.compare.compare_with_snapshots` that three claims share), so the
 parts of every claim that share a name run in one task, in one process, and
@@ -48,7 +49,8 @@ def run_parallel(size, seed, claims, executor):
     for results in executor.map(functools.partial(run_task, size, seed), tasks(size, claims)):
         for claim, part, verdict in results:
             done[claim, part] = verdict
-    return [merge([done[claim, part] for part in _parts(claim, size)]) for claim in claims]
+    return [merge([done[claim, part] for part in _parts(claim, size)], getattr(claim_module(claim), "combine", None))
+            for claim in claims]
 
 
 def _parts(claim, size):
@@ -56,6 +58,8 @@ def _parts(claim, size):
     return module.parts(size) if hasattr(module, "parts") else [None]
 
 
-def merge(verdicts):
-    """One verdict from the verdicts of a claim's parts: their findings in order."""
-    return dataclasses.replace(verdicts[0], findings=[f for v in verdicts for f in v.findings])
+def merge(verdicts, combine=None):
+    """One verdict from the verdicts of a claim's parts: their findings in order, passed through
+    the module's ``combine(findings)`` where it has one (say to keep the worst of several seeds)."""
+    findings = [f for v in verdicts for f in v.findings]
+    return dataclasses.replace(verdicts[0], findings=findings if combine is None else combine(findings))
