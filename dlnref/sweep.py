@@ -199,7 +199,7 @@ def run_row(config, compute=run_compare):
         row.update(status="error", error=f"{type(error).__name__}: {error}")
     row.update(seconds=time.perf_counter() - start, worker=f"{socket.gethostname()}:{os.getpid()}",
                dlnref_version=__version__, config_hash=config_hash(config))
-    return row
+    return json.loads(json.dumps(row, default=_plain))  # as stored: tuples as lists, NumPy scalars as numbers
 
 
 def result_columns(result):
