@@ -20,15 +20,16 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers canno
 
 #: A completion small enough for a run to take a fraction of a second.
 TINY = {"problem": "completion", "d": 12, "rank": 2, "fraction": 0.6, "lr": 3.0, "scale": 0.03,
-        "outer_lr_scale": 2.0, "steps": 1500}
+        "outer_lr_scale": 2.0, "steps": 600}
 #: Columns that depend on the clock or the process, not on the configuration.
 CLOCK = ("seconds", "worker")
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One LocalCluster of 2 worker processes for the module (start-up costs seconds)."""
-    with open_executor(workers=2, quiet=True) as executor:
+    """One LocalCluster of 2 worker processes for the module (start-up costs seconds); a task is
+    rescheduled once after its worker died."""
+    with open_executor(workers=2, retries=1, quiet=True) as executor:
         yield executor
 
 
@@ -97,7 +98,7 @@ def test_config_hash_is_that_of_the_configuration():
 
 
 def test_row_holds_the_compare_result(tmp_path):
-    config = CompareConfig(**TINY, depth=3, seed=0)
+    config = CompareConfig(**{**TINY, "steps": 1500}, depth=3, seed=0)  # both reach 1e-2
     row = run_row(config)
     direct = run_compare(config)
     assert row["status"] == "ok" and row["config_hash"] == config_hash(config)
@@ -151,6 +152,28 @@ def test_a_killed_worker_does_not_lose_the_sweep(cluster, tmp_path):
     assert [numbers(r) for r in report.rows] == [numbers(r) for r in expected.rows]
 
 
+def _always_die(config):
+    """A run whose every attempt ends its worker (say, out of memory)."""
+    os._exit(1)
+
+
+def test_a_run_that_kills_every_worker_it_meets_is_an_error_row_not_stored(cluster, tmp_path):
+    grid = tiny_grid()[:1]
+    report = run_sweep(grid, tmp_path, cluster, compute=_always_die, plot=False)
+    assert report.failed == 1 and report.computed == 0
+    assert report.rows[0]["status"] == "error" and "KilledWorker" in report.rows[0]["error"]
+    assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")
+    assert run_sweep(grid, tmp_path, cluster, plot=False).computed == 1  # a rerun tries it again
+
+
+def test_a_running_scheduler_is_reached_by_its_address(cluster, tmp_path):
+    address = cluster.client.scheduler.address
+    with open_executor(scheduler=address, quiet=True) as executor:
+        assert address in executor.description
+        report = run_sweep(tiny_grid()[:2], tmp_path, executor, plot=False)
+    assert report.computed == 2 and report.failed == 0
+
+
 class Interrupted:
     """``run_compare`` counting its calls, raising KeyboardInterrupt at call ``stop`` (a Ctrl-C mid-sweep)."""
 
@@ -191,7 +214,7 @@ def test_half_stored_sweep_on_the_cluster_computes_only_the_missing_half(cluster
 def test_sweep_command_writes_table_parquet_and_figure(tmp_path, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text('problem = "completion"\nd = 12\nrank = 2\nfraction = 0.6\nlr = 3.0\nscale = 0.03\n'
-                    'outer_lr_scale = 2.0\nsteps = 1500\ndepth = [2, 3]\nseeds = "0-1"\n')
+                    'outer_lr_scale = 2.0\nsteps = 600\ndepth = [2, 3]\nseeds = "0-1"\n')
     out = tmp_path / "out"
     assert main(["sweep", "--config", str(grid), "--depth", "3", "--out", str(out), "--workers", "1",
                  "--quiet"]) == 0
@@ -223,6 +246,8 @@ def test_without_dask_more_workers_say_how_to_install_it(monkeypatch, tmp_path, 
             pass
     assert main(["sweep", "--d", "12", "--rank", "2", "--out", str(tmp_path), "--workers", "2"]) == 2
     assert 'pip install "dlnref[dist]"' in capsys.readouterr().err
+    assert main(["sweep", "--d", "12", "--rank", "2", "--fraction", "0.6", "--lr", "3", "--steps", "300",
+                 "--out", str(tmp_path), "--workers", "1", "--quiet", "--no-plot"]) == 0
 
 
 def _without_clock(value):
