@@ -34,6 +34,9 @@ DIST_HINT = 'pip install "dlnref[dist]"'
 #: Times a task is rescheduled after the worker running it died.
 RETRIES = 2
 
+#: Environment of a local cluster's worker processes: one BLAS/OpenMP thread each.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 #: How often the Dask executor looks for finished tasks and refreshes the progress line.
 POLL_SECONDS = 0.2
 
@@ -66,7 +69,8 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
         Address of a running Dask scheduler (``tcp://host:8786``); overrides
         ``workers``.
     retries : int
-        Times a task is rescheduled after its worker died.
+        Times a task is rescheduled after its worker died (a local cluster's
+        ``allowed-failures``; a running cluster keeps its scheduler's setting).
     label : str
         Name of the tasks in the progress display.
     quiet : bool
@@ -97,8 +101,7 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
             with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                    silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                                               "MKL_NUM_THREADS": "1"}))
+                    silence_logs=logging.ERROR, env=ONE_THREAD))
             client = stack.enter_context(Client(cluster))
         else:
             client = stack.enter_context(Client(scheduler))
@@ -194,10 +197,11 @@ class DaskExecutor:
 def ordered(completed, n):
     """Values of ``(index, value, error)`` triples in index order; raises the first error met."""
     values = [None] * n
-    for i, value, error in completed:
-        if error is not None:
-            raise error
-        values[i] = value
+    with contextlib.closing(completed):  # on an error, the tasks not yet done are cancelled
+        for i, value, error in completed:
+            if error is not None:
+                raise error
+            values[i] = value
     return values
 
 

@@ -317,3 +317,29 @@ def test_figures_on_the_cluster_land_in_out_with_their_numbers(cluster, tmp_path
     assert _without_clock(on_cluster) == _without_clock(here)
     assert (tmp_path / "cluster" / "trajectory_factorization.png").read_bytes()[:4] == b"\x89PNG"
     assert "trajectory_factorization" in (tmp_path / "cluster" / "README.md").read_text()
+
+
+def _inverse(x):
+    return 1 / x
+
+
+def test_map_keeps_order_and_raises_the_first_error(cluster):
+    assert serial().map(_inverse, [1, 2, 4]) == [1.0, 0.5, 0.25]
+    assert cluster.map(_inverse, [1, 2, 4]) == [1.0, 0.5, 0.25]
+    with pytest.raises(ZeroDivisionError):
+        serial().map(_inverse, [1, 0, 2])
+    with pytest.raises(ZeroDivisionError):
+        cluster.map(_inverse, [1, 0, 2])
+
+
+def test_progress_line_counts_and_estimates_the_time_left():
+    import io
+
+    stream = io.StringIO()
+    progress = Progress("sweep", stream=stream)
+    progress.start(4)
+    progress.started -= 10  # ten seconds ago
+    progress.finished(True)
+    progress.finished(False)
+    progress.show(running=2)
+    assert stream.getvalue() == "[sweep] 2/4 done, 2 running, 1 failed, 10s elapsed, ETA 10s\n"
