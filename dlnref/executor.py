@@ -37,6 +37,13 @@ RETRIES = 2
 #: Environment of a local cluster's worker processes: one BLAS/OpenMP thread each.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+#: Dask settings of a local cluster's workers: no statistical profiler (its thread samples every
+#: 10 ms), and slower event-loop ticks and monitors: each wake-up takes the GIL from the run, whose
+#: small-matrix steps hold it most of the time.
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                 "distributed.admin.system-monitor.interval": "2s",
+                 "distributed.worker.memory.monitor-interval": "1s"}
+
 #: How often the Dask executor looks for finished tasks and refreshes the progress line.
 POLL_SECONDS = 0.2
 
@@ -98,7 +105,7 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
                                    "(or run in this process with --workers 1)") from error
     with contextlib.ExitStack() as stack:
         if scheduler is None:
-            with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": retries, **QUIET_WORKERS}):
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                     silence_logs=logging.ERROR, env=ONE_THREAD))
