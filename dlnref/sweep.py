@@ -450,8 +450,8 @@ def add_sweep_command(commands):
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the stored runs, the table and the figure")
     add_executor_options(p, default_workers_text=f"one per core, here {default_workers()}")
     p.add_argument("--retry-errors", action="store_true", help="run again the stored runs that raised")
-    p.add_argument("--x", default=None, metavar="FIELD", help="the figure's horizontal axis (default: the first "
-                   "swept field other than seed)")
+    p.add_argument("--x", default=None, metavar="FIELD", help="the figure's horizontal axis (default: the swept "
+                   "field, seed aside, with the most values)")
     p.add_argument("--threshold", type=float, default=THRESHOLDS[2],
                    help="error threshold of the figure's speedups (default %(default)g)")
     p.add_argument("--no-plot", action="store_true", help="draw no figure")
