@@ -23,6 +23,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import time
 import tomllib
 import types
@@ -473,6 +474,7 @@ def _run_sweep(args):
     grid = grid_from_args(args)
     if args.x is not None and args.x not in grid_fields():
         raise ValueError(f"--x must be a field of the grid, one of {', '.join(grid_fields())}; got {args.x!r}")
+    _check_writable(args.out)
     todo = configs(grid)
     with executor_from_args(args, default_workers=None, label="sweep") as executor:
         if not args.quiet:
@@ -485,3 +487,13 @@ def _run_sweep(args):
     for path in report.files:
         print(path)
     return 1 if report.failed else 0
+
+
+def _check_writable(folder):
+    """Create ``folder`` if needed and make sure a file can be written there, before any run starts."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {folder!r} is not a folder this process can write to ({error.strerror})") from None

@@ -239,6 +239,13 @@ def test_sweep_command_rejects_an_unknown_toml_key(tmp_path, capsys):
     assert "unknown grid key 'dept'; valid keys:" in capsys.readouterr().err
 
 
+def test_sweep_command_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("")
+    assert main(["sweep", "--d", "12", "--out", str(out), "--workers", "1"]) == 2
+    assert f"--out '{out}' is not a folder this process can write to" in capsys.readouterr().err
+
+
 def test_without_dask_more_workers_say_how_to_install_it(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(DaskUnavailableError, match=r'pip install "dlnref\[dist\]"'):
