@@ -12,6 +12,7 @@ import sys
 import time
 
 from .backend import BACKENDS, BackendUnavailableError, default_backend
+from .classify import add_classify_command
 from .compare import THRESHOLDS, CompareConfig, run_compare
 from .executor import add_executor_options, executor_from_args
 from .problems import PROBLEMS
@@ -45,6 +46,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_classify_command(commands)
     add_sweep_command(commands)
     return parser
 

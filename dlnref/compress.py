@@ -26,7 +26,12 @@ def compress(problem, depth, width=None, scale=1e-2):
         Number of layers L >= 2.
     width : int or None
         Inner width ``w`` with ``1 <= w <= min(m, n)``; None means
-        ``2 * problem.rank``, the paper's choice.
+        ``2 * problem.rank``, the paper's choice. Note that ``problem.rank``
+        is the rank of the *true* target ``M``, which the problem knows because
+        it was built from ``M``, but which a real solver would not know (it
+        sees only the observed entries or the measurements). With real data,
+        pass ``width`` yourself, say twice a rank estimated from the
+        surrogate's singular values.
     scale : float
         The init scale ``eps``.
 

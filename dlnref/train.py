@@ -46,14 +46,30 @@ class History:
     ----------
     columns : dict of str -> list
         Always ``step`` (updates applied so far), ``loss``, ``recovery_error``
-        and ``seconds`` (wall time since training began); plus the problem's
-        ``metrics`` (say ``unobserved_error`` for completion). Python scalars.
+        and ``seconds`` (wall time since training began), as Python scalars;
+        plus the problem's ``metrics`` (say ``unobserved_error`` for
+        completion), also Python floats; plus whatever ``observe`` returned,
+        stored as given: arrays stay arrays of the weights' backend (say the
+        singular values of ``X(t)``). ``np.array(history["name"])`` stacks
+        NumPy ones into a ``(T, ...)`` array; on another backend, have
+        ``observe`` return ``dlnref.to_numpy(...)`` to keep host copies.
+
+    Examples
+    --------
+    Record the singular values of ``X`` every 10 steps and find when the
+    loss first fell below 1e-6::
+
+        from dlnref.dynamics import singular_values
+        run = gradient_descent(problem, weights, lr, steps, record_every=10,
+                               observe=lambda step, W: {"sigma": singular_values(end_to_end(W))})
+        run.history["sigma"]                    # T arrays of shape (min(m, n),)
+        run.history.first_below(1e-6, "loss")   # a step, or None
     """
 
     columns: dict = dataclasses.field(default_factory=dict)
 
     def append(self, row):
-        """Add one row, a dict of column -> Python scalar."""
+        """Add one row, a dict of column -> value (a Python scalar or, from ``observe``, any object)."""
         for key, value in row.items():
             self.columns.setdefault(key, []).append(value)
 
@@ -67,6 +83,16 @@ class History:
         """Value of column ``at`` at the first row where ``column <= threshold``, or None."""
         for value, reached in zip(self.columns[column], self.columns[at]):
             if value <= threshold:
+                return reached
+        return None
+
+    def first_above(self, threshold, column, at="step"):
+        """Value of column ``at`` at the first row where ``column >= threshold``, or None.
+
+        For measures that grow, say an observed alignment or a singular value of ``X``.
+        """
+        for value, reached in zip(self.columns[column], self.columns[at]):
+            if value >= threshold:
                 return reached
         return None
 
