@@ -15,7 +15,7 @@ import time
 
 from threadpoolctl import threadpool_limits
 
-from ._checks import check_fraction, check_int
+from ._checks import check_fraction, check_int, check_positive
 from .backend import BACKENDS, default_backend
 from .compress import parameter_count
 from .images import load_digits, load_idx_dir
@@ -89,6 +89,8 @@ def run_classify(config, progress=None):
         over compressed, of those three times.
     """
     check_fraction("target_accuracy", config.target_accuracy)
+    for name in ("lr", "first_lr_scale", "scale"):   # cheap checks before the data are read
+        check_positive(name, getattr(config, name))
     if config.block_init not in BLOCK_INITS:
         raise ValueError(f"block_init must be one of {BLOCK_INITS}, got {config.block_init!r}")
     if config.block_init == "spectral" and config.block != "linear":

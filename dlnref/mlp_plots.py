@@ -1,7 +1,8 @@
 """Figures of the MLP runs: ``dlnref classify``'s curves and the per-layer update rank."""
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from .plots import COLORS, save
 
@@ -16,7 +17,8 @@ def plot_classify(result, path):
     path : str or os.PathLike
     """
     c = result["config"]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     for name in ("wide", "compressed"):
         run, history = result[name], result[name]["history"]
         label = f"{name} block ({run['params']:,} params)"
@@ -48,8 +50,9 @@ def plot_update_rank(layers, path, title):
     path : str or os.PathLike
     title : str
     """
-    fig, (spectrum, energy) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(layers)))
+    fig = Figure(figsize=(11, 4.2))
+    spectrum, energy = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(layers)))
     for layer, color in zip(layers, colors):
         s = np.asarray(layer["singular_values"])
         spectrum.semilogy(np.arange(1, s.size + 1), s / s[0], ".-", color=color, ms=3, lw=1, label=layer["label"])

@@ -29,9 +29,13 @@ IMAGE_DPI = 75
 
 
 def save(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` atomically (whole or not at all)."""
+    """Write ``fig`` to ``path`` atomically (whole or not at all); a pyplot figure is closed too."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    if fig.canvas.manager is not None:  # made by pyplot, which holds it until it is closed
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def _axes(ax):
@@ -237,7 +241,7 @@ def plot_compare(result, path):
     column = "test_rmse" if config["data"] is not None else "recovery_error"
     fig = Figure(figsize=(10, 4))
     by_step, by_time = fig.subplots(1, 2, sharey=True)
-    for name in ("wide", "compressed"):
+    for name in [name for name in ("wide", "compressed") if name in result]:
         line = {"color": COLORS[name], "label": f"{name} DLN ({result[name]['params']:,} params)"}
         error_curves(result[name]["history"], ax=by_step, column=column, **line)
         error_curves(result[name]["history"], ax=by_time, x="seconds", column=column, **line)

@@ -99,3 +99,12 @@ def test_readme_dynamics_example_runs(tmp_path, monkeypatch):
     assert all(t is not None for t in times) and times == sorted(set(times))
     assert namespace["run"].history.first_above(0.9 * namespace["targets"][0], "sigma_1") == times[0]
     assert (tmp_path / "dynamics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_save_writes_and_closes_a_pyplot_figure_but_not_a_plain_one(tmp_path):
+    fig, _ = plt.subplots()
+    plots.save(fig, tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG" and not plt.fignum_exists(fig.number)
+    before = plt.get_fignums()
+    plots.save(matplotlib.figure.Figure(), tmp_path / "b.png")
+    assert (tmp_path / "b.png").exists() and plt.get_fignums() == before
