@@ -14,8 +14,10 @@ import time
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command
 from .compare import NETWORKS, THRESHOLDS, CompareConfig, run_compare
+from .executor import add_executor_options, executor_from_args
 from .oracle.conform import add_conform_command
 from .problems import PROBLEMS
+from .sweep import add_sweep_command
 from .train import DivergenceError
 
 #: Rows of the compare tables, in order: the networks, then the ALS baseline.
@@ -50,6 +52,7 @@ def build_parser():
     _add_golden(commands)
     add_conform_command(commands)
     add_classify_command(commands)
+    add_sweep_command(commands)
     return parser
 
 
@@ -145,6 +148,7 @@ def _add_check(commands):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_executor_options(p)
     p.set_defaults(run=_run_check)
 
 
@@ -164,7 +168,8 @@ def _run_check(args):
         if not args.quiet:
             print(f"[check] {name} ({size}) at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress=progress)
+    with executor_from_args(args, label=f"check {size}") as executor:
+        verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress, executor)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
     else:
@@ -205,6 +210,7 @@ def _add_figures(commands):
     p.add_argument("--only", action="append", metavar="NAME", help="draw only this figure (repeatable)")
     p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_executor_options(p)
     p.set_defaults(run=_run_figures)
 
 
@@ -217,7 +223,8 @@ def _run_figures(args):
         if not args.quiet:
             print(f"[figures] {name} at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    made = make_figures("quick" if args.quick else "full", args.only, args.out, progress)
+    with executor_from_args(args, label="figures") as executor:
+        made = make_figures("quick" if args.quick else "full", args.only, args.out, progress, executor)
     for name in made:
         print(os.path.join(args.out, f"{name}.png"))
     print(f"index: {os.path.join(args.out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")

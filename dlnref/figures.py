@@ -28,12 +28,17 @@ from .problems import MatrixCompletion
 from .train import DivergenceError, gradient_descent
 
 FIGURES = {}
+#: Figure name -> the group it is drawn with on an executor: figures that read the same runs.
+GROUPS = {}
+#: The group of the figures that read :func:`compare_with_snapshots`'s runs of the paper's problems.
+SNAPSHOT_RUNS = "snapshot runs"
 
 
-def figure(name):
-    """Register ``fn(size, path) -> dict`` as the maker of figure ``name``."""
+def figure(name, group=None):
+    """Register ``fn(size, path) -> dict`` as the maker of figure ``name``, drawn with ``group`` in one task."""
     def register(fn):
         FIGURES[name] = fn
+        GROUPS[name] = group or name
         return fn
     return register
 
@@ -50,10 +55,10 @@ def _trajectory(problem):
 
 
 for _problem in PAPER_PROBLEMS:
-    figure(f"trajectory_{_problem}")(_trajectory(_problem))
+    figure(f"trajectory_{_problem}", SNAPSHOT_RUNS)(_trajectory(_problem))
 
 
-@figure("layer_spectrum")
+@figure("layer_spectrum", SNAPSHOT_RUNS)
 def layer_spectrum(size, path):
     """W_1's singular values over training (factorization, wide DLN) and the angles of its subspaces."""
     config = setup(size, "factorization")
@@ -84,7 +89,7 @@ def _moving_right(w, indices):
     return to_numpy(svd(w)[2])[indices].T
 
 
-@figure("incremental_learning")
+@figure("incremental_learning", SNAPSHOT_RUNS)
 def incremental_learning(size, path):
     """Singular values of X(t) against step for the three problems, targets dashed."""
     panels, numbers = [], {}
@@ -227,7 +232,7 @@ def mlp_update_rank(size, path):
                                       "right_angle")} for report in reports]}
 
 
-def make_figures(size="full", only=None, out="figures", progress=None):
+def make_figures(size="full", only=None, out="figures", progress=None, executor=None):
     """Draw the figures and refresh ``out/numbers.json`` and ``out/README.md``.
 
     Parameters
@@ -238,7 +243,9 @@ def make_figures(size="full", only=None, out="figures", progress=None):
     out : str or os.PathLike
         Folder of the PNGs, created if needed.
     progress : callable or None
-        Called with each figure's name before it is drawn.
+        Called with each figure's name before it is drawn (without ``executor``).
+    executor : executor of :func:`dlnref.executor.open_executor` or None
+        Draw the groups of figures (:data:`GROUPS`) as its tasks.
 
     Returns
     -------
@@ -255,16 +262,28 @@ def make_figures(size="full", only=None, out="figures", progress=None):
     if os.path.exists(store):
         with open(store) as f:
             numbers = json.load(f)
-    for name in names:
-        if progress is not None:
-            progress(name)
-        start = time.perf_counter()
-        numbers[name] = {"size": size, **FIGURES[name](size, os.path.join(out, f"{name}.png")),
-                         "made_in_seconds": round(time.perf_counter() - start, 1)}
+    if executor is None:
+        drawn = _draw_here(size, names, out, progress)
+    else:
+        from .figures_parallel import draw_on
+
+        drawn = draw_on(executor, size, names, out)
+    for name, result in drawn:
+        numbers[name] = {"size": size, **result}
         with atomic_path(store) as tmp, open(tmp, "w") as f:
             json.dump(numbers, f, indent=1, default=_plain)
         write_index(numbers, out)
     return {name: numbers[name] for name in names}
+
+
+def _draw_here(size, names, out, progress):
+    """Yield ``(name, numbers)`` for each figure, drawn in this process into ``out``."""
+    for name in names:
+        if progress is not None:
+            progress(name)
+        start = time.perf_counter()
+        yield name, {**FIGURES[name](size, os.path.join(out, f"{name}.png")),
+                     "made_in_seconds": round(time.perf_counter() - start, 1)}
 
 
 def _plain(value):

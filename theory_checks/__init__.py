@@ -13,7 +13,7 @@ CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "ex
           "low_rank_updates", "exact_compression")
 
 
-def run(size="quick", seed=0, claims=CLAIMS, progress=None):
+def run(size="quick", seed=0, claims=CLAIMS, progress=None, executor=None):
     """Run the named checks in order and return their verdicts.
 
     Parameters
@@ -23,7 +23,9 @@ def run(size="quick", seed=0, claims=CLAIMS, progress=None):
     claims : sequence of str
         Names from :data:`CLAIMS`.
     progress : callable or None
-        Called with each claim's name before it runs.
+        Called with each claim's name before it runs (without ``executor``).
+    executor : executor of :func:`dlnref.executor.open_executor` or None
+        Run the claims' independent parts as its tasks (:mod:`theory_checks.parallel`).
 
     Returns
     -------
@@ -32,6 +34,10 @@ def run(size="quick", seed=0, claims=CLAIMS, progress=None):
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
         raise ValueError(f"claim must be one of {CLAIMS}, got {unknown[0]!r}")
+    if executor is not None:
+        from .parallel import run_parallel
+
+        return run_parallel(size, seed, claims, executor)
     verdicts = []
     for name in claims:
         if progress is not None:

@@ -35,10 +35,15 @@ def learning_times(snapshots, steps, target, rank):
     return times, (largest_principal_angle(u_x, u_m), largest_principal_angle(v_x, v_m))
 
 
-def check(size="quick", seed=0):
-    """Measure the order of the learning times on the wide DLN of each problem."""
+def parts(size):
+    """Independent parts of the check, named after the run each reads: one per problem."""
+    return list(PAPER_PROBLEMS)
+
+
+def check(size="quick", seed=0, part=None):
+    """Measure the order of the learning times on the wide DLN of each problem (or of ``part`` only)."""
     findings = []
-    for problem in PAPER_PROBLEMS:
+    for problem in PAPER_PROBLEMS if part is None else [part]:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         history = run["wide"]["history"]

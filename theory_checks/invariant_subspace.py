@@ -82,10 +82,15 @@ def worst_residuals(snapshots, steps, rank, bound):
     return {**worst, **final}
 
 
-def check(size="quick", seed=0):
-    """Measure the invariant-subspace form of every layer of the wide DLN, on all three problems."""
+def parts(size):
+    """Independent parts of the check, named after the run each reads: one per problem."""
+    return list(PAPER_PROBLEMS)
+
+
+def check(size="quick", seed=0, part=None):
+    """Measure the invariant-subspace form of every layer of the wide DLN, on all three problems (or ``part``)."""
     findings = []
-    for problem in PAPER_PROBLEMS:
+    for problem in PAPER_PROBLEMS if part is None else [part]:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         bound = update_rank_bound(config.scale, config.depth,
