@@ -14,7 +14,7 @@ from .compress import compress, parameter_count
 from .data import load_movielens
 from .network import init_weights
 from .problems import MatrixCompletion, make_problem
-from .train import gradient_descent
+from .train import DivergenceError, gradient_descent
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -164,9 +164,12 @@ def run_compare(config, progress=None, observe=None):
     result = {"config": dataclasses.asdict(config)}
     for name, (weights, alpha) in starts.items():
         callback = progress(name) if progress is not None else None
-        run = gradient_descent(problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
-                               record_every=config.record_every, tol=config.tol, progress=callback,
-                               observe=observe)
+        try:
+            run = gradient_descent(problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
+                                   record_every=config.record_every, tol=config.tol, progress=callback,
+                                   observe=observe)
+        except DivergenceError as error:
+            raise DivergenceError(error.step, error.loss, error.lr, network=f"{name} DLN") from None
         result[name] = _summary(run, parameter_count(weights))
     result["speedup"] = {
         kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key]) for key in result["wide"][kind]}

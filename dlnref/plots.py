@@ -1,5 +1,7 @@
 """Matplotlib figures. Each function takes plain data and writes one PNG."""
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,10 +19,17 @@ IMAGE_DPI = 75
 
 
 def save(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` atomically and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    """Write ``fig`` to ``path`` atomically and close it.
+
+    The format follows ``path``'s extension, PNG where it has none (the file
+    keeps the name it was given).
+    """
+    extension = os.path.splitext(os.fspath(path))[1][1:].lower()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=extension or "png")
+    finally:
+        plt.close(fig)
 
 
 def steps_axis(ax, label="gradient-descent step"):

@@ -28,14 +28,16 @@ class DivergenceError(FloatingPointError):
     step : int
         The step at which the non-finite loss was seen.
     loss : float
+    lr : float
+    network : str or None
+        Which network diverged (say "compressed DLN"), where the caller trains several.
     """
 
-    def __init__(self, step, loss, lr):
-        self.step, self.loss = step, loss
-        super().__init__(
-            f"training diverged: the loss is {loss} at step {step} (lr={lr:g}). "
-            f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
-        )
+    def __init__(self, step, loss, lr, network=None, advice=None):
+        self.step, self.loss, self.lr, self.network = step, loss, lr, network
+        advice = advice or f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
+        super().__init__(f"{'the ' + network if network else 'training'} diverged: the loss is {loss} "
+                         f"at step {step} (lr={lr:g}). {advice}")
 
 
 @dataclasses.dataclass
@@ -162,7 +164,10 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
             f"weights give an end-to-end matrix of shape {(dims[-1], dims[0])}, "
             f"but the problem's target has shape {problem.shape}"
         )
-    array_namespace(problem.target, *weights)
+    xp = array_namespace(problem.target, *weights)
+    for l, W in enumerate(weights, start=1):
+        if not bool(xp.all(xp.isfinite(W))):
+            raise ValueError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
     lr = check_positive("lr", lr)
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
     steps = check_int("steps", steps, 0)
