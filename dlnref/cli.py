@@ -207,14 +207,18 @@ def _run_compare(args):
 
 
 def compare_config(args):
-    """The :class:`CompareConfig` of parsed ``compare`` arguments, refusing options that would be ignored.
+    """The :class:`CompareConfig` of parsed ``compare`` arguments.
+
+    An option that another synthetic problem would use (``--fraction`` with
+    ``--problem sensing``) gets a note on stderr.
 
     Raises
     ------
     UsageError
-        For an option that does not apply (``--split`` without ``--data``,
-        ``--fraction`` outside completion, ...), a missing ``--data`` file, or
-        sizes that do not fit together (rank, width, d).
+        For options that cannot go together (``--split`` without ``--data``;
+        ``--data`` with ``--problem``, ``--d``, ``--fraction`` or
+        ``--measurements``), a missing ``--data`` file, or sizes that do not
+        fit together (rank, width, d).
     """
     problem = args.problem or CompareConfig.problem
     if args.data is not None:
@@ -224,7 +228,8 @@ def compare_config(args):
         raise UsageError(f"--split {args.split} needs --data PATH (the ratings file whose split it names)")
     for option, (field, problems) in _PROBLEM_ONLY.items():
         if getattr(args, field) is not None and problem not in problems:
-            raise UsageError(f"{option} applies only to --problem {' or '.join(problems)}, not {problem}")
+            print(f"dlnref compare: note: {option} is unused: it applies to --problem {' or '.join(problems)}, "
+                  f"not {problem}", file=sys.stderr)
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     config = CompareConfig(**{**given, "problem": problem}).resolved()
