@@ -158,17 +158,30 @@ def plot_alpha_ablation(alphas, compressed_steps, wide_steps, path, title):
     save(fig, path)
 
 
-def plot_depth(depths, wide_errors, compressed_errors, path, title):
-    """Recovery error reached after a fixed budget of steps, against depth, wide vs compressed."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(depths, wide_errors, "o-", color=COLORS["wide"], label="wide DLN")
-    ax.semilogy(depths, compressed_errors, "s-", color=COLORS["compressed"], label="compressed DLN")
-    ax.set_xticks(depths)
-    ax.set_xlabel("depth L")
-    ax.set_ylabel("relative recovery error at the end")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=10)
+def plot_depth(curves, path, title):
+    """Training loss (left) and the loss on the unobserved entries (right) against step, per network and depth.
+
+    Parameters
+    ----------
+    curves : list of dict
+        Each with ``label``, ``network`` ("wide" or "compressed"), ``depth``,
+        ``steps``, ``loss`` and ``test_loss`` (sequences of one length), and
+        ``notebook_init`` (True for the official notebook's unscaled depth-2 init).
+    path : str or os.PathLike
+    title : str
+    """
+    fig, (train, test) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for c in curves:
+        style = {"color": COLORS[c["network"]], "ls": ":" if c["notebook_init"] else ("--" if c["depth"] == 2 else "-")}
+        train.semilogy(c["steps"], c["loss"], label=c["label"], **style)
+        test.semilogy(c["steps"], c["test_loss"], label=c["label"], **style)
+    train.set_ylabel(r"training loss $\|P_\Omega(X - M)\|_F^2 / (2|\Omega|)$")
+    test.set_ylabel(r"unobserved loss $\|P_{\Omega^c}(X - M)\|_F^2 / (2|\Omega^c|)$")
+    for ax in (train, test):
+        steps_axis(ax)
+        ax.grid(True, alpha=0.3)
+    train.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     save(fig, path)
 
 
