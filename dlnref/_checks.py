@@ -83,6 +83,7 @@ def check_matrix(name, x, xp):
 
 
 def check_shape(name, x, shape):
-    """Raise unless ``x.shape == shape``."""
+    """Raise unless ``x`` is an array with ``x.shape == shape``."""
+    check_array(name, x)
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
