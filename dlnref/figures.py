@@ -3,8 +3,9 @@
 Each figure function trains what it needs (runs are shared through
 :func:`dlnref.compare.compare_with_snapshots`), draws one PNG with
 :mod:`dlnref.plots`, and returns the numbers that ``figures/README.md`` quotes.
-``size="quick"`` shrinks every run so that all figures take minutes on 2 cores;
-``size="full"`` uses the paper's sizes.
+``size="quick"`` shrinks every run so that all figures take seconds on 2 cores;
+``size="full"`` uses the paper's sizes. The command writes them to different
+folders (``figures-quick/`` and ``figures/``), and never quick ones over full-size ones.
 """
 
 import dataclasses

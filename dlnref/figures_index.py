@@ -117,8 +117,9 @@ def write_index(numbers, out):
     lines = [
         "# Figures",
         "",
-        "Made by `dlnref figures` (the paper's sizes) or `dlnref figures --quick` (reduced sizes, minutes);",
-        "one figure alone with `dlnref figures --only NAME`. This page is rewritten from `numbers.json` each time.",
+        "Made by `dlnref figures` (the paper's sizes, into `figures/`) or `dlnref figures --quick` (reduced sizes,",
+        "seconds, into `figures-quick/`); one figure alone with `dlnref figures --only NAME`. This page is rewritten",
+        "from `numbers.json` each time.",
         "",
     ]
     for name, (paper, ours) in ENTRIES.items():

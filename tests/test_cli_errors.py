@@ -85,6 +85,20 @@ def test_read_only_folders_are_refused(tmp_path, capsys):
         locked.chmod(stat.S_IRWXU)
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (TINY + ["--plot", "{dir}/f.png"], "--plot {dir}/f.png: cannot write into {dir} (Permission denied)"),
+    (["figures", "--quick", "--out", "{dir}/figs"], "--out {dir}/figs: cannot write into {dir} (Permission denied)"),
+    (["golden", "export", "{dir}"], "DIR {dir}: cannot write into {dir} (Permission denied)"),
+])
+def test_unwritable_folders_are_refused_before_any_work(tmp_path, capsys, monkeypatch, argv, fragment):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("dlnref._io.tempfile.TemporaryFile", denied)  # a read-only folder, even for root
+    assert_usage_error([a.format(dir=tmp_path) for a in argv], capsys, fragment.format(dir=tmp_path))
+    assert files_under(tmp_path) == []
+
+
 def test_a_failed_figure_loses_no_results(tmp_path, capsys, monkeypatch):
     def broken(result, path):
         raise OSError(28, "No space left on device", str(path))
