@@ -269,8 +269,9 @@ def make_figures(size="full", only=None, out="figures", progress=None):
     numbers = _stored_numbers(store)
     full = sorted(name for name, entry in numbers.items() if isinstance(entry, dict) and entry.get("size") == "full")
     if size == "quick" and full:
-        raise ValueError(f"{out} holds full-size figures ({', '.join(full)}); quick figures would replace them. "
-                         "Write quick figures into another folder (dlnref figures --quick writes to figures-quick)")
+        raise ValueError(f"the folder {out} holds full-size figures ({', '.join(full)}), which quick ones would "
+                         "replace; write quick figures into another folder (by default dlnref figures --quick "
+                         "writes to figures-quick)")
     for name in names:
         if progress is not None:
             progress(name)
