@@ -146,6 +146,8 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
 
     Raises
     ------
+    ValueError
+        For weights that hold NaN or inf before training (bad input, not a divergence).
     DivergenceError
         As soon as the loss is inf or NaN.
 
