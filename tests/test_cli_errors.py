@@ -243,6 +243,14 @@ def test_a_long_message_is_cut_to_one_short_line(tmp_path, capsys):
     assert len(message) < 1200
 
 
+def test_ratings_errors_are_one_short_line(tmp_path, capsys):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n" + "x" * 10_000_000 + "\n")
+    assert len(assert_usage_error(["compare", "--data", str(ratings)], capsys, str(ratings))) < 1200
+    ratings.write_text("1\t1\t5\t0\n")
+    assert_usage_error(["compare", "--data", str(ratings), "--split", "u1"], capsys, "u1.base")
+
+
 def test_top_level_help_states_the_exit_codes_without_rest_markup(capsys):
     assert main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
