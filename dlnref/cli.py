@@ -157,7 +157,8 @@ def _add_compare(commands):
     p.add_argument("--record-every", type=integer(1), default=defaults.record_every,
                    help="record the errors every this many steps (default %(default)s)")
     p.add_argument("--seed", type=integer(0), default=defaults.seed,
-                   help="seed of the problem and the wide init (default %(default)s)")
+                   help="seed of the problem and the wide init, two child streams of SeedSequence(seed) "
+                        "(default %(default)s)")
     p.add_argument("--data", metavar="PATH", default=None,
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
     p.add_argument("--split", choices=("random", *MOVIELENS_SPLITS), default=None,
