@@ -10,6 +10,12 @@ For each BLAS thread count and each size d it prints
 
 Each step also does element-wise work (the masked residual, the update) that
 the FLOP count leaves out, so the ratio is a lower bound on BLAS efficiency.
+The compressed step's thin matmuls and element-wise passes are bound by memory,
+not flops: its last column, ``d^2 copies``, divides its time by that of one
+copy of a d x d float64 array. The dense compressed completion step makes 6
+passes over d x d memory (the GEMM writing X, R = X - M in place, G = mask R /
+|Omega| into a kept buffer, <G, R>, G P^T and W_L^T G), so about 6 copies'
+time is its floor (a copy reads and writes, a pass mostly reads).
 """
 
 import argparse
@@ -40,6 +46,12 @@ def gemm_gflops(d):
     return 2 * d**3 / best_seconds(lambda: A @ B, max(3, int(3e8 / d**3))) / 1e9
 
 
+def copy_ms(d):
+    """ms of one copy of a d x d float64 array into another."""
+    src, dst = np.ones((d, d)), np.empty((d, d))
+    return best_seconds(lambda: np.copyto(dst, src), max(3, int(1e8 / d**2))) * 1e3
+
+
 def step_ms(problem, weights, lr, steps):
     """ms per step of ``gradient_descent`` (recording only at the ends), BLAS threads left as set."""
     run = lambda: dlnref.gradient_descent(problem, weights, lr, steps, record_every=steps, blas_threads=None)  # noqa: E731
@@ -58,7 +70,7 @@ def main():
     for info in blas:
         print(f"BLAS: {info['internal_api']} {info['version']}, {info['num_threads']} threads by default")
     print(f"{'threads':>7} {'d':>5} {'GEMM GF/s':>9} | {'wide ms':>8} {'GF/s':>6} {'%GEMM':>6} | "
-          f"{'comp ms':>8} {'GF/s':>6} {'%GEMM':>6} | {'speedup':>7}")
+          f"{'comp ms':>8} {'GF/s':>6} {'%GEMM':>6} | {'speedup':>7} | {'copy ms':>7} {'d^2 copies':>10}")
     for threads in args.threads:
         with threadpool_limits(limits=threads, user_api="blas"):
             in_use = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
@@ -76,6 +88,8 @@ def main():
                     times.append(ms)
                     row.append(f"{ms:>8.3f} {gf:>6.1f} {100 * gf / gemm:>5.0f}%")
                 row.append(f"{times[0] / times[1]:>6.1f}x")
+                copy = copy_ms(d)
+                row.append(f"{copy:>7.3f} {times[1] / copy:>10.1f}")
                 print(" | ".join(row), flush=True)
 
 

@@ -10,17 +10,26 @@ end-to-end matrix ``X = W_L @ ... @ W_1``.
 
 from .backend import BackendUnavailableError, array_namespace, svd, to_backend, to_numpy
 from .compress import compress, parameter_count
+from . import dynamics
 from .data import gaussian_operators, low_rank_matrix, random_mask
+from .dynamics import (
+    first_reach_times, invariant_subspace_residuals, principal_angles, saxe_mode, singular_values,
+    top_singular_subspaces,
+)
 from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
 from .problems import MatrixCompletion, MatrixFactorization, MatrixSensing, RecoveryProblem, make_problem
-from .train import DivergenceError, History, TrainResult, gradient_descent, step_sizes
+from .sparse import SparseCompletion, synthetic_completion
+from .train import DivergenceError, History, TrainResult, auto_lr, gradient_descent, gradient_step, step_sizes
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "DivergenceError", "History", "MatrixCompletion", "MatrixFactorization",
-    "MatrixSensing", "RecoveryProblem", "TrainResult", "array_namespace", "backward", "compress",
-    "end_to_end", "gaussian_operators", "gradient_descent", "init_weights", "layer_dims",
+    "MatrixSensing", "RecoveryProblem", "SparseCompletion", "TrainResult", "array_namespace", "auto_lr",
+    "backward", "compress",
+    "end_to_end", "gaussian_operators", "gradient_descent", "gradient_step", "init_weights", "layer_dims",
     "low_rank_matrix", "make_problem", "parameter_count", "prefix_products", "random_mask",
-    "step_sizes", "svd", "to_backend", "to_numpy",
+    "step_sizes", "svd", "synthetic_completion", "to_backend", "to_numpy",
+    "dynamics", "first_reach_times", "invariant_subspace_residuals", "principal_angles", "saxe_mode",
+    "singular_values", "top_singular_subspaces",
 ]

@@ -5,6 +5,7 @@ The estimates are rough (within a small factor) on purpose: they exist to turn
 swapping) after a long wait.
 """
 
+import math
 import os
 
 BYTES_PER_ENTRY = 8  # float64
@@ -49,17 +50,37 @@ def _cgroup_room():
     return None if limit == "max" else max(int(limit) - used, 0)
 
 
-def compare_bytes(problem, d, depth, measurements):
+def compare_bytes(config, dense):
     """Peak memory of ``dlnref compare`` on a synthetic ``d x d`` problem, in bytes (rough).
 
-    Counts float64 ``d x d`` matrices: about ``3 L`` for the wide DLN's
-    layers, prefix products and gradients during a step, plus 10 for drawing
-    the target (a Gaussian matrix and its SVD), the problem's masks and the
-    compressed DLN's SVD of the surrogate; sensing adds its ``m`` operators,
-    twice while they are drawn and scaled.
+    Parameters
+    ----------
+    config : dlnref.compare.CompareConfig
+        Resolved (its ``networks`` and ``width`` filled in).
+    dense : bool
+        False where the completion is built from its observed entries
+        (:func:`dlnref.sparse.synthetic_completion`).
+
+    Notes
+    -----
+    Counts float64 entries: a dense problem takes about ``10 d^2`` (a Gaussian
+    matrix and its SVD for the target, the masks, the SVD of the surrogate),
+    sensing adds its ``m`` operators twice while they are drawn and scaled; a
+    problem from observed entries takes about 4 numbers per entry. Each network
+    takes 3 copies of its weights during a step (layers, prefix products,
+    gradients): ``3 L d^2`` for the wide one, ``3 (2 d w + (L - 2) w^2)`` for
+    the compressed one.
     """
-    matrices = (3 * depth + 10) + (2 * measurements if problem == "sensing" else 0)
-    return BYTES_PER_ENTRY * matrices * d * d
+    d, depth, width = config.d, config.depth, config.width
+    if dense:
+        entries = 10 * d * d + (2 * config.measurements * d * d if config.problem == "sensing" else 0)
+    else:
+        entries = 4 * math.floor(config.fraction * d * d)
+    if "wide" in config.networks:
+        entries += 3 * depth * d * d
+    if "compressed" in config.networks:
+        entries += 3 * (2 * d * width + (depth - 2) * width * width)
+    return BYTES_PER_ENTRY * entries
 
 
 def check_fits(what, needed, advice):

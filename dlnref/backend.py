@@ -192,7 +192,60 @@ def svd(x):
             U, s, Vh = scipy.linalg.svd(x, full_matrices=False, lapack_driver="gesvd")
     else:
         U, s, Vh = xp.linalg.svd(x, full_matrices=False)
+    return _fix_signs(xp, U, s, Vh)
+
+
+def _fix_signs(xp, U, s, Vh):
+    """Flip each singular pair so that the largest-magnitude entry of each column of ``U`` is positive."""
     rows = xp.argmax(xp.abs(U), axis=0)
     signs = xp.sign(xp.take_along_axis(U, rows[None, :], axis=0))
     signs = xp.where(signs == 0, xp.ones_like(signs), signs)
     return U * signs, s, Vh * xp.reshape(signs, (-1, 1))
+
+
+#: Below this ``min(m, n)`` a full SVD is cheap, so :func:`top_svd` takes it (and
+#: reproduces :func:`svd` to the bit); above it, a truncated one.
+FULL_SVD_MAX = 500
+
+
+def top_svd(x, k, seed=0):
+    """The top ``k`` singular triplets of ``x``, with :func:`svd`'s sign convention.
+
+    Parameters
+    ----------
+    x : array or scipy.sparse array, shape (m, n)
+    k : int
+        Number of triplets, ``1 <= k <= min(m, n)``.
+    seed : int
+        Seeds the start vector of the truncated SVD.
+
+    Returns
+    -------
+    U : array, shape (m, k)
+    s : array, shape (k,)
+        Decreasing.
+    Vh : array, shape (k, n)
+
+    Notes
+    -----
+    A dense ``x`` with ``min(m, n) <= FULL_SVD_MAX`` (or ``k = min(m, n)``, or
+    a backend other than NumPy) takes the full SVD, ``O(m n min(m, n))``;
+    otherwise ARPACK's Lanczos bidiagonalisation
+    (``scipy.sparse.linalg.svds``) finds the top ``k`` to machine precision
+    with matrix-vector products only, ``O(nnz k)`` per iteration.
+    """
+    import scipy.sparse
+
+    sparse = scipy.sparse.issparse(x)
+    if not sparse and (min(x.shape) <= FULL_SVD_MAX or k >= min(x.shape) or not is_numpy(array_namespace(x))):
+        U, s, Vh = svd(x)
+        return U[:, :k], s[:k], Vh[:k, :]
+    if k >= min(x.shape):
+        U, s, Vh = svd(x.toarray())
+        return U[:, :k], s[:k], Vh[:k, :]
+    from scipy.sparse.linalg import svds
+
+    U, s, Vh = svds(x, k=k, rng=np.random.default_rng(seed))
+    order = np.argsort(s)[::-1]
+    U, Vh = np.ascontiguousarray(U[:, order]), np.ascontiguousarray(Vh[order, :])  # ARPACK's U is column-major
+    return _fix_signs(np, U, s[order], Vh)

@@ -19,7 +19,8 @@ import numpy as np
 from ._io import check_writable_file, check_writable_folder
 from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
-from .compare import THRESHOLDS, CompareConfig, run_compare
+from .classify import add_classify_command
+from .compare import DENSE_MAX_D, NETWORKS, THRESHOLDS, CompareConfig, run_compare
 from .data import MOVIELENS_SPLITS
 from .problems import PROBLEMS
 from .train import DivergenceError
@@ -29,6 +30,9 @@ EXIT_CODES = ("exit codes: 0 done; 1 training diverged or an exact claim failed;
 
 #: Longest error message printed; the rest is cut (a message may quote user input).
 MAX_MESSAGE = 1000
+
+#: Rows of the compare tables, in order: the networks, then the ALS baseline.
+ROWS = (*NETWORKS, "als")
 
 
 class UsageError(Exception):
@@ -78,6 +82,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_classify_command(commands)
     for sub in _subparsers(parser):
         sub.epilog = sub.epilog or EXIT_CODES
     return parser
@@ -146,8 +151,15 @@ def _add_compare(commands):
     p.add_argument("--width", type=integer(1), default=None,
                    help="inner width of the compressed DLN, from rank to d (default 2 * rank)")
     p.add_argument("--scale", type=real(), default=defaults.scale, help="init scale eps (default %(default)s)")
-    p.add_argument("--lr", type=real(), default=None,
-                   help="step size eta (default: the paper's, 10 completion, 1 factorization, 20/m sensing)")
+    p.add_argument("--lr", type=_lr, default=None,
+                   help="step size eta, or 'auto' (the default): from the problem's curvature and the surrogate's "
+                        "top singular value (dlnref.train.auto_lr). The paper's: 10 completion, 1 factorization, "
+                        "20/m sensing")
+    p.add_argument("--no-als", dest="als", action="store_false",
+                   help="skip the alternating-least-squares baseline row (completion only)")
+    p.add_argument("--networks", type=_networks, default=None,
+                   help="comma-separated networks to train, from " + ",".join(NETWORKS)
+                        + " (default: both; with --data, compressed)")
     p.add_argument("--outer-lr-scale", type=real(), default=None,
                    help="alpha for the compressed DLN's outer layers (default: the paper's, 5 completion, else 1)")
     p.add_argument("--steps", type=integer(0), default=defaults.steps,
@@ -180,16 +192,32 @@ _PROBLEM_ONLY = {"--d": ("d", ("factorization", "completion", "sensing")),
                  "--measurements": ("measurements", ("sensing",))}
 
 
+def _lr(text):
+    """``--lr``: "auto" or a finite number > 0."""
+    if text == "auto":
+        return text
+    try:
+        return real()(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a finite number > 0, got {text!r}") from None
+
+
+def _networks(text):
+    """``--networks``: comma-separated names from ``NETWORKS``."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names or any(name not in NETWORKS for name in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated selection of {','.join(NETWORKS)}, got {text!r}")
+    return names
+
+
 def _run_compare(args):
     config = compare_config(args)
     plot = _plot_path(args)
     if config.data is None:
-        check_fits(f"--problem {config.problem} with --d {config.d}"
-                   + (f" and --measurements {config.measurements}" if config.problem == "sensing" else ""),
-                   compare_bytes(config.problem, config.d, config.depth, config.measurements),
-                   "choose a smaller --d" + (" or --measurements" if config.problem == "sensing" else ""))
+        _check_compare_fits(config)
+    announce = None if args.quiet else (lambda line: print(f"[compare] {line}", file=sys.stderr, flush=True))
     try:
-        result = run_compare(config, progress=None if args.quiet else _progress_printer)
+        result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce)
     except DivergenceError as error:
         raise _cli_divergence(error) from None
     if plot is not None:
@@ -269,6 +297,17 @@ def _check_synthetic_sizes(config):
                          f"use at least {1 / (d * d):.2g}")
 
 
+def _check_compare_fits(config):
+    sensing = config.problem == "sensing"
+    dense = not (config.problem == "completion" and config.d > DENSE_MAX_D)
+    advice = "choose a smaller --d" + (" or --measurements" if sensing else "")
+    if "wide" in config.networks:
+        advice += ", or train the compressed DLN alone (--networks compressed)"
+    check_fits(f"--problem {config.problem} with --d {config.d}"
+               + (f" and --measurements {config.measurements}" if sensing else ""),
+               compare_bytes(config, dense), advice)
+
+
 def _plot_path(args):
     if args.plot is None:
         return None
@@ -282,8 +321,10 @@ def _plot_path(args):
 def _cli_divergence(error):
     """The same divergence, with advice in the command line's option names."""
     alpha = " or --outer-lr-scale" if error.network == "compressed DLN" else ""
-    return DivergenceError(error.step, error.loss, error.lr, network=error.network,
-                           advice=f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale.")
+    advice = f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale."
+    if error.auto:
+        advice = f"--lr auto chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
+    return DivergenceError(error.step, error.loss, error.lr, network=error.network, advice=advice)
 
 
 def _add_check(commands):
@@ -425,29 +466,32 @@ def _without_history(result):
 
 
 def format_compare(result):
-    """The comparison as a text table (one row per threshold; test RMSE for real data)."""
+    """The comparison as a text table (one row per threshold; validation and test RMSE for real data)."""
     c = result["config"]
     if c["data"] is not None:
         return _format_ratings(result)
-    wide, comp, speed = result["wide"], result["compressed"], result["speedup"]
+    names = [name for name in ROWS if name in result]
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
-        f"lr={c['lr']:g}, alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
-        f"parameters: wide {wide['params']:,}  compressed {comp['params']:,}  "
-        f"(ratio {wide['params'] / comp['params']:.1f}x)",
+        f"lr={c['lr']:.4g} ({c['lr_rule']}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
+        f"seed={c['seed']}",
+        "parameters: " + "  ".join(f"{name} {result[name]['params']:,}" for name in names),
         "",
-        f"{'error':>7} | {'wide steps':>10} {'wide s':>8} | {'comp steps':>10} {'comp s':>8} | "
-        f"{'speedup steps':>13} {'speedup s':>9}",
     ]
-    lines.append("-" * len(lines[-1]))
-    for key in wide["steps_to"]:
-        lines.append(
-            f"{key:>7} | {_fmt(wide['steps_to'][key], 'd'):>10} {_fmt(wide['seconds_to'][key], '.2f'):>8} | "
-            f"{_fmt(comp['steps_to'][key], 'd'):>10} {_fmt(comp['seconds_to'][key], '.2f'):>8} | "
-            f"{_fmt(speed['steps_to'][key], '.2f', 'x'):>13} {_fmt(speed['seconds_to'][key], '.2f', 'x'):>9}"
-        )
+    speed = result.get("speedup")
+    header = f"{'error':>7} | " + " | ".join(f"{name[:4] + ' steps':>10} {name[:4] + ' s':>8}" for name in names)
+    if speed:
+        header += f" | {'speedup steps':>13} {'speedup s':>9}"
+    lines += [header, "-" * len(header)]
+    for key in result[names[0]]["steps_to"]:
+        cells = [f"{_fmt(result[n]['steps_to'][key], 'd'):>10} {_fmt(result[n]['seconds_to'][key], '.2f'):>8}"
+                 for n in names]
+        if speed:
+            cells.append(f"{_fmt(speed['steps_to'][key], '.2f', 'x'):>13} {_fmt(speed['seconds_to'][key], '.2f', 'x'):>9}")
+        lines.append(f"{key:>7} | " + " | ".join(cells))
     lines.append("")
-    for name, run in (("wide", wide), ("compressed", comp)):
+    for name in names:
+        run = result[name]
         extra = "".join(f", {k[6:]} {v:.3e}" for k, v in run.items() if k.startswith("final_") and k != "final_error")
         lines.append(f"{name}: {run['steps_run']} steps run, final recovery error {run['final_error']:.3e}{extra}")
     return "\n".join(lines)
@@ -455,13 +499,16 @@ def format_compare(result):
 
 def _format_ratings(result):
     c = result["config"]
-    lines = [f"ratings {c['data']} (split {c['split']}): depth={c['depth']}, eps={c['scale']:g}, lr={c['lr']:g}, "
+    lines = [f"ratings {c['data']} (split {c['split']}, {c['validation_fraction']:g} of train for validation): "
+             f"depth={c['depth']}, eps={c['scale']:g}, lr={c['lr']:.4g} ({c['lr_rule']}), "
              f"alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
-             f"{'network':>10} | {'params':>9} | {'final RMSE':>10} | {'best RMSE':>9} {'at step':>8} {'at s':>8}"]
-    for name in ("wide", "compressed"):
+             f"{'network':>10} | {'params':>9} | {'best valid.':>11} {'at step':>8} {'at s':>8} | "
+             f"{'test RMSE there':>15} | {'final test':>10}"]
+    for name in [name for name in ROWS if name in result]:
         run = result[name]
-        lines.append(f"{name:>10} | {run['params']:>9,} | {run['final_test_rmse']:>10.4f} | {run['best_test_rmse']:>9.4f} "
-                     f"{run['best_test_rmse_step']:>8d} {run['best_test_rmse_seconds']:>8.2f}")
+        lines.append(f"{name:>10} | {run['params']:>9,} | {run['best_validation_rmse']:>11.4f} {run['best_step']:>8d} "
+                     f"{run['best_seconds']:>8.2f} | {run['test_rmse_at_best']:>15.4f} | {run['final_test_rmse']:>10.4f}")
+    lines.append("the step is chosen on the validation ratings; the test ratings are only reported")
     return "\n".join(lines)
 
 
@@ -477,8 +524,9 @@ def _progress_printer(name, every_seconds=2.0):
         now = time.perf_counter()
         if now - last[0] >= every_seconds or step == steps:
             last[0] = now
-            print(f"[{name}] step {step}/{steps}  error {row['recovery_error']:.2e}  {row['seconds']:.1f} s",
-                  file=sys.stderr, flush=True)
+            measure = (f"validation RMSE {row['validation_rmse']:.4f}" if "validation_rmse" in row
+                       else f"error {row['recovery_error']:.2e}")
+            print(f"[{name}] step {step}/{steps}  {measure}  {row['seconds']:.1f} s", file=sys.stderr, flush=True)
 
     return report
 

@@ -9,12 +9,14 @@ import functools
 
 import numpy as np
 
+from .als import als
 from .backend import to_numpy
 from .compress import compress, parameter_count
-from .data import load_movielens
+from .data import load_movielens, split_entries
 from .network import init_weights
-from .problems import MatrixCompletion, make_problem
-from .train import DivergenceError, gradient_descent
+from .problems import make_problem
+from .sparse import SparseCompletion, synthetic_completion
+from .train import DivergenceError, auto_lr, gradient_descent
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -22,20 +24,31 @@ THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
-    """One comparison run. The defaults are the paper's completion experiment.
+    """One comparison run. The defaults are the paper's completion experiment, with ``lr="auto"``.
 
     With ``data`` (the path of a MovieLens ``u.data`` file) the problem is the
     completion of those ratings instead of a synthetic one: ``split`` picks the
-    train/test split (:func:`dlnref.data.load_movielens`), the wide network has
-    inner width ``min(users, items)``, and ``rank`` sets the compressed width
-    ``2 * rank``; ``d``, ``fraction`` and ``measurements`` are unused.
+    train/test split (:func:`dlnref.data.load_movielens`), a further
+    ``validation_fraction`` of the training ratings is held out for model
+    selection (early stopping after ``patience`` recorded rows without a new
+    best validation RMSE; the test ratings are never used to choose), the
+    problem is :class:`dlnref.sparse.SparseCompletion`, the wide network (if
+    asked for) has inner width ``min(users, items)``, and ``rank`` sets the
+    compressed width ``2 * rank``; ``d``, ``fraction`` and ``measurements``
+    are unused. A synthetic completion with ``d > DENSE_MAX_D`` is also built
+    from its observed entries, with a factored target
+    (:func:`dlnref.sparse.synthetic_completion`).
 
-    ``lr`` and ``outer_lr_scale`` of None take the paper's values for the
-    problem (:data:`PAPER_STEPS`). The wide network always uses
-    ``outer_lr_scale = 1`` (plain gradient descent), as in the paper; the
-    compressed one uses ``outer_lr_scale``. For sensing the paper's lr 20 was
-    tuned for operators with entry std ``1/m``; with dlnref's ``1/sqrt(m)``
-    the same dynamics need ``lr = 20 / m``.
+    ``networks`` lists the networks to train (:data:`NETWORKS`); None means
+    both, or only the compressed one with ``data``. ``als`` adds the baseline
+    row of :func:`dlnref.als.als` at rank ``rank`` (completion on NumPy only). ``lr`` None or "auto"
+    takes :func:`dlnref.train.auto_lr` for the compressed network's
+    ``outer_lr_scale``, and both networks use it; ``lr=10`` (completion)
+    reproduces the paper's run. ``outer_lr_scale`` None takes the paper's value
+    for the problem (:data:`PAPER_STEPS`). The wide network always uses
+    ``outer_lr_scale = 1`` (plain gradient descent), as in the paper. For
+    sensing the paper's lr 20 was tuned for operators with entry std ``1/m``;
+    with dlnref's ``1/sqrt(m)`` the same dynamics need ``lr = 20 / m``.
     """
 
     problem: str = "completion"
@@ -45,7 +58,7 @@ class CompareConfig:
     measurements: int = 4000
     depth: int = 3
     scale: float = 1e-2
-    lr: float | None = None
+    lr: float | str | None = None
     outer_lr_scale: float | None = None
     width: int | None = None
     steps: int = 20000
@@ -55,22 +68,33 @@ class CompareConfig:
     backend: str = "numpy"
     data: str | None = None
     split: str = "random"
+    networks: tuple | None = None
+    validation_fraction: float = 0.1
+    patience: int = 200
+    als: bool = True
 
     def resolved(self):
-        """A copy with the paper's lr and outer_lr_scale filled in."""
-        lr, alpha = PAPER_STEPS[self.problem]
-        if self.problem == "sensing":
-            lr = lr / self.measurements
+        """A copy with the paper's outer_lr_scale, the width and the networks filled in (lr stays "auto")."""
+        alpha = PAPER_STEPS[self.problem][1]
+        networks = self.networks or (("compressed",) if self.data is not None else tuple(NETWORKS))
+        unknown = [name for name in networks if name not in NETWORKS]
+        if unknown or not networks:
+            raise ValueError(f"networks must be a non-empty selection of {tuple(NETWORKS)}, got {self.networks!r}")
         return dataclasses.replace(
             self,
-            lr=lr if self.lr is None else self.lr,
+            lr="auto" if self.lr is None else self.lr,
             outer_lr_scale=alpha if self.outer_lr_scale is None else self.outer_lr_scale,
             width=2 * self.rank if self.width is None else self.width,
+            networks=tuple(networks),
         )
 
 
 #: The paper's (lr, outer_lr_scale) per problem, in the official code's loss normalisations.
 PAPER_STEPS = {"completion": (10.0, 5.0), "factorization": (1.0, 1.0), "sensing": (20.0, 1.0)}
+
+#: Above this d a synthetic completion is built from its observed entries
+#: (:func:`dlnref.sparse.synthetic_completion`) instead of a dense target and mask.
+DENSE_MAX_D = 2000
 
 
 #: The paper's runs (``full``) and reduced ones (``quick``), shared by the
@@ -108,39 +132,75 @@ def setup(size, problem, seed=0, **changes):
 
 
 def build(config):
-    """The problem of ``config`` and the starting weights of both networks.
+    """The problem of ``config`` and the starting weights of its networks.
 
     Returns
     -------
-    problem : RecoveryProblem
+    problem : RecoveryProblem or SparseCompletion
     starts : dict
-        ``{"wide": (weights, 1.0), "compressed": (weights, outer_lr_scale)}``:
-        the wide DLN from an orthogonal init (d x d layers), the compressed
-        one from :func:`dlnref.compress`. The problem and the wide init come
-        from independent child streams of ``config.seed``.
+        Network name -> ``(weights, outer_lr_scale)`` for each of
+        ``config.networks`` (:data:`NETWORKS`). The problem and the wide init
+        come from independent child streams of ``config.seed``.
     """
     config = config.resolved()
     problem_seed, init_seed = np.random.SeedSequence(config.seed).spawn(2)
+    problem = _problem(config, problem_seed)
+    return problem, {name: NETWORKS[name](problem, config, init_seed) for name in config.networks}
+
+
+def _problem(config, seed):
     if config.data is not None:
-        ratings = load_movielens(config.data, config.split, seed=np.random.default_rng(problem_seed))
-        problem = MatrixCompletion(ratings.matrix, ratings.train, ratings.test, backend=config.backend)
-    else:
-        problem = make_problem(
-            config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
-            measurements=config.measurements, seed=problem_seed, backend=config.backend,
-        )
+        if config.backend != "numpy":
+            raise ValueError(f"ratings are completed from their observed entries on NumPy only, got backend {config.backend!r}")
+        rng = np.random.default_rng(seed)
+        ratings = load_movielens(config.data, config.split, seed=rng)
+        train, validation = split_entries(ratings.train, config.validation_fraction, rng)
+        return SparseCompletion(*train, ratings.shape, validation=validation, test=ratings.test)
+    if config.problem == "completion" and config.d > DENSE_MAX_D:
+        if config.backend != "numpy":
+            raise ValueError(f"completion with d > {DENSE_MAX_D} runs from observed entries on NumPy only, "
+                             f"got backend {config.backend!r}")
+        return synthetic_completion((config.d, config.d), config.rank, config.fraction, seed=seed)
+    return make_problem(config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
+                        measurements=config.measurements, seed=seed, backend=config.backend)
+
+
+def _wide_start(problem, config, seed):
+    """The wide DLN: ``min(m, n)``-wide layers from an orthogonal init, plain gradient descent."""
     m, n = problem.shape
     dims = [n] + [min(m, n)] * (config.depth - 1) + [m]
-    wide = init_weights(dims, config.scale, seed=init_seed, backend=config.backend)
-    starts = {
-        "wide": (wide, 1.0),
-        "compressed": (compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale),
-    }
-    return problem, starts
+    return init_weights(dims, config.scale, seed=seed, backend=config.backend), 1.0
 
 
-def run_compare(config, progress=None, observe=None):
-    """Train both networks on the problem of ``config`` and collect the comparison.
+def _compressed_start(problem, config, seed):
+    """The compressed DLN from the spectral init (:func:`dlnref.compress`), with the outer-layer scale."""
+    return compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale
+
+
+#: The networks that ``compare`` trains, in table order: name -> start(problem, config, seed).
+NETWORKS = {"wide": _wide_start, "compressed": _compressed_start}
+
+#: Most ALS sweeps (it converges in tens where it converges at all).
+ALS_SWEEPS = 200
+
+#: ALS's ridge on ratings (ALS-WR's weighted lambda): 0.1 had the best validation RMSE
+#: of 0.02, 0.05, 0.1, 0.2 on MovieLens-like ratings; synthetic problems take als's tiny default.
+ALS_RIDGE_RATINGS = 0.1
+
+
+def _run_als(problem, config):
+    """The ALS baseline at the target's rank, or None where it does not apply (not completion, not NumPy)."""
+    if not config.als or config.problem != "completion" or config.backend != "numpy":
+        return None
+    ratings = config.data is not None
+    run = als(problem, config.rank, min(config.steps, ALS_SWEEPS), tol=config.tol,
+              **({"ridge": ALS_RIDGE_RATINGS, "patience": 5} if ratings else {}))
+    m, n = problem.shape
+    return _summary(run, (m + n) * config.rank)
+
+
+def run_compare(config, progress=None, observe=None, announce=None):
+    """Train the chosen networks on the problem of ``config`` and collect the comparison.
 
     Parameters
     ----------
@@ -149,33 +209,70 @@ def run_compare(config, progress=None, observe=None):
         ``progress(network_name)`` returns the per-row callback for
         :func:`dlnref.gradient_descent` (or None).
     observe : callable or None
-        Passed on to :func:`dlnref.gradient_descent` for both networks.
+        Passed on to :func:`dlnref.gradient_descent` for every network.
+    announce : callable or None
+        Called with one line of text each: the chosen lr, and per network the
+        seconds a step takes (from a timed first step) and the most the run
+        can take.
 
     Returns
     -------
     dict
-        ``config`` (resolved), and per network (``wide``, ``compressed``):
-        ``params``, ``steps_to`` and ``seconds_to`` (threshold string -> value
-        or None when not reached), ``final_error``, ``steps_run`` and the
-        ``history`` columns; plus ``speedup`` (wide / compressed) per threshold.
+        ``config`` (resolved, with the numeric lr and ``lr_rule`` "auto" or
+        "given"), and per network (:data:`NETWORKS`): ``params``,
+        ``steps_to`` and ``seconds_to`` (threshold string -> value or None when
+        not reached), ``final_error``, ``steps_run`` and the ``history``
+        columns (with validation data: ``best_validation_rmse`` and the
+        ``test_rmse`` at that step); plus ``speedup`` (wide / compressed) per
+        threshold when both ran; ``als`` (the same summary) for completion.
     """
     config = config.resolved()
+    if config.data is None and config.width < config.rank:
+        raise ValueError(f"width {config.width} is below the target's rank {config.rank}: the compressed network "
+                         "cannot fit it; pass a width of at least the rank (2 * rank is the paper's choice)")
     problem, starts = build(config)
-    result = {"config": dataclasses.asdict(config)}
+    say = announce or (lambda line: None)
+    rule = "auto" if config.lr == "auto" else "given"
+    lr = auto_lr(problem, config.depth, config.outer_lr_scale) if rule == "auto" else config.lr
+    config = dataclasses.replace(config, lr=lr)
+    say(f"lr {lr:.4g} ({'lr=auto: from the problem, see dlnref.train.auto_lr' if rule == 'auto' else 'given'})")
+    _warn_nothing_held_out(problem, say)
+    result = {"config": {**dataclasses.asdict(config), "lr_rule": rule}}
+    patience = config.patience if config.data is not None else None
     for name, (weights, alpha) in starts.items():
+        if announce is not None:
+            _announce_time(problem, weights, lr, alpha, config, name, say)
         callback = progress(name) if progress is not None else None
         try:
-            run = gradient_descent(problem, weights, config.lr, config.steps, outer_lr_scale=alpha,
+            run = gradient_descent(problem, weights, lr, config.steps, outer_lr_scale=alpha,
                                    record_every=config.record_every, tol=config.tol, progress=callback,
-                                   observe=observe)
+                                   observe=observe, patience=patience)
         except DivergenceError as error:
-            raise DivergenceError(error.step, error.loss, error.lr, network=f"{name} DLN") from None
+            raise DivergenceError(error.step, error.loss, error.lr, error.auto, network=f"{name} DLN") from None
         result[name] = _summary(run, parameter_count(weights))
-    result["speedup"] = {
-        kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key]) for key in result["wide"][kind]}
-        for kind in ("steps_to", "seconds_to")
-    }
+    baseline = _run_als(problem, config)
+    if baseline is not None:
+        result["als"] = baseline
+    if "wide" in result and "compressed" in result:
+        result["speedup"] = {
+            kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key])
+                   for key in result["wide"][kind]}
+            for kind in ("steps_to", "seconds_to")
+        }
     return result
+
+
+def _warn_nothing_held_out(problem, say):
+    if getattr(problem, "fraction", 0) == 1:
+        say("every entry is observed (fraction 1): this is factorization, and no held-out error is recorded")
+
+
+def _announce_time(problem, weights, lr, alpha, config, name, say):
+    """Say the seconds per step (from three timed first steps, recording as the run will) and the most the run can take."""
+    probe = gradient_descent(problem, weights, lr, 3, outer_lr_scale=alpha, record_every=config.record_every)
+    per_step = probe.history["seconds"][-1] / 3
+    say(f"[{name}] about {1e3 * per_step:.3g} ms a step: at most {per_step * config.steps:.0f} s "
+        f"for {config.steps} steps")
 
 
 def snapshot_weights(step, weights):
@@ -200,13 +297,15 @@ def problem_of(config):
 
 def _summary(run, params):
     history = run.history
-    columns = [c for c in history.columns if c.endswith("error")]
+    columns = [c for c in history.columns if c.endswith(("error", "rmse"))]
     best = {}
-    if "test_rmse" in history.columns:
-        rmse = history["test_rmse"]
-        i = min(range(len(rmse)), key=rmse.__getitem__)
-        best = {"final_test_rmse": rmse[-1], "best_test_rmse": rmse[i], "best_test_rmse_step": history["step"][i],
-                "best_test_rmse_seconds": history["seconds"][i]}
+    if "validation_rmse" in history.columns:
+        rmse = history["validation_rmse"]
+        i = min(range(len(rmse)), key=rmse.__getitem__)  # chosen on validation, never on test
+        best = {"best_validation_rmse": rmse[i], "best_step": history["step"][i],
+                "best_seconds": history["seconds"][i], "stopped_early": run.stopped_early}
+        if "test_rmse" in history.columns:
+            best["test_rmse_at_best"] = history["test_rmse"][i]
     return {
         "params": params,
         "steps_to": {f"{t:g}": history.first_below(t) for t in THRESHOLDS},

@@ -11,7 +11,6 @@ singular vectors of the problem's surrogate.
 """
 
 from ._checks import check_int, check_positive
-from .backend import svd
 
 
 def compress(problem, depth, width=None, scale=1e-2):
@@ -20,13 +19,19 @@ def compress(problem, depth, width=None, scale=1e-2):
     Parameters
     ----------
     problem : RecoveryProblem
-        Supplies ``surrogate()`` (shape ``(m, n)``) and, for the default
-        width, ``rank``.
+        Supplies ``top_singular(width)``, the top singular triplets of its
+        surrogate (a truncated SVD above :data:`dlnref.backend.FULL_SVD_MAX`),
+        and, for the default width, ``rank``.
     depth : int
         Number of layers L >= 2.
     width : int or None
         Inner width ``w`` with ``1 <= w <= min(m, n)``; None means
-        ``2 * problem.rank``, the paper's choice.
+        ``2 * problem.rank``, the paper's choice. Note that ``problem.rank``
+        is the rank of the *true* target ``M``, which the problem knows because
+        it was built from ``M``, but which a real solver would not know (it
+        sees only the observed entries or the measurements). With real data,
+        pass ``width`` yourself, say twice a rank estimated from the
+        surrogate's singular values.
     scale : float
         The init scale ``eps``.
 
@@ -57,10 +62,10 @@ def compress(problem, depth, width=None, scale=1e-2):
     width = check_int("width", width, 1)
     if width > min(m, n):
         raise ValueError(f"width must be <= min(m, n) = {min(m, n)} for a ({m}, {n}) problem, got {width}")
-    U, _, Vh = svd(problem.surrogate())
+    U, _, Vh = problem.top_singular(width)
     xp = problem.xp
-    inner = [scale * xp.eye(width, dtype=problem.target.dtype) for _ in range(depth - 2)]
-    return [scale * Vh[:width, :], *inner, scale * U[:, :width]]
+    inner = [scale * xp.eye(width, dtype=U.dtype) for _ in range(depth - 2)]
+    return [scale * Vh, *inner, scale * U]
 
 
 def parameter_count(weights):

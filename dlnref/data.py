@@ -8,6 +8,7 @@ on every backend.
 import dataclasses
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -164,29 +165,71 @@ def sample_matrix(name, downsample=1, backend=None):
     return to_backend((image - image.min()) / (image.max() - image.min()), backend)
 
 
-@dataclasses.dataclass
-class Ratings:
-    """Ratings as a partially observed users x items matrix.
+class Entries(NamedTuple):
+    """Entries ``values[k]`` at ``(rows[k], cols[k])`` of a matrix, 0-based.
 
     Attributes
     ----------
-    matrix : numpy.ndarray, shape (users, items)
-        Every known rating (train and test); 0 where none is known.
-    train, test : numpy.ndarray of bool, shape (users, items)
-        Disjoint masks of the training and the held-out ratings.
+    rows, cols : numpy.ndarray of int64, shape (k,)
+    values : numpy.ndarray of float64, shape (k,)
     """
 
-    matrix: np.ndarray
-    train: np.ndarray
-    test: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+
+
+def split_entries(entries, fraction, seed=0):
+    """Split entries at random into ``(kept, held_out)``, holding out ``floor(fraction * k)``.
+
+    Parameters
+    ----------
+    entries : Entries
+    fraction : float in (0, 1)
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    kept, held_out : Entries
+    """
+    fraction = check_fraction("fraction", fraction)
+    count = math.floor(fraction * len(entries.rows))
+    if count == 0 or count == len(entries.rows):
+        raise ValueError(f"holding out a fraction {fraction} of {len(entries.rows)} entries leaves an empty part")
+    held = np.zeros(len(entries.rows), dtype=bool)
+    held[as_generator(seed).permutation(len(entries.rows))[:count]] = True
+    return Entries(*(a[~held] for a in entries)), Entries(*(a[held] for a in entries))
+
+
+@dataclasses.dataclass
+class Ratings:
+    """Ratings as observed entries of a users x items matrix (never a dense array).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(users, items)``: the largest user and item ids.
+    train, test : Entries
+        Disjoint training and held-out ratings, 0-based user and item indices.
+    """
+
+    shape: tuple
+    train: Entries
+    test: Entries
 
 
 #: The train/test splits that MovieLens 100K ships next to ``u.data``.
 MOVIELENS_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
+#: Largest user or item id accepted (MovieLens 25M has 162,541 users and 209,171 movie ids).
+MAX_ID = 10_000_000
+
+#: Characters of a malformed line quoted in the error message.
+EXCERPT = 60
+
 
 def load_movielens(path, split="random", test_fraction=0.2, seed=0):
-    """Read MovieLens 100K ratings into a :class:`Ratings` (nothing is downloaded).
+    """Read MovieLens ratings into a :class:`Ratings` (nothing is downloaded).
 
     Parameters
     ----------
@@ -206,63 +249,69 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
     Returns
     -------
     Ratings
+        For :class:`dlnref.sparse.SparseCompletion`; memory is ``O(ratings)``.
 
     Raises
     ------
     ValueError
-        For a malformed line (naming the file and line number), a duplicate
-        rating, or an unknown split.
+        For a malformed line (naming the file and line number, quoting at most
+        ``EXCERPT`` characters), a duplicate rating, an id above ``MAX_ID``, a
+        missing split file, or an unknown split.
     """
-    ratings = _read_ratings(path)
-    shape = (int(ratings[:, 0].max()), int(ratings[:, 1].max()))
-    matrix = np.zeros(shape)
-    matrix[ratings[:, 0] - 1, ratings[:, 1] - 1] = ratings[:, 2]
-    if split == "random":
-        test_fraction = check_fraction("test_fraction", test_fraction)
-        rng = as_generator(seed)
-        held_out = rng.permutation(len(ratings))[: math.floor(test_fraction * len(ratings))]
-        test_pairs = ratings[held_out]
-        train_pairs = np.delete(ratings, held_out, axis=0)
-    elif split in MOVIELENS_SPLITS:
-        folder = os.path.dirname(os.fspath(path))
-        train_pairs = _read_ratings(os.path.join(folder, f"{split}.base"))
-        test_pairs = _read_ratings(os.path.join(folder, f"{split}.test"))
-    else:
+    if split != "random" and split not in MOVIELENS_SPLITS:
         raise ValueError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
-    train, test = (_mask(shape, pairs) for pairs in (train_pairs, test_pairs))
-    if not train.any() or not test.any():
-        raise ValueError(f"split {split!r} leaves an empty train or test set")
-    return Ratings(matrix, train, test & ~train)
+    ratings = _read_ratings(path)
+    if split == "random":
+        train, test = split_entries(ratings, test_fraction, seed)
+    else:
+        folder = os.path.dirname(os.fspath(path))
+        train, test = (_read_ratings(_split_file(folder, f"{split}.{part}"))
+                       for part in ("base", "test"))
+    shape = tuple(int(max(e[axis].max() for e in (ratings, train, test))) + 1 for axis in (0, 1))
+    return Ratings(shape, train, test)
+
+
+def _split_file(folder, name):
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise ValueError(f"split file {path} is missing: the standard splits read <split>.base and <split>.test "
+                         "next to u.data (use --split random for a seeded split)")
+    return path
 
 
 def _read_ratings(path):
-    """Rows ``(user, item, rating)`` as int64 from a MovieLens ratings file."""
-    rows, seen = [], set()
+    """Ratings as :class:`Entries` (0-based) from a MovieLens ratings file."""
+    users, items, values, seen = [], [], [], set()
     with open(path, encoding="latin-1") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            fields = line.split("\t")
-            try:
-                user, item, rating = (int(x) for x in fields[:3])
-                if len(fields) != 4 or user < 1 or item < 1 or not 1 <= rating <= 5:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {number}: expected 'user<TAB>item<TAB>rating (1-5)<TAB>timestamp' "
-                    f"with positive ids, got {line.rstrip()!r}"
-                ) from None
+            user, item, rating = _parse_rating(path, number, line)
             if (user, item) in seen:
                 raise ValueError(f"{path}, line {number}: user {user} rated item {item} twice")
             seen.add((user, item))
-            rows.append((user, item, rating))
-    if not rows:
+            users.append(user - 1)
+            items.append(item - 1)
+            values.append(rating)
+    if not values:
         raise ValueError(f"{path} holds no ratings")
-    return np.array(rows, dtype=np.int64)
+    return Entries(np.array(users, dtype=np.int64), np.array(items, dtype=np.int64), np.array(values, dtype=np.float64))
 
 
-def _mask(shape, pairs):
-    mask = np.zeros(shape, dtype=bool)
-    inside = (pairs[:, 0] <= shape[0]) & (pairs[:, 1] <= shape[1])
-    mask[pairs[inside, 0] - 1, pairs[inside, 1] - 1] = True
-    return mask
+def _parse_rating(path, number, line):
+    """``(user, item, rating)`` from one line, or a ValueError naming the line and quoting its start."""
+    fields = line.rstrip("\r\n").split("\t")
+    try:
+        user, item, rating = (int(x) for x in fields[:3])
+        valid = len(fields) == 4 and user >= 1 and item >= 1 and 1 <= rating <= 5
+    except ValueError:
+        valid = False
+    if not valid:
+        excerpt = line.rstrip("\r\n")
+        excerpt = repr(excerpt[:EXCERPT]) + (f" ... ({len(excerpt)} characters)" if len(excerpt) > EXCERPT else "")
+        raise ValueError(f"{path}, line {number}: expected 'user<TAB>item<TAB>rating (1-5)<TAB>timestamp' "
+                         f"with positive ids, got {excerpt}")
+    if max(user, item) > MAX_ID:
+        raise ValueError(f"{path}, line {number}: user id {user} or item id {item} exceeds {MAX_ID:,}; "
+                         "MovieLens ids are small consecutive integers, so this file is not a MovieLens ratings file")
+    return user, item, rating

@@ -43,7 +43,12 @@ def principal_angles(a, b):
     are the singular values of ``Q_a^T Q_b`` and the sines those of
     ``Q_b - Q_a Q_a^T Q_b``. Small angles are taken from the sines and large
     ones from the cosines, so both ends are accurate to rounding
-    (Knyazev and Argentati, SIAM J. Sci. Comput. 2002).
+    (Knyazev and Argentati, SIAM J. Sci. Comput. 2002):
+
+    .. math:: theta_k = arcsin s_{q+1-k}(Q_b - Q_a Q_a^T Q_b)  if theta_k < pi/4,  else  arccos s_k(Q_a^T Q_b),
+
+    with ``s_k`` the k-th largest singular value: the k-th smallest angle has
+    the k-th largest cosine but the k-th smallest sine.
     """
     xp = array_namespace(a, b)
     if a.shape[1] < b.shape[1]:
@@ -51,8 +56,8 @@ def principal_angles(a, b):
     qa, qb = orthonormal_basis(a), orthonormal_basis(b)
     cosines = xp.clip(svd(qa.T @ qb)[1], 0.0, 1.0)
     sines = xp.clip(svd(qb - qa @ (qa.T @ qb))[1], 0.0, 1.0)
-    from_cos = xp.acos(cosines)
-    from_sin = xp.flip(xp.asin(sines))
+    from_cos = xp.acos(cosines)  # cosines decrease, so these angles increase
+    from_sin = xp.flip(xp.asin(sines))  # sines decrease, so asin gives the angles largest first: flip to match
     return xp.where(from_cos < math.pi / 4, from_sin, from_cos)
 
 

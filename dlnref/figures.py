@@ -239,6 +239,20 @@ for _name in ("grace_hopper", "jacksboro_fault_dem"):
     figure(f"image_{_name}")(_image(_name))
 
 
+@figure("mlp_update_rank")
+def mlp_update_rank(size, path):
+    """Every layer of the wide MLP on the digits: the spectrum of W_l(T) - W_l(0) and its energy in the top k."""
+    from .classify import update_rank_run
+    from .mlp_plots import plot_update_rank
+
+    config, layout, reports, accuracy = update_rank_run(size)
+    plot_update_rank(reports, path, f"digits MLP, h={config.hidden}, linear block of depth {config.depth}, "
+                     f"lr={config.lr:g}, {config.steps} steps (test accuracy {accuracy:.3f}): updates of every layer")
+    return {"test_accuracy": accuracy, "layers": [
+        {key: report[key] for key in ("label", "k", "energy_top_k", "ratio_k1", "captured", "left_angle",
+                                      "right_angle")} for report in reports]}
+
+
 def make_figures(size="full", only=None, out="figures", progress=None):
     """Draw the figures and refresh ``out/numbers.json`` and ``out/README.md``.
 

@@ -90,6 +90,15 @@ def _image(n):
             "The image is only approximately low-rank. No counterpart in the paper, which used MovieLens.")
 
 
+def _update_rank(n):
+    rows = "; ".join(f"{r['label']}: {100 * r['energy_top_k']:.1f}% in the top {r['k']}, {100 * r['captured']:.1f}% "
+                     "inside the mid-run top-k subspaces" for r in n["layers"])
+    low = all(r["energy_top_k"] >= 0.9 and r["captured"] >= 0.9 for r in n["layers"])
+    return (f"{rows} (test accuracy {n['test_accuracy']:.3f}). "
+            + ("Agrees: every layer's update, ReLU layers included, is low-dimensional and its subspace stays put."
+               if low else "DIFFERS: some layer's update is not within a low-dimensional subspace."))
+
+
 ENTRIES = {
     "trajectory_factorization": _trajectory(
         "Factorization, d=100, r=10, L=3, lr 1: compressed ~61k steps / ~8 s, wide ~82k steps / ~72 s."),
@@ -105,8 +114,10 @@ ENTRIES = {
     "depth": ("The official depth notebook: completion, d=100, r=10, 30% observed, eps 1e-2, lr 50, alpha 2, "
               "500 x 50 steps, training and unobserved-entry losses (1/(2|set|) normalisation) every 50 steps. "
               "At L=2 the unobserved-entry loss plateaus ~3e-2 compressed against ~7e-3 wide; at L=3 both reach "
-              "~1e-10 (compressed in 35x50 steps, wide 65x50). Its depth-2 compressed network starts from the unscaled factors "
-              "[V^T, U] (eps = 1); at L=3 from eps-scaled ones, as dlnref's C-DLN.", _depth),
+              "~1e-10 (compressed in 35x50 steps, wide 65x50). Its depth-2 compressed network starts from the "
+              "unscaled factors [V^T, U] (eps = 1); at L=3 from eps-scaled ones, as dlnref's C-DLN.", _depth),
+    "mlp_update_rank": ("Abstract: updates to the weight matrices of many deep models occur within a "
+                        "low-dimensional invariant subspace (no figure for the MLP).", _update_rank),
     "image_grace_hopper": ("(not in the paper)", _image),
     "image_jacksboro_fault_dem": ("(not in the paper)", _image),
 }

@@ -59,9 +59,18 @@ def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
 
 
 def _orthonormal(rng, m, n):
-    """Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n)."""
+    """Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n).
+
+    For a Gaussian ``Z`` of shape ``(max(m, n), min(m, n))``,
+
+    .. math:: Z = Q R,   O = Q diag(sign R_11, ..., sign R_nn)
+
+    is Haar (Mezzadri, Notices AMS 2007). ``Q`` alone is not: LAPACK's sign
+    convention for ``R`` biases it. The signs make ``Z = O (diag(sign R_ii) R)``
+    the unique QR factorization with a positive diagonal, whose ``O`` is Haar.
+    """
     Q, R = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
-    Q = Q * np.sign(np.diag(R))
+    Q = Q * np.sign(np.diag(R))  # column j times sign(R_jj): the unique QR with R_jj > 0, hence Haar
     return Q if m >= n else Q.T
 
 
@@ -123,6 +132,7 @@ def prefix_products(weights):
 
 
 def _prefix_products(weights):
+    """``[P_1, ..., P_L]`` with :math:`P_l = W_l P_{l-1}`, without the checks."""
     products = [weights[0]]
     for W in weights[1:]:
         products.append(W @ products[-1])
@@ -168,8 +178,12 @@ def backward(weights, G, prefixes=None):
 
     Back-propagation evaluates all L of them with ``2 (L - 1)`` matmuls,
     reusing the prefix products ``P_{l-1} = W_{l-1} ... W_1`` of the forward
-    pass and carrying ``D_l = (W_L ... W_{l+1})^T G`` down from the top:
-    ``dW_l = D_l P_{l-1}^T`` and ``D_{l-1} = W_l^T D_l``.
+    pass and carrying ``D_l = (W_L ... W_{l+1})^T G`` down from the top
+    (``D_L = G``):
+
+    .. math:: dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,
+
+    for l = L, ..., 2, and ``dW_1 = D_1``, since ``P_0 = I`` (the empty product).
     """
     dims = layer_dims(weights)
     check_shape("G", G, (dims[-1], dims[0]))
@@ -199,10 +213,17 @@ def step_flops(dims):
 
 
 def _backprop(weights, G, prefixes):
+    """``[dW_1, ..., dW_L]`` from ``G = dLoss/dX`` and ``prefixes = [P_1, ..., P_L]``, without the checks.
+
+    .. math:: D_L = G,   dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,   P_0 = I
+
+    Python lists are 0-based: layer ``l`` is ``weights[l - 1]`` and ``P_l`` is
+    ``prefixes[l - 1]``, so the loop index ``i = l - 1``.
+    """
     grads = [None] * len(weights)
-    carried = G
-    for l in range(len(weights) - 1, 0, -1):
-        grads[l] = carried @ prefixes[l - 1].T
-        carried = weights[l].T @ carried
-    grads[0] = carried
+    D = G                                    # D_L = dLoss/dX
+    for i in reversed(range(1, len(weights))):  # i = l - 1, layers l = L .. 2
+        grads[i] = D @ prefixes[i - 1].T     # dW_l = D_l P_{l-1}^T, P_{l-1} = W_{l-1} ... W_1
+        D = weights[i].T @ D                 # D_{l-1} = W_l^T D_l
+    grads[0] = D                             # dW_1 = D_1 P_0^T = D_1, since P_0 = I
     return grads

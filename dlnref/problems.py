@@ -6,21 +6,51 @@ end-to-end matrix ``X`` of the same shape. All share one interface:
 - ``loss(X)``: the training loss, with the official code's normalisation;
 - ``gradient(X)``: ``dLoss/dX``, shape ``(m, n)``;
 - ``loss_and_gradient(X)``: both, from one residual;
+- ``evaluate(left, right)``: the training step's call, the loss and
+  ``dLoss/dX`` at ``X = left @ right`` as an :class:`Evaluation`, and
+  ``errors(evaluation)``: the recorded error measures there;
 - ``recovery_error(X)``: ``||X - M||_F / ||M||_F`` over all entries;
 - ``surrogate()``: the matrix whose top singular vectors seed the compressed
   network (see :func:`dlnref.compress`);
-- ``metrics(X)``: problem-specific numbers recorded during training.
+- ``metrics(X)``: problem-specific numbers recorded during training;
+- ``top_singular(k)`` and ``curvature(u, v)``: what the spectral init and the
+  automatic step size (:func:`dlnref.train.auto_lr`) read.
+
+:class:`dlnref.sparse.SparseCompletion` answers the same calls from the
+observed entries alone.
 
 A problem knows nothing about networks; :mod:`dlnref.train` joins the two.
 """
 
+import dataclasses
 import functools
 
 import numpy as np
 
 from . import data
 from ._checks import check_array, check_int, check_matrix, check_shape
-from .backend import array_namespace, svd, to_backend
+from .backend import array_namespace, is_numpy, svd, to_backend, top_svd
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A problem evaluated at one end-to-end matrix ``X``, by ``problem.evaluate``.
+
+    Attributes
+    ----------
+    loss : 0-d array
+        The training loss at ``X``.
+    gradient : array or scipy.sparse array, shape (m, n)
+        ``dLoss/dX`` at ``X`` (sparse for :class:`dlnref.sparse.SparseCompletion`).
+    state : object
+        What the problem's ``errors`` reads (the residual, say). On NumPy,
+        ``evaluate`` writes the residual and the gradient into buffers that the
+        next ``evaluate`` overwrites: use them before calling it again.
+    """
+
+    loss: object
+    gradient: object
+    state: object
 
 
 def _frobenius(xp, x):
@@ -85,13 +115,78 @@ class RecoveryProblem:
         return self.loss_and_gradient(X)[1]
 
     def loss_and_gradient(self, X):
-        """Loss (0-d array) and ``dLoss/dX`` (shape ``(m, n)``) at ``X``.
-
-        Subclasses implement ``_loss_and_gradient``, which skips the checks of
-        ``X``; :func:`dlnref.gradient_descent` calls it after checking once.
-        """
+        """Loss (0-d array) and ``dLoss/dX`` (shape ``(m, n)``) at ``X``."""
         self._check_X(X)
-        return self._loss_and_gradient(X)
+        evaluation = self._evaluate(X)
+        return evaluation.loss, evaluation.gradient
+
+    def evaluate(self, left, right=None):
+        """Loss and ``dLoss/dX`` at ``X = left @ right`` (``X = left`` when ``right`` is None).
+
+        The one call of a training step (:func:`dlnref.train.gradient_step`).
+        The backends of ``left`` and ``right`` are not checked here, only the
+        shape of ``X``; :func:`dlnref.gradient_descent` checks the rest once.
+
+        Parameters
+        ----------
+        left : array, shape (m, k)
+        right : array, shape (k, n), or None
+
+        Returns
+        -------
+        Evaluation
+        """
+        shape = (left.shape[0], (left if right is None else right).shape[1])
+        if shape != self.shape:
+            raise ValueError(f"left @ right must have the problem's shape {self.shape}, got {shape}")
+        if right is None or not is_numpy(self.xp):
+            return self._evaluate(left if right is None else left @ right)
+        return self._evaluate(np.matmul(left, right, out=self._buffer("X")), self._buffer)
+
+    def _buffer(self, name):
+        """An ``(m, n)`` array kept across evaluations (NumPy): the step overwrites it instead of allocating."""
+        buffers = self.__dict__.setdefault("_buffers", {})
+        if name not in buffers:
+            buffers[name] = np.empty(self.shape, dtype=self.target.dtype)
+        return buffers[name]
+
+    def errors(self, evaluation):
+        """The recorded error measures at an :class:`Evaluation` of this problem.
+
+        Returns
+        -------
+        dict of str -> float
+            ``recovery_error`` and the problem's ``metrics``.
+        """
+        residual = self._residual(evaluation)
+        row = {"recovery_error": float(self._recovery_error(residual))}
+        row.update({name: float(value) for name, value in self._metrics(residual).items()})
+        return row
+
+    def _residual(self, evaluation):
+        """``X - M`` at an evaluation (subclasses keep it as the state)."""
+        return evaluation.state
+
+    def top_singular(self, k, seed=0):
+        """Top ``k`` singular triplets ``(U, s, Vh)`` of ``surrogate()`` (see :func:`dlnref.backend.top_svd`)."""
+        return top_svd(self.surrogate(), k, seed)
+
+    def curvature(self, u, v):
+        """Second derivative of the loss along the unit rank-one direction ``u v^T``.
+
+        Parameters
+        ----------
+        u : array, shape (m,)
+        v : array, shape (n,)
+            Unit vectors.
+
+        Returns
+        -------
+        float
+            ``d^2/dt^2 loss(X + t u v^T)``, the same at every ``X`` (the loss is
+            quadratic): ``||u v^T||^2`` under the loss's quadratic form.
+        """
+        raise NotImplementedError
 
     def recovery_error(self, X):
         """Relative recovery error ``||X - M||_F / ||M||_F`` (0-d array)."""
@@ -138,14 +233,24 @@ class MatrixFactorization(RecoveryProblem):
 
     name = "factorization"
 
-    def _loss_and_gradient(self, X):
-        residual = X - self.target
+    def _evaluate(self, X, buffer=None):
         size = self.shape[0] * self.shape[1]
-        return _inner(self.xp, residual, residual) / (2 * size), residual / size
+        if buffer is None:
+            residual = X - self.target
+            gradient = residual / size
+        else:  # X is a buffer of ours: R = X - M in place, G into a second buffer
+            residual = X
+            residual -= self.target
+            gradient = np.divide(residual, size, out=buffer("gradient"))
+        return Evaluation(_inner(self.xp, residual, residual) / (2 * size), gradient, residual)
 
     def surrogate(self):
         """``M``, shape ``(m, n)``."""
         return self.target
+
+    def curvature(self, u, v):
+        """``||u v^T||_F^2 / (m n) = 1 / (m n)``."""
+        return 1 / (self.shape[0] * self.shape[1])
 
 
 class MatrixCompletion(RecoveryProblem):
@@ -209,10 +314,20 @@ class MatrixCompletion(RecoveryProblem):
         array_namespace(mask, self.target)
         return mask
 
-    def _loss_and_gradient(self, X):
-        residual = X - self.target
-        gradient = self._gradient_weight * residual
-        return _inner(self.xp, gradient, residual) / 2, gradient
+    def _evaluate(self, X, buffer=None):
+        if buffer is None:
+            residual = X - self.target
+            gradient = self._gradient_weight * residual  # P_Omega(R) / |Omega|: _gradient_weight = mask / |Omega|
+        else:  # X is a buffer of ours: R = X - M in place, G into a second buffer (3 passes over m x n with X's GEMM)
+            residual = X
+            residual -= self.target
+            gradient = np.multiply(self._gradient_weight, residual, out=buffer("gradient"))
+        # <G, R> / 2 = ||P_Omega(R)||^2 / (2 |Omega|), because the mask is 0/1 (mask^2 = mask)
+        return Evaluation(_inner(self.xp, gradient, residual) / 2, gradient, residual)
+
+    def curvature(self, u, v):
+        """``||P_Omega(u v^T)||_F^2 / |Omega| = sum_{(i, j) in Omega} u_i^2 v_j^2 / |Omega|``."""
+        return float(u**2 @ self._gradient_weight @ v**2)
 
     def unobserved_error(self, X):
         """``||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` (0-d array)."""
@@ -290,18 +405,28 @@ class MatrixSensing(RecoveryProblem):
         return 2 * self._flat.shape[0] * self._flat.shape[1]
 
     def _measure(self, X):
+        """``A(X)_i = <A_i, X>``, shape (m,)."""
         return self._flat @ self.xp.reshape(X, (-1,))
 
     def _adjoint(self, r):
+        """``A^*(r) = sum_i r_i A_i``, shape (d1, d2)."""
         return self.xp.reshape(r @ self._flat, self.shape)
 
-    def _loss_and_gradient(self, X):
+    def _evaluate(self, X, buffer=None):
         residual = self._measure(X) - self.measurements
-        return _inner(self.xp, residual, residual) / 2, self._adjoint(residual)
+        return Evaluation(_inner(self.xp, residual, residual) / 2, self._adjoint(residual), X)
+
+    def _residual(self, evaluation):
+        return evaluation.state - self.target
 
     def surrogate(self):
         """``sum_i y_i A_i``, shape ``(d1, d2)``."""
         return self._adjoint(self.measurements)
+
+    def curvature(self, u, v):
+        """``||A(u v^T)||^2 = sum_i (u^T A_i v)^2``."""
+        xp = self.xp
+        return float(xp.sum(self._measure(xp.reshape(u, (-1, 1)) * xp.reshape(v, (1, -1))) ** 2))
 
 
 def make_problem(name, shape, rank, *, fraction=0.3, measurements=None, seed=0, backend=None):

@@ -14,10 +14,15 @@ from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
 from .network import _backprop, _prefix_products, layer_dims
 
-#: Steps whose widths, and whose problem data per side, are at most this size train
-#: faster with one BLAS thread than with several on a 2-core machine: thread
-#: hand-off costs more than the matmuls save (see benchmarks/bench_step.py).
+#: A matmul whose thinnest side is at most this size is bound by memory, not by
+#: flops, and so is every element-wise pass: on a 2-core machine such steps run
+#: faster on one BLAS thread, as thread hand-off costs more than it saves
+#: (see benchmarks/bench_step.py).
 SINGLE_THREAD_MAX_WIDTH = 256
+
+#: Fraction of the stability limit ``2 / sharpness`` that :func:`auto_lr` takes
+#: (on the paper's completion run, 1.5 times the limit diverged and the limit itself converged).
+AUTO_LR_SAFETY = 0.5
 
 
 class DivergenceError(FloatingPointError):
@@ -29,13 +34,17 @@ class DivergenceError(FloatingPointError):
         The step at which the non-finite loss was seen.
     loss : float
     lr : float
+    auto : bool
+        True when ``lr="auto"`` chose ``lr``.
     network : str or None
         Which network diverged (say "compressed DLN"), where the caller trains several.
     """
 
-    def __init__(self, step, loss, lr, network=None, advice=None):
-        self.step, self.loss, self.lr, self.network = step, loss, lr, network
+    def __init__(self, step, loss, lr, auto=False, network=None, advice=None):
+        self.step, self.loss, self.lr, self.auto, self.network = step, loss, lr, auto, network
         advice = advice or f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
+        if auto:
+            advice = f"lr='auto' chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
         super().__init__(f"{'the ' + network if network else 'training'} diverged: the loss is {loss} "
                          f"at step {step} (lr={lr:g}). {advice}")
 
@@ -48,14 +57,30 @@ class History:
     ----------
     columns : dict of str -> list
         Always ``step`` (updates applied so far), ``loss``, ``recovery_error``
-        and ``seconds`` (wall time since training began); plus the problem's
-        ``metrics`` (say ``unobserved_error`` for completion). Python scalars.
+        and ``seconds`` (wall time since training began), as Python scalars;
+        plus the problem's ``metrics`` (say ``unobserved_error`` for
+        completion), also Python floats; plus whatever ``observe`` returned,
+        stored as given: arrays stay arrays of the weights' backend (say the
+        singular values of ``X(t)``). ``np.array(history["name"])`` stacks
+        NumPy ones into a ``(T, ...)`` array; on another backend, have
+        ``observe`` return ``dlnref.to_numpy(...)`` to keep host copies.
+
+    Examples
+    --------
+    Record the singular values of ``X`` every 10 steps and find when the
+    loss first fell below 1e-6::
+
+        from dlnref.dynamics import singular_values
+        run = gradient_descent(problem, weights, lr, steps, record_every=10,
+                               observe=lambda step, W: {"sigma": singular_values(end_to_end(W))})
+        run.history["sigma"]                    # T arrays of shape (min(m, n),)
+        run.history.first_below(1e-6, "loss")   # a step, or None
     """
 
     columns: dict = dataclasses.field(default_factory=dict)
 
     def append(self, row):
-        """Add one row, a dict of column -> Python scalar."""
+        """Add one row, a dict of column -> value (a Python scalar or, from ``observe``, any object)."""
         for key, value in row.items():
             self.columns.setdefault(key, []).append(value)
 
@@ -69,6 +94,16 @@ class History:
         """Value of column ``at`` at the first row where ``column <= threshold``, or None."""
         for value, reached in zip(self.columns[column], self.columns[at]):
             if value <= threshold:
+                return reached
+        return None
+
+    def first_above(self, threshold, column, at="step"):
+        """Value of column ``at`` at the first row where ``column >= threshold``, or None.
+
+        For measures that grow, say an observed alignment or a singular value of ``X``.
+        """
+        for value, reached in zip(self.columns[column], self.columns[at]):
+            if value >= threshold:
                 return reached
         return None
 
@@ -86,12 +121,18 @@ class TrainResult:
         Number of updates applied.
     converged : bool
         True if training stopped because the recovery error reached ``tol``.
+    lr : float
+        The step size used (the one :func:`auto_lr` chose, for ``lr="auto"``).
+    stopped_early : bool
+        True if ``validation_rmse`` stopped improving for ``patience`` rows.
     """
 
     weights: list
     history: History
     steps: int
     converged: bool
+    lr: float = float("nan")
+    stopped_early: bool = False
 
 
 def step_sizes(depth, lr, outer_lr_scale=1.0):
@@ -107,18 +148,102 @@ def step_sizes(depth, lr, outer_lr_scale=1.0):
     return [lr * (outer_lr_scale if l in (0, depth - 1) else 1.0) for l in range(depth)]
 
 
+def auto_lr(problem, depth, outer_lr_scale=1.0):
+    """A step size from the problem: half the stability limit where the spectral init's run ends.
+
+    Parameters
+    ----------
+    problem : RecoveryProblem or SparseCompletion
+        Supplies ``top_singular`` and ``curvature``.
+    depth : int
+        Number of layers L.
+    outer_lr_scale : float
+        The paper's alpha (the outer layers' step scale).
+
+    Returns
+    -------
+    float
+        ``lr = AUTO_LR_SAFETY * 2 / S`` with the sharpness
+
+            S = L * g * s_1^(2 - 2/L) * k,
+
+        where ``s_1`` is the surrogate's top singular value (an estimate of the
+        target's, from above for sampled data), ``g = (prod_l s_l)^(1/L)`` the
+        geometric mean of the layer scales (``alpha^(2/L)`` for L > 2), and
+        ``k = problem.curvature(u, v)`` the loss's curvature along ``u v^T`` for
+        the flat unit vectors ``u = 1/sqrt(m)``, ``v = 1/sqrt(n)`` (a low-rank
+        target's singular vectors are spread): ``1/(m n)`` for factorization
+        and completion (``|Omega| / (m n)`` entries of weight ``1/|Omega|``),
+        about 1 for sensing.
+
+    Notes
+    -----
+    Gradient descent on the layers with scales ``s_l`` keeps
+    ``W_{l+1}^T W_{l+1} / s_{l+1} - W_l W_l^T / s_l`` fixed, so from a small
+    init a mode of size ``s`` ends with layer factors ``a_l^2 = s_l c``,
+    ``c = s^(2/L) / g``. Each layer then moves ``X`` along ``u v^T`` at the
+    rate ``s_l prod_{k != l} a_k^2 = g s^(2 - 2/L)``, so the preconditioned
+    Hessian along the top mode is ``S``, and gradient descent is stable while
+    ``lr * S < 2``. The spectral init starts on the top singular vectors, and
+    the sharpness grows towards ``S`` as the top mode is learnt. Measured:
+    the paper's completion run (d = 100, p = 0.3, L = 3, alpha = 5) has
+    ``2 / S = 34``; lr 34 converges and 51 diverges (the paper's lr 10 is 0.29
+    of the limit). On MovieLens-like ratings (skewed sampling) ``2 / S`` is
+    1.9 at L = 3 (lr 2.5 diverges) and 34 at L = 2 (lr 10 converges).
+    """
+    depth = check_int("depth", depth, 1)
+    outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
+    m, n = problem.shape
+    xp = problem.xp
+    s = problem.top_singular(1)[1]
+    curvature = problem.curvature(xp.ones(m) / m**0.5, xp.ones(n) / n**0.5)
+    g = math.prod(step_sizes(depth, 1.0, outer_lr_scale)) ** (1 / depth)
+    sharpness = depth * g * float(s[0]) ** (2 - 2 / depth) * curvature
+    if not sharpness > 0:
+        raise ValueError("the problem's surrogate or its curvature is zero: there is nothing to learn")
+    return AUTO_LR_SAFETY * 2 / sharpness
+
+
+def gradient_step(problem, weights, sizes):
+    """One step of the paper's gradient descent: forward, ``dLoss/dX``, backward, update.
+
+    Parameters
+    ----------
+    problem : RecoveryProblem or SparseCompletion
+    weights : list of array, W_l of shape (d_l, d_{l-1})
+    sizes : list of float
+        The per-layer step sizes ``lr * s_l`` (:func:`step_sizes`).
+
+    Returns
+    -------
+    evaluation : dlnref.problems.Evaluation
+        Loss and ``G = dLoss/dX`` at the given weights.
+    weights : list of array
+        ``W_l - lr s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T``.
+    """
+    prefixes, evaluation = forward(problem, weights)  # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
+    grads = _backprop(weights, evaluation.gradient, prefixes)  # dW_l = (W_L ... W_{l+1})^T G P_{l-1}^T
+    return evaluation, [W - size * g for W, size, g in zip(weights, sizes, grads)]
+
+
+def forward(problem, weights):
+    """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1)."""
+    prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
+    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None)
+
+
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
-                     progress=None, observe=None, blas_threads="auto"):
+                     progress=None, observe=None, blas_threads="auto", patience=None):
     """Train a DLN on a problem by full-batch gradient descent.
 
     Parameters
     ----------
-    problem : RecoveryProblem
-        Supplies ``loss_and_gradient``, ``recovery_error`` and ``metrics``.
+    problem : RecoveryProblem or SparseCompletion
+        Supplies ``evaluate`` and ``errors``.
     weights : list of array, W_l of shape (d_l, d_{l-1})
         The starting point; not modified.
-    lr : float
-        Step size eta > 0.
+    lr : float or "auto"
+        Step size eta > 0; "auto" takes :func:`auto_lr`.
     steps : int
         Maximum number of updates.
     outer_lr_scale : float
@@ -136,9 +261,13 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
         from :mod:`dlnref.dynamics`). Not timed in ``seconds``.
     blas_threads : "auto", int or None
         BLAS threads during training (NumPy backend only). "auto" uses one
-        thread when every width, and the square root of the problem's
-        ``entries_per_step``, is at most ``SINGLE_THREAD_MAX_WIDTH``, where one
-        thread is the faster; None leaves the BLAS setting alone.
+        thread unless some layer's matmuls are thick on every side (all of
+        ``d_l``, ``d_{l-1}``, ``d_0`` above ``SINGLE_THREAD_MAX_WIDTH``), which
+        only the wide network's are; None leaves the BLAS setting alone.
+    patience : int or None
+        Early stopping on real data: stop once ``validation_rmse`` (the
+        problem's validation entries, never its test entries) has not reached
+        a new minimum for this many recorded rows.
 
     Returns
     -------
@@ -153,7 +282,8 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
 
     Notes
     -----
-    Each step computes ``X = W_L ... W_1``, ``G = dLoss/dX`` and updates
+    Each step (:func:`gradient_step`) computes ``X = W_L ... W_1``,
+    ``G = dLoss/dX`` and updates
 
         W_l <- W_l - eta s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T
 
@@ -166,31 +296,42 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
             f"weights give an end-to-end matrix of shape {(dims[-1], dims[0])}, "
             f"but the problem's target has shape {problem.shape}"
         )
-    xp = array_namespace(problem.target, *weights)
+    xp = array_namespace(*weights)
+    if xp is not problem.xp:
+        raise TypeError("arrays from different backends cannot be mixed: the weights and the problem live on "
+                        "different backends; move them to one with dlnref.to_backend or dlnref.to_numpy")
     for l, W in enumerate(weights, start=1):
         if not bool(xp.all(xp.isfinite(W))):
             raise ValueError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
-    lr = check_positive("lr", lr)
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
+    auto = isinstance(lr, str) and lr == "auto"
+    lr = auto_lr(problem, len(weights), outer_lr_scale) if auto else check_positive("lr", lr)
     steps = check_int("steps", steps, 0)
     record_every = check_int("record_every", record_every, 1)
     tol = check_positive("tol", tol, allow_zero=True)
+    patience = None if patience is None else check_int("patience", patience, 1)
     sizes = step_sizes(len(weights), lr, outer_lr_scale)
-    with _blas_threads(blas_threads, problem.xp, max(*dims, math.isqrt(problem.entries_per_step))):
-        return _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe, lr)
+    with _blas_threads(blas_threads, problem.xp, _thinnest_side(dims)):
+        result = _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe,
+                          patience, lambda step, loss: DivergenceError(step, loss, lr, auto))
+    result.lr = lr
+    return result
 
 
-def _descend(problem, weights, sizes, steps, record_every, tol, progress, observe, lr):
+def _descend(problem, weights, sizes, steps, record_every, tol, progress, observe, patience, diverged):
     history = History()
     start = time.perf_counter()
+    best = (math.inf, 0)
     for step in range(steps + 1):
-        prefixes = _prefix_products(weights)
-        loss, G = problem._loss_and_gradient(prefixes[-1])  # shapes and backend were checked above
-        loss = float(loss)
+        if step < steps:
+            evaluation, updated = gradient_step(problem, weights, sizes)
+        else:
+            evaluation = forward(problem, weights)[1]
+        loss = float(evaluation.loss)
         if not math.isfinite(loss):
-            raise DivergenceError(step, loss, lr)
+            raise diverged(step, loss)
         if step % record_every == 0 or step == steps:
-            row = _record(problem, prefixes[-1], step, loss, start)
+            row = {"step": step, "loss": loss, **problem.errors(evaluation), "seconds": time.perf_counter() - start}
             if observe is not None:
                 paused = time.perf_counter()
                 row.update(observe(step, weights))
@@ -200,19 +341,25 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
                 progress(step, steps, row)
             if row["recovery_error"] <= tol:
                 return TrainResult(weights, history, step, converged=True)
-        if step == steps:
-            break
-        grads = _backprop(weights, G, prefixes)
-        weights = [W - size * g for W, size, g in zip(weights, sizes, grads)]
+            if patience is not None:
+                best = _best_validation(row, best, len(history) - 1)
+                if len(history) - 1 - best[1] >= patience:
+                    return TrainResult(weights, history, step, converged=False, stopped_early=True)
+        if step < steps:
+            weights = updated
     return TrainResult(weights, history, steps, converged=False)
 
 
-def _record(problem, X, step, loss, start):
-    residual = X - problem.target  # one residual for every error measure of the row
-    row = {"step": step, "loss": loss, "recovery_error": float(problem._recovery_error(residual))}
-    row.update({name: float(value) for name, value in problem._metrics(residual).items()})
-    row["seconds"] = time.perf_counter() - start
-    return row
+def _best_validation(row, best, index):
+    """``(lowest validation_rmse, its row index)`` after one more row."""
+    if "validation_rmse" not in row:
+        raise ValueError("patience needs a problem with validation entries (validation_rmse), got none")
+    return (row["validation_rmse"], index) if row["validation_rmse"] < best[0] else best
+
+
+def _thinnest_side(dims):
+    """Largest, over layers l >= 2, of the thinnest side ``min(d_l, d_{l-1}, d_0)`` of its matmuls."""
+    return max((min(dims[l], dims[l - 1], dims[0]) for l in range(2, len(dims))), default=1)
 
 
 def _blas_threads(threads, xp, size):

@@ -172,7 +172,7 @@ def test_a_figure_path_without_extension_is_written_whole_under_its_own_name(tmp
     (["--d", "1000000"], ["--d 1000000 needs about", "TB of memory", "choose a smaller --d"]),
     (["--problem", "sensing", "--measurements", "10000000"],
      ["--measurements 10000000 needs about", "of memory", "smaller --d or --measurements"]),
-    (["--lr", "nan"], ["argument --lr: expected a finite number > 0, got nan"]),
+    (["--lr", "nan"], ["argument --lr: expected 'auto' or a finite number > 0, got 'nan'"]),
     (["--fraction", "1.5"], ["argument --fraction: expected a finite number > 0 and <= 1, got 1.5"]),
     (["--depth", "1"], ["argument --depth: expected an integer >= 2, got 1"]),
 ])
@@ -186,7 +186,16 @@ def test_memory_estimate_uses_the_memory_available(capsys, monkeypatch):
     monkeypatch.setattr(_memory, "available_bytes", lambda: 10 * 2**20)
     message = assert_usage_error(["compare", "--d", "300"], capsys, "--d 300 needs about")
     assert "but 10.0 MB is available" in message
-    assert _memory.compare_bytes("completion", 300, 3, 4000) == 8 * 19 * 300**2
+
+
+
+def test_memory_estimate_counts_the_problem_and_the_networks_it_trains():
+    from dlnref.compare import CompareConfig
+
+    dense = CompareConfig(d=300).resolved()   # completion, both networks, width 10, depth 3
+    assert _memory.compare_bytes(dense, True) == 8 * (10 * 300**2 + 3 * 3 * 300**2 + 3 * (2 * 300 * 10 + 10**2))
+    sparse = CompareConfig(d=10000, fraction=0.02, networks=("compressed",)).resolved()
+    assert _memory.compare_bytes(sparse, False) == 8 * (4 * 2_000_000 + 3 * (2 * 10000 * 10 + 10**2))
 
 
 def test_available_memory_is_read(monkeypatch):

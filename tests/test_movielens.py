@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -18,18 +19,20 @@ def _write_ratings(folder, users=30, items=40, rank=2, density=0.5, seed=0):
     return path, R, pairs
 
 
+def _as_set(entries):
+    return {(int(r), int(c), float(v)) for r, c, v in zip(*entries)}
+
+
 def test_random_split(tmp_path):
     path, R, pairs = _write_ratings(tmp_path)
     ratings = load_movielens(path, test_fraction=0.25, seed=1)
-    assert ratings.matrix.shape == (pairs[:, 0].max() + 1, pairs[:, 1].max() + 1)
-    known = np.zeros(R.shape, dtype=bool)
-    known[pairs[:, 0], pairs[:, 1]] = True
-    np.testing.assert_array_equal(ratings.matrix, np.where(known, R, 0)[: ratings.matrix.shape[0], : ratings.matrix.shape[1]])
-    assert not (ratings.train & ratings.test).any()
-    assert (ratings.train | ratings.test).sum() == len(pairs)
-    assert ratings.test.sum() == int(0.25 * len(pairs))
+    assert ratings.shape == (pairs[:, 0].max() + 1, pairs[:, 1].max() + 1)
+    train, test = _as_set(ratings.train), _as_set(ratings.test)
+    assert train | test == {(int(u), int(i), float(R[u, i])) for u, i in pairs}
+    assert not train & test
+    assert len(test) == int(0.25 * len(pairs))
     again = load_movielens(path, test_fraction=0.25, seed=1)
-    np.testing.assert_array_equal(again.test, ratings.test)
+    assert _as_set(again.test) == test
 
 
 def test_standard_split_files(tmp_path):
@@ -38,7 +41,29 @@ def test_standard_split_files(tmp_path):
     (tmp_path / "u1.base").write_text("".join(lines[:-10]))
     (tmp_path / "u1.test").write_text("".join(lines[-10:]))
     ratings = load_movielens(path, split="u1")
-    assert ratings.test.sum() == 10 and ratings.train.sum() == len(pairs) - 10
+    assert len(ratings.test.rows) == 10 and len(ratings.train.rows) == len(pairs) - 10
+
+
+def test_missing_split_file_is_named(tmp_path):
+    path, _, _ = _write_ratings(tmp_path)
+    (tmp_path / "u1.base").write_text(path.read_text())
+    with pytest.raises(ValueError, match=r"split file .*u1\.test is missing"):
+        load_movielens(path, split="u1")
+
+
+def test_long_malformed_line_is_quoted_short(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_text("1\t2\t3\t4\n" + "x" * 1_000_000 + "\n")
+    with pytest.raises(ValueError, match=r"line 2: .*'x{60}' \.\.\. \(1000000 characters\)") as info:
+        load_movielens(path)
+    assert len(str(info.value)) < 400
+
+
+def test_absurd_ids_are_rejected_before_allocating(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_text("1\t2\t3\t4\n100000000\t2\t3\t4\n")
+    with pytest.raises(ValueError, match=r"line 2: user id 100000000 .* exceeds 10,000,000"):
+        load_movielens(path)
 
 
 @pytest.mark.parametrize(
@@ -65,26 +90,48 @@ def test_duplicates_and_bad_split(tmp_path):
 
 def test_test_rmse_matches_hand_computation():
     M = np.arange(1.0, 7.0).reshape(2, 3)
-    train = np.array([[True, False, True], [False, True, False]])
-    test = np.array([[False, True, False], [True, False, False]])
-    problem = dlnref.MatrixCompletion(M, train, test)
+    problem = dlnref.SparseCompletion([0, 0, 1], [0, 2, 1], [1.0, 3.0, 5.0], (2, 3),
+                                      test=(np.array([0, 1]), np.array([1, 0]), np.array([2.0, 4.0])))
     X = M + np.array([[0.0, 1.0, 0.0], [3.0, 0.0, 5.0]])
-    assert float(problem.test_rmse(X)) == pytest.approx(np.sqrt((1 + 9) / 2))
-    assert problem.metrics(X)["test_rmse"] == pytest.approx(np.sqrt(5))
+    assert problem.errors(problem.evaluate(X))["test_rmse"] == pytest.approx(np.sqrt((1 + 9) / 2))
 
 
 def test_compare_on_ratings_file(tmp_path, capsys):
     path, _, _ = _write_ratings(tmp_path)
-    m, n = load_movielens(path).matrix.shape
+    m, n = load_movielens(path).shape
     args = ["compare", "--data", str(path), "--rank", "2", "--lr", "1", "--scale", "0.1", "--steps", "300",
-            "--quiet", "--json", "--plot", str(tmp_path / "ml.png")]
+            "--networks", "wide,compressed", "--quiet", "--json", "--plot", str(tmp_path / "ml.png")]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     k = min(m, n)
     assert out["wide"]["params"] == n * k + k * k + k * m
     assert out["compressed"]["params"] == 4 * n + 4 * 4 + m * 4
     for name in ("wide", "compressed"):
-        # From a near-zero init the test RMSE starts at the ratings' RMS (about 3) and must fall well below it.
-        assert out[name]["best_test_rmse"] < 1.5
-        assert out[name]["best_test_rmse"] <= out[name]["final_test_rmse"]
+        run = out[name]
+        # From a near-zero init the RMSEs start at the ratings' RMS (about 3) and must fall well below it.
+        assert run["best_validation_rmse"] < 1.5 and run["test_rmse_at_best"] < 1.5
     assert (tmp_path / "ml.png").stat().st_size > 10_000
+
+
+def test_model_selection_never_reads_the_test_ratings(tmp_path):
+    from dlnref.compare import CompareConfig, build, run_compare
+
+    path, _, _ = _write_ratings(tmp_path, users=40, items=50, density=0.6)
+    config = CompareConfig(data=str(path), rank=2, scale=0.1, steps=400, patience=20)
+    honest = run_compare(config)["compressed"]
+    problem = build(config)[0]
+    assert not _as_set(problem.held_out["validation"]) & _as_set(problem.held_out["test"])
+    poisoned = tmp_path / "poisoned"
+    poisoned.mkdir()
+    lines = path.read_text().splitlines()
+    test_keys = {(int(r) + 1, int(c) + 1) for r, c, _ in zip(*problem.held_out["test"])}
+    rewritten = []
+    for line in lines:
+        user, item, rating, stamp = line.split("\t")
+        bad = (int(user), int(item)) in test_keys
+        rewritten.append("\t".join([user, item, str(6 - int(rating)) if bad else rating, stamp]))
+    (poisoned / "u.data").write_text("\n".join(rewritten) + "\n")
+    changed = run_compare(dataclasses.replace(config, data=str(poisoned / "u.data")))["compressed"]
+    assert changed["best_step"] == honest["best_step"] and changed["steps_run"] == honest["steps_run"]
+    assert changed["best_validation_rmse"] == honest["best_validation_rmse"]
+    assert changed["test_rmse_at_best"] != honest["test_rmse_at_best"]

@@ -9,7 +9,8 @@ import importlib
 
 from .verdict import Finding, Verdict
 
-CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "exact_dynamics", "compression_size")
+CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "exact_dynamics", "compression_size",
+          "low_rank_updates")
 
 
 def run(size="quick", seed=0, claims=CLAIMS, progress=None):

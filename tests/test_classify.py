@@ -1,0 +1,137 @@
+"""Update-rank measures against closed forms; ``dlnref classify`` end to end on small settings."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dlnref import classify
+from dlnref.cli import main
+from dlnref.images import write_idx
+from dlnref.update_rank import captured_energy, energy_fraction, layer_reports, update_rank_measures
+from theory_checks import low_rank_updates
+
+
+def _orthonormal(rng, n, k):
+    return np.linalg.qr(rng.standard_normal((n, k)))[0]
+
+
+def test_energy_fraction_closed_form():
+    s = np.array([3.0, 2.0, 1.0, 0.0])
+    assert energy_fraction(s, 1) == pytest.approx(9 / 14, rel=1e-15)
+    assert energy_fraction(s, 2) == pytest.approx(13 / 14, rel=1e-15)
+    assert math.isnan(energy_fraction(np.zeros(3), 1))
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.3, 1.2])
+def test_update_measures_on_a_known_rotation(theta):
+    # D(t1) = 2 u v^T + e f^T, D(t2) = 3 u' v^T + 0.5 e f^T with u' = cos(theta) u + sin(theta) w:
+    # top-1 left subspaces at angle theta, right ones equal; D(t2)'s top-1 energy 9 / 9.25; of D(t2),
+    # the part inside span(u) x span(v) is 3 cos(theta) u v^T.
+    rng = np.random.default_rng(0)
+    left, right = _orthonormal(rng, 7, 3), _orthonormal(rng, 5, 2)
+    u, w, e = left.T
+    v, f = right.T
+    u_turned = np.cos(theta) * u + np.sin(theta) * w
+    w0 = rng.standard_normal((7, 5))
+    mid = w0 + 2 * np.outer(u, v) + np.outer(e, f)
+    end = w0 + 3 * np.outer(u_turned, v) + 0.5 * np.outer(e, f)
+    m = update_rank_measures(w0, mid, end, k=1)
+    assert m["left_angle"] == pytest.approx(theta, abs=1e-7)
+    assert m["right_angle"] == pytest.approx(0.0, abs=1e-7)
+    assert m["energy_top_k"] == pytest.approx(9 / 9.25, rel=1e-12)
+    assert m["ratio_k1"] == pytest.approx(0.5 / 3, rel=1e-12)
+    assert m["captured"] == pytest.approx(9 * np.cos(theta) ** 2 / 9.25, abs=1e-12)
+    assert captured_energy(end - w0, u[:, None], v[:, None]) == pytest.approx(m["captured"], rel=1e-12)
+    with pytest.raises(ValueError, match="k must satisfy 1 <= k < min"):
+        update_rank_measures(w0, mid, end, k=5)
+
+
+def test_layer_reports_pick_the_middle_and_the_end():
+    rng = np.random.default_rng(1)
+    snapshots = [[rng.standard_normal((4, 3))] for _ in range(5)]
+    reports = layer_reports(snapshots, [0, 10, 20, 30, 40], [1])
+    (r,) = reports
+    assert (r["t1"], r["t2"], r["k"]) == (20, 40, 1)
+    direct = update_rank_measures(snapshots[0][0], snapshots[2][0], snapshots[4][0], 1)
+    assert all(r[key] == direct[key] for key in direct)
+    assert math.isnan(r["energy"][0]) and len(r["energy"]) == 5
+    np.testing.assert_allclose(r["singular_values"], np.linalg.svd(snapshots[4][0] - snapshots[0][0], compute_uv=False))
+
+
+SMALL = ["--hidden", "16", "--rank", "2", "--steps", "12", "--record-every", "4", "--quiet"]
+
+
+def test_classify_json_end_to_end(tmp_path, capsys):
+    png = tmp_path / "c.png"
+    assert main(["classify", *SMALL, "--json", "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert out["data"] == {"name": "digits", "train": out["data"]["train"], "test": out["data"]["test"], "pixels": 64,
+                           "classes": 10}
+    assert out["data"]["train"] + out["data"]["test"] == 1797
+    wide, small = out["wide"], out["compressed"]
+    # Parameters by formula: d_0 h + 3 h^2 + h K wide; d_0 h + 2 h w + w^2 + h K compressed (w = 2r = 4).
+    assert wide["params"] == 64 * 16 + 3 * 16**2 + 16 * 10
+    assert small["params"] == 64 * 16 + 2 * 16 * 4 + 4**2 + 16 * 10
+    assert wide["dims"] == [64, 16, 16, 16, 16, 10] and small["dims"] == [64, 16, 4, 4, 16, 10]
+    assert wide["steps_run"] == small["steps_run"] == 12
+    assert 0 <= small["final_test_accuracy"] <= 1
+    assert out["speedup"]["seconds_per_step"] == pytest.approx(wide["seconds_per_step"] / small["seconds_per_step"])
+    assert "history" not in wide
+
+
+def test_classify_table_epochs_and_spectral_init(capsys):
+    assert main(["classify", "--hidden", "16", "--rank", "2", "--epochs", "2", "--batch-size", "500",
+                 "--block-init", "spectral", "--record-every", "2", "--no-plot", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "compressed width 4, spectral init" in out and "batches of 500" in out
+    assert "      wide |" in out and "speedup (wide / compressed)" in out
+    config = classify.ClassifyConfig(epochs=2, batch_size=500).resolved(1438)
+    assert config.steps == 2 * 3 and config.width == 20
+
+
+def test_classify_reads_an_idx_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 12)):
+        labels = rng.integers(0, 3, n).astype(np.uint8)
+        pictures = (rng.random((n, 4, 4)) * 60 + 60 * np.eye(4)[labels % 4][:, :, None]).astype(np.uint8)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", pictures)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    assert main(["classify", "--data", str(tmp_path), "--hidden", "8", "--rank", "1", "--steps", "5",
+                 "--json", "--no-plot", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"]["train"] == 40 and out["data"]["test"] == 12 and out["data"]["pixels"] == 16
+    assert out["wide"]["dims"][0] == 16
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "5", "--epochs", "2"], "not allowed with argument"),
+    (["--block-init", "exact"], "invalid choice"),
+    (["--data", "/nonexistent/fashion"], "does not exist"),
+    (["--width", "40", "--hidden", "16"], "block_width must be <= hidden = 16, got 40"),
+    (["--lr", "0"], "lr must be a finite number > 0"),
+    (["--target-accuracy", "2"], "target_accuracy must lie in"),
+])
+def test_classify_bad_usage_exits_2(argv, message, capsys):
+    try:
+        code = main(["classify", *argv, "--no-plot", "--quiet"])
+    except SystemExit as stop:   # argparse's own errors
+        code = stop.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_low_rank_updates_check_reports_every_layer():
+    verdict = low_rank_updates.check("quick")
+    config = classify.UPDATE_RANK_SETUPS["quick"]
+    assert len(verdict.findings) == config.relu_layers + config.depth + 1
+    for finding in verdict.findings:
+        m = finding.measured
+        assert not finding.exact
+        assert finding.holds == (m["energy_top_k"] >= 0.9 and m["captured"] >= 0.9)
+        assert 0 < m["energy_top_k"] <= 1 + 1e-12 and 0 <= m["left_angle"] <= math.pi / 2 + 1e-12
+    # The output layer's update has rank <= K - 1: its columns are orthogonal to the all-ones vector.
+    assert verdict.findings[-1].measured["k"] == 9
+    assert verdict.findings[-1].measured["ratio_k1"] < 1e-10

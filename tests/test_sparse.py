@@ -1,0 +1,97 @@
+"""Completion from observed entries against the dense completion on the same entries."""
+
+import numpy as np
+import pytest
+
+import dlnref
+from dlnref.sparse import SparseCompletion, gather_product, sample_positions, synthetic_completion
+from helpers import central_difference_gradient
+
+
+def _pair(m=9, n=7, rank=2, fraction=0.4, seed=0):
+    dense = dlnref.make_problem("completion", (m, n), rank, fraction=fraction, seed=seed)
+    U, s, Vh = np.linalg.svd(dense.target)
+    sparse = SparseCompletion.from_dense(dense.target, dense.mask, target_factors=(U[:, :rank] * s[:rank], Vh[:rank]))
+    return dense, sparse
+
+
+def test_loss_gradient_and_errors_agree_with_the_dense_problem():
+    dense, sparse = _pair()
+    rng = np.random.default_rng(1)
+    left, right = rng.standard_normal((9, 3)), rng.standard_normal((3, 7))
+    X = left @ right
+    loss, grad = dense.loss_and_gradient(X)
+    ours = sparse.evaluate(left, right)
+    assert float(ours.loss) == pytest.approx(float(loss), rel=1e-12)
+    np.testing.assert_allclose(ours.gradient.toarray(), grad, rtol=1e-12, atol=1e-15)
+    expected = dense.errors(dense.evaluate(left, right))
+    got = sparse.errors(ours)
+    assert got.keys() == expected.keys() == {"recovery_error", "unobserved_error"}
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-12)
+    np.testing.assert_allclose(sparse.surrogate().toarray(), dense.surrogate(), rtol=1e-13)
+    assert sparse.curvature(X[:, 0] / 3, X[0] / 3) == pytest.approx(dense.curvature(X[:, 0] / 3, X[0] / 3), rel=1e-12)
+
+
+def test_gradient_matches_central_differences():
+    _, sparse = _pair()
+    X = np.random.default_rng(2).standard_normal(sparse.shape)
+    fd = central_difference_gradient(lambda x: float(sparse.loss(x)), X, h=1e-2)
+    np.testing.assert_allclose(sparse.gradient(X).toarray(), fd, rtol=0, atol=1e-9 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_training_agrees_with_the_dense_path(depth):
+    dense, sparse = _pair(12, 10, 2, 0.5)
+    weights = dlnref.compress(dense, depth, 4, scale=0.3)
+    runs = [dlnref.gradient_descent(p, weights, 0.5, 40, outer_lr_scale=2.0) for p in (dense, sparse)]
+    for a, b in zip(runs[0].weights, runs[1].weights):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    for column in ("loss", "recovery_error", "unobserved_error"):
+        np.testing.assert_allclose(runs[1].history[column], runs[0].history[column], rtol=1e-12)
+
+
+def test_compress_matches_the_dense_spectral_init():
+    dense, sparse = _pair(12, 10, 2, 0.5)
+    for a, b in zip(dlnref.compress(dense, 3, 4), dlnref.compress(sparse, 3, 4)):
+        np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_gather_product_and_exact_recovery_error_from_factors():
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((30, 4)), rng.standard_normal((4, 20))
+    rows, cols = rng.integers(0, 30, 50), rng.integers(0, 20, 50)
+    np.testing.assert_allclose(gather_product(A, B, rows, cols), (A @ B)[rows, cols], rtol=1e-13)
+    problem = synthetic_completion((30, 20), 2, 0.3, seed=0)
+    M = problem.target_factors[0] @ problem.target_factors[1]
+    left, right = rng.standard_normal((30, 3)), rng.standard_normal((3, 20))
+    errors = problem.errors_at(left, right)
+    assert errors["recovery_error"] == pytest.approx(np.linalg.norm(left @ right - M) / np.linalg.norm(M), rel=1e-12)
+    unseen = np.ones((30, 20), dtype=bool)
+    unseen[problem.rows, problem.cols] = False
+    expected = np.linalg.norm((left @ right - M)[unseen]) / np.linalg.norm(M[unseen])
+    assert errors["unobserved_error"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_synthetic_problem_is_the_stated_target_and_sample():
+    problem = synthetic_completion((40, 50), 3, 0.25, seed=5)
+    A, B = problem.target_factors
+    s = np.linalg.svd(A @ B, compute_uv=False)
+    np.testing.assert_allclose(s[:3], (np.sqrt(40) + np.sqrt(50)) * np.array([1, 5 / 6, 4 / 6]), rtol=1e-12)
+    assert problem.observed == 500 and problem.rank == 3
+    assert len(set(zip(problem.rows.tolist(), problem.cols.tolist()))) == 500
+    np.testing.assert_allclose(problem.values, (A @ B)[problem.rows, problem.cols], rtol=1e-12)
+    rows, cols = sample_positions((1000, 1000), 5000, np.random.default_rng(0))
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == 5000 and rows.max() < 1000 and cols.max() < 1000
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [(([0, 1], [0], [1.0, 2.0], (2, 2)), "1-D of one length"),
+     (([0, 2], [0, 1], [1.0, 2.0], (2, 2)), r"rows must lie in \[0, 2\)"),
+     (([0, 0], [1, 1], [1.0, 2.0], (2, 2)), r"\(0, 1\) twice"),
+     (([0], [0], [np.nan], (2, 2)), "finite")],
+)
+def test_bad_entries_raise(args, match):
+    with pytest.raises(ValueError, match=match):
+        SparseCompletion(*args)
