@@ -10,6 +10,7 @@ end-to-end matrix ``X = W_L @ ... @ W_1``.
 
 from .backend import BackendUnavailableError, array_namespace, svd, to_backend, to_numpy
 from .compress import compress, parameter_count
+from .compress_exact import ExactCompression, compress_exact, train_exact
 from . import dynamics
 from .data import gaussian_operators, low_rank_matrix, random_mask
 from .dynamics import (
@@ -32,4 +33,5 @@ __all__ = [
     "step_sizes", "svd", "synthetic_completion", "to_backend", "to_numpy",
     "dynamics", "first_reach_times", "invariant_subspace_residuals", "principal_angles", "saxe_mode",
     "singular_values", "top_singular_subspaces",
+    "ExactCompression", "compress_exact", "train_exact",
 ]

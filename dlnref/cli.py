@@ -22,6 +22,7 @@ from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command
 from .compare import DENSE_MAX_D, NETWORKS, THRESHOLDS, CompareConfig, run_compare
 from .data import MOVIELENS_SPLITS
+from .oracle.conform import add_conform_command
 from .problems import PROBLEMS
 from .train import DivergenceError
 
@@ -82,6 +83,7 @@ def build_parser():
     _add_check(commands)
     _add_figures(commands)
     _add_golden(commands)
+    add_conform_command(commands)
     add_classify_command(commands)
     for sub in _subparsers(parser):
         sub.epilog = sub.epilog or EXIT_CODES
@@ -175,6 +177,8 @@ def _add_compare(commands):
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
     p.add_argument("--split", choices=("random", *MOVIELENS_SPLITS), default=None,
                    help="with --data: 'random' (seeded, 20%% held out; the default) or a split shipped with the data")
+    p.add_argument("--compression", choices=("spectral", "exact"), default="spectral",
+                   help="the compressed network: the paper's C-DLN (default) or the wide DLN's exact law-of-parsimony form")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -436,7 +440,7 @@ def _add_golden(commands):
 
 
 def _run_golden(args):
-    from . import golden
+    from .oracle import golden
 
     if args.action == "export":
         manifest = golden.export(check_writable_folder("DIR", args.dir))
@@ -474,7 +478,7 @@ def format_compare(result):
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
         f"lr={c['lr']:.4g} ({c['lr_rule']}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
-        f"seed={c['seed']}",
+        f"seed={c['seed']}, compression={c['compression']}",
         "parameters: " + "  ".join(f"{name} {result[name]['params']:,}" for name in names),
         "",
     ]

@@ -12,9 +12,10 @@ import numpy as np
 from .als import als
 from .backend import to_numpy
 from .compress import compress, parameter_count
+from .compress_exact import compress_exact, train_exact
 from .data import load_movielens, split_entries
 from .network import init_weights
-from .problems import make_problem
+from .problems import RecoveryProblem, make_problem
 from .sparse import SparseCompletion, synthetic_completion
 from .train import DivergenceError, auto_lr, gradient_descent
 
@@ -49,6 +50,12 @@ class CompareConfig:
     ``outer_lr_scale = 1`` (plain gradient descent), as in the paper. For
     sensing the paper's lr 20 was tuned for operators with entry std ``1/m``;
     with dlnref's ``1/sqrt(m)`` the same dynamics need ``lr = 20 / m``.
+
+    ``compression`` picks the compressed network (:data:`COMPRESSIONS`):
+    ``spectral``, the paper's C-DLN, or ``exact``, the wide network itself in
+    its law-of-parsimony form (:func:`dlnref.compress_exact`, width ``2 * rank``;
+    its ``outer_lr_scale`` defaults to the wide network's 1, so it retraces the
+    wide run, exactly for factorization).
     """
 
     problem: str = "completion"
@@ -72,10 +79,11 @@ class CompareConfig:
     validation_fraction: float = 0.1
     patience: int = 200
     als: bool = True
+    compression: str = "spectral"
 
     def resolved(self):
         """A copy with the paper's outer_lr_scale, the width and the networks filled in (lr stays "auto")."""
-        alpha = PAPER_STEPS[self.problem][1]
+        alpha = 1.0 if self.compression == "exact" else PAPER_STEPS[self.problem][1]   # exact: the wide rule
         networks = self.networks or (("compressed",) if self.data is not None else tuple(NETWORKS))
         unknown = [name for name in networks if name not in NETWORKS]
         if unknown or not networks:
@@ -173,8 +181,33 @@ def _wide_start(problem, config, seed):
 
 
 def _compressed_start(problem, config, seed):
-    """The compressed DLN from the spectral init (:func:`dlnref.compress`), with the outer-layer scale."""
-    return compress(problem, config.depth, config.width, config.scale), config.outer_lr_scale
+    """The compressed DLN of ``config.compression`` (:data:`COMPRESSIONS`), with the outer-layer scale."""
+    if config.compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {tuple(COMPRESSIONS)}, got {config.compression!r}")
+    return COMPRESSIONS[config.compression][0](problem, config, seed), config.outer_lr_scale
+
+
+def _exact_start(problem, config, seed):
+    """:func:`dlnref.compress_exact` of the wide network's init (the same seed as :func:`_wide_start`)."""
+    if not isinstance(problem, RecoveryProblem) or config.width != 2 * config.rank:
+        raise ValueError(f"the exact compression needs a dense square problem and width 2 * rank = {2 * config.rank}; "
+                         f"got {type(problem).__name__} and width {config.width}")
+    return compress_exact(problem, _wide_start(problem, config, seed)[0], config.rank)
+
+
+#: The compressed network of each ``CompareConfig.compression``: (start, trainer).
+COMPRESSIONS = {
+    "spectral": (lambda problem, config, seed: compress(problem, config.depth, config.width, config.scale),
+                 gradient_descent),
+    "exact": (_exact_start, train_exact),
+}
+
+
+def _trainer(name, config):
+    """``gradient_descent``, or ``train_exact`` for an exactly compressed network (which has no early stopping)."""
+    if name == "compressed" and config.compression == "exact":
+        return lambda *args, patience=None, **kwargs: train_exact(*args, **kwargs)
+    return gradient_descent
 
 
 #: The networks that ``compare`` trains, in table order: name -> start(problem, config, seed).
@@ -244,12 +277,13 @@ def run_compare(config, progress=None, observe=None, announce=None):
             _announce_time(problem, weights, lr, alpha, config, name, say)
         callback = progress(name) if progress is not None else None
         try:
-            run = gradient_descent(problem, weights, lr, config.steps, outer_lr_scale=alpha,
-                                   record_every=config.record_every, tol=config.tol, progress=callback,
-                                   observe=observe, patience=patience)
+            run = _trainer(name, config)(problem, weights, lr, config.steps, outer_lr_scale=alpha,
+                                         record_every=config.record_every, tol=config.tol, progress=callback,
+                                         observe=observe, patience=patience)
         except DivergenceError as error:
             raise DivergenceError(error.step, error.loss, error.lr, error.auto, network=f"{name} DLN") from None
-        result[name] = _summary(run, parameter_count(weights))
+        params = weights.parameter_count() if hasattr(weights, "parameter_count") else parameter_count(weights)
+        result[name] = _summary(run, params)
     baseline = _run_als(problem, config)
     if baseline is not None:
         result["als"] = baseline
@@ -269,7 +303,7 @@ def _warn_nothing_held_out(problem, say):
 
 def _announce_time(problem, weights, lr, alpha, config, name, say):
     """Say the seconds per step (from three timed first steps, recording as the run will) and the most the run can take."""
-    probe = gradient_descent(problem, weights, lr, 3, outer_lr_scale=alpha, record_every=config.record_every)
+    probe = _trainer(name, config)(problem, weights, lr, 3, outer_lr_scale=alpha, record_every=config.record_every)
     per_step = probe.history["seconds"][-1] / 3
     say(f"[{name}] about {1e3 * per_step:.3g} ms a step: at most {per_step * config.steps:.0f} s "
         f"for {config.steps} steps")
@@ -277,7 +311,8 @@ def _announce_time(problem, weights, lr, alpha, config, name, say):
 
 def snapshot_weights(step, weights):
     """``observe`` hook for :func:`dlnref.gradient_descent`: a host copy of every layer."""
-    return {"weights": [to_numpy(w) for w in weights]}
+    layers = weights.layers() if hasattr(weights, "layers") else weights   # an ExactCompression rebuilds them
+    return {"weights": [to_numpy(w) for w in layers]}
 
 
 @functools.lru_cache(maxsize=None)

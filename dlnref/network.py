@@ -213,12 +213,13 @@ def step_flops(dims):
 
 
 def _backprop(weights, G, prefixes):
-    """``[dW_1, ..., dW_L]`` from ``G = dLoss/dX`` and ``prefixes = [P_1, ..., P_L]``, without the checks.
+    """``[dW_1, ..., dW_L]`` from ``G = dLoss/dX`` and ``prefixes = [P_1, ..., P_{L-1}]``, without the checks.
 
     .. math:: D_L = G,   dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,   P_0 = I
 
     Python lists are 0-based: layer ``l`` is ``weights[l - 1]`` and ``P_l`` is
-    ``prefixes[l - 1]``, so the loop index ``i = l - 1``.
+    ``prefixes[l - 1]``, so the loop index ``i = l - 1``. ``P_L`` is not used
+    (it may be there: :func:`backward` passes all of ``prefix_products``).
     """
     grads = [None] * len(weights)
     D = G                                    # D_L = dLoss/dX

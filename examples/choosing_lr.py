@@ -18,7 +18,8 @@ Two numbers set lr, both in units of tau:
   ``k* = m n / (lr eps s_i)`` steps.
 - **stability.** Near the target the largest curvature of the loss, per unit
   of tau, is about ``L s_1^(2 - 2/L)``; gradient descent is stable while
-  ``lr < 2 m n / (L s_1^(2 - 2/L))``. Half of that is a safe choice.
+  ``lr < 2 m n / (L s_1^(2 - 2/L))``. Half of that is a safe choice, and what
+  ``lr="auto"`` picks (``dlnref.train.auto_lr``).
 
 So the paper's lr 1, fine at its d = 100 for 60k-80k steps, stalls on a short
 budget: at d = 50 the first mode alone needs ``k* ~ 2500 / (0.01 * 13) ~ 19k``
@@ -74,6 +75,7 @@ s = dlnref.singular_values(problem.target)[:rank]
 rule = safe_lr(d, d, float(s[0]), depth)
 print(f"factorization d={d}, r={rank}, L={depth}, eps={eps:g}, s_1={s[0]:.2f}, budget {budget} steps")
 print(f"rule: lr = m n / (L s_1^(2 - 2/L)) = {rule:.3g}; stable below about {2 * rule:.3g}")
+print(f"lr='auto' (dlnref.train.auto_lr) gives {dlnref.train.auto_lr(problem, depth):.3g}")
 for lr, color in zip((1.0, rule / 4, rule, 3 * rule), ("0.4", "tab:orange", "tab:green", "tab:red")):
     run = train(problem, lr, budget)
     plateau = d * d / (lr * eps * float(s[0]))

@@ -100,6 +100,7 @@ def test_choosing_lr(lesson):
     assert number(r"lr=1: error (\S+) after", text) > 0.99  # lr 1 stalls on the plateau
     rule = number(r"rule: lr = .* = (\S+);", text)
     assert number(rf"lr={rule:.3g}: error (\S+) after", text) < 1e-3
+    assert number(r"auto_lr\) gives (\S+)\n", text) == rule  # lr="auto" is this rule, to 3 digits
     assert re.search(r"lr=\S+: diverged", text)
     # The plateau lasts about k* = m n / (lr eps s_1) steps.
     predicted = number(rf"lr={rule:.3g}: .*k\* = m n / \(lr eps s_1\) = (\d+) steps", text)

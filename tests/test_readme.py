@@ -32,3 +32,12 @@ def test_library_example_runs_as_compare_does():
     np.testing.assert_array_equal(namespace["problem"].mask, problem.mask)
     for ours, theirs in zip(namespace["wide"], starts["wide"][0]):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_pytorch_example_runs(capsys):
+    import pytest
+
+    pytest.importorskip("torch")
+    block = next(b for b in _python_blocks() if "import torch" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    assert "the PyTorch step agrees with dlnref" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import importlib
 from .verdict import Finding, Verdict
 
 CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "exact_dynamics", "compression_size",
-          "low_rank_updates")
+          "low_rank_updates", "exact_compression")
 
 
 def run(size="quick", seed=0, claims=CLAIMS, progress=None):

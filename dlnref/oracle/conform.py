@@ -1,0 +1,148 @@
+"""``dlnref conform MODULE:FUNCTION``: run the oracle's checks on a user's function and print one row per check.
+
+Exit codes: 0 every check passed, 1 one failed (its diagnosis is printed
+below the table), 2 bad usage (a function that cannot be imported, an lr
+outside the range where dlnref's reference provably stays bounded).
+"""
+
+import importlib
+import json
+import os
+import sys
+
+import numpy as np
+
+CHECK_KINDS = ("backward", "step", "trajectory")
+PROBLEM_KINDS = ("factorization", "completion", "sensing")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def add_conform_command(commands):
+    """Add ``conform`` to the ``dlnref`` subcommands."""
+    p = commands.add_parser(
+        "conform", help="check your own DLN function against dlnref and diagnose every failure",
+        description="Import MODULE:FUNCTION (from the current folder or sys.path) and run the oracle's checks on "
+                    "it: one table row per check (kind, problem, dtype, lr, alpha), then the diagnosis of each "
+                    "failure. Exit 0 when all pass, 1 otherwise, 2 on bad usage.")
+    p.add_argument("function", metavar="MODULE:FUNCTION",
+                   help="backward: f(weights, G) -> grads; step: f(weights, problem, lr, alpha) -> new weights; "
+                        "trajectory: f(weights, problem, lr, alpha, steps) -> [X_0, ..., X_steps]")
+    p.add_argument("--kind", choices=CHECK_KINDS, required=True, help="what the function computes")
+    p.add_argument("--layout", choices=("input_first", "output_first"), default="input_first",
+                   help="order of the layer list the function takes and returns (default %(default)s)")
+    p.add_argument("--problem", choices=PROBLEM_KINDS, action="append",
+                   help="problem kind for step and trajectory checks (repeatable; default all three)")
+    p.add_argument("--dtype", choices=tuple(DTYPES), action="append", help="repeatable; default both")
+    p.add_argument("--lr", type=float, action="append",
+                   help="step size (repeatable); default: 0.1 for step (each case also runs at 0.37 lr), and half "
+                        "and a fifth of the largest safe step for trajectory")
+    p.add_argument("--alpha", type=float, action="append",
+                   help="outer_lr_scale (repeatable); default: one drawn per case, then 1, 2 and 5")
+    p.add_argument("--steps", type=int, default=20, help="trajectory length (default %(default)s)")
+    p.add_argument("--max-examples", type=int, default=None, help="cases per check (default: the kit's)")
+    p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    p.set_defaults(run=run_conform)
+
+
+def load_function(spec):
+    """The callable named by ``MODULE:FUNCTION``; ``ValueError`` saying what is wrong otherwise."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"expected MODULE:FUNCTION (say mymodule:my_step), got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import module {module_name!r}: {error}") from None
+    function = module
+    for part in name.split("."):
+        if not hasattr(function, part):
+            raise ValueError(f"module {module_name!r} has no attribute {name!r}")
+        function = getattr(function, part)
+    if not callable(function):
+        raise ValueError(f"{spec} is a {type(function).__name__}, not a function")
+    return function
+
+
+def _checks(args):
+    """``(problem, dtype name, lr, alpha)`` of every row, in order."""
+    dtypes = args.dtype or list(DTYPES)
+    if args.kind == "backward":
+        return [(None, d, None, None) for d in dtypes]
+    problems = args.problem or list(PROBLEM_KINDS)
+    alphas = args.alpha or [None, 1.0, 2.0, 5.0]
+    rows = []
+    for problem in problems:
+        for d in dtypes:
+            for alpha in alphas:
+                for lr in args.lr or _default_lrs(args.kind, problem, args.steps, alpha):
+                    rows.append((problem, d, lr, alpha))
+    return rows
+
+
+def _default_lrs(kind, problem, steps, alpha):
+    if kind == "step":
+        return [0.1]
+    from .checks import trajectory_lr_range
+
+    high = trajectory_lr_range(problem, steps, alpha)[1]
+    return [high / 2, high / 5]
+
+
+def _run_one(function, args, problem, dtype, lr, alpha):
+    """The failure message of one check, or None when it passes."""
+    from . import checks
+
+    extra = {} if args.max_examples is None else {"max_examples": args.max_examples}
+    dtype = DTYPES[dtype]
+    try:
+        if args.kind == "backward":
+            checks.assert_backward_matches(function, layout=args.layout, dtype=dtype, **extra)
+        elif args.kind == "step":
+            checks.assert_step_matches(function, problem, lr=lr, outer_lr_scale=alpha, layout=args.layout,
+                                       dtype=dtype, **extra)
+        else:
+            checks.assert_trajectory_matches(function, problem, steps=args.steps, lr=lr, outer_lr_scale=alpha,
+                                             layout=args.layout, dtype=dtype, **extra)
+    except AssertionError as failure:
+        return str(failure)
+    return None
+
+
+def run_conform(args):
+    """Run every check of ``args`` on the user's function; print the table (or JSON); return the exit code."""
+    try:
+        import hypothesis  # noqa: F401  (the checks draw their cases with it)
+    except ImportError:
+        raise ValueError('dlnref conform needs hypothesis: pip install "dlnref[test]"') from None
+    function = load_function(args.function)
+    rows = []
+    for problem, dtype, lr, alpha in _checks(args):
+        message = _run_one(function, args, problem, dtype, lr, alpha)
+        rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
+                     "alpha": "per case" if alpha is None and args.kind != "backward" else alpha,
+                     "passed": message is None, "diagnosis": message})
+    passed = all(r["passed"] for r in rows)
+    if args.json:
+        print(json.dumps({"function": args.function, "layout": args.layout, "passed": passed, "checks": rows},
+                         indent=2))
+    else:
+        print(format_rows(rows))
+    return 0 if passed else 1
+
+
+def format_rows(rows):
+    """The table, one row per check, then each failure's diagnosis."""
+    lines = [f"{'kind':<10} {'problem':<13} {'dtype':<7} {'lr':>10} {'alpha':>8}  result"]
+    failures = []
+    for i, r in enumerate(rows, start=1):
+        lr = "-" if r["lr"] is None else f"{r['lr']:.4g}"
+        alpha = "-" if r["alpha"] is None else (r["alpha"] if isinstance(r["alpha"], str) else f"{r['alpha']:g}")
+        result = "pass" if r["passed"] else f"FAIL [{i}]"
+        lines.append(f"{r['kind']:<10} {r['problem'] or '-':<13} {r['dtype']:<7} {lr:>10} {alpha:>8}  {result}")
+        if not r["passed"]:
+            failures.append(f"[{i}] {r['diagnosis']}")
+    ok = sum(r["passed"] for r in rows)
+    lines.append(f"\n{ok} of {len(rows)} checks passed")
+    return "\n".join(lines + ([""] + failures if failures else []))
