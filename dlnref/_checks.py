@@ -63,10 +63,19 @@ def check_fraction(name, value):
     return value
 
 
+def check_array(name, x):
+    """Raise ``TypeError`` unless ``x`` is an array (NumPy's or another backend's), not a list or a scalar."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        raise TypeError(f"{name} must be an array (say a numpy.ndarray), got {type(x).__name__}; "
+                        "convert it with numpy.asarray first")
+
+
 def check_matrix(name, x, xp):
-    """Raise unless ``x`` is a 2-D floating array with only finite entries."""
+    """Raise unless ``x`` is a non-empty 2-D floating array with only finite entries."""
     if getattr(x, "ndim", None) != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {getattr(x, 'shape', None)}")
+    if 0 in x.shape:
+        raise ValueError(f"{name} must have at least one row and one column, got the empty shape {tuple(x.shape)}")
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
     if not bool(xp.all(xp.isfinite(x))):
@@ -74,6 +83,7 @@ def check_matrix(name, x, xp):
 
 
 def check_shape(name, x, shape):
-    """Raise unless ``x.shape == shape``."""
+    """Raise unless ``x`` is an array with ``x.shape == shape``."""
+    check_array(name, x)
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")

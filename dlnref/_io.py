@@ -1,4 +1,4 @@
-"""Files written whole or not at all."""
+"""Result files: checked before any work starts, then written whole or not at all."""
 
 import contextlib
 import os
@@ -10,13 +10,17 @@ def atomic_path(path):
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
 
     A crash or an exception while writing leaves ``path`` as it was (absent
-    or with its old content), never half written.
+    or with its old content), never half written, and the temporary file is
+    removed. The temporary name keeps ``path``'s extension, so writers that
+    pick a format from it (matplotlib, NumPy) write the same format; a writer
+    that appends its own extension to a name without one must be told the
+    format instead (as :func:`dlnref.plots.save` does).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.tmp-", suffix=suffix)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -25,5 +29,79 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def check_writable_folder(name, folder):
+    """Raise ``ValueError`` unless files can be written into ``folder`` (created later if absent).
+
+    Parameters
+    ----------
+    name : str
+        How the user gave the folder (say ``"--out"``), for the message.
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    str
+        ``folder`` as a string.
+    """
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{name} {folder} is a file, not a folder; give a folder to write into")
+    problem = _unwritable(folder)
+    if problem:
+        raise ValueError(f"{name} {folder}: {problem}")
+    return folder
+
+
+def check_writable_file(name, path, extensions=None, default_extension=None):
+    """Return the path a result file will be written to, or raise ``ValueError`` saying why it cannot be.
+
+    Parameters
+    ----------
+    name : str
+        How the user gave the path (say ``"--plot"``), for the message.
+    path : str or os.PathLike
+    extensions : collection of str or None
+        Known extensions, without the dot (say ``{"png", "pdf"}``); None accepts any.
+    default_extension : str or None
+        Added (with a dot) to a path that has no extension.
+
+    Returns
+    -------
+    str
+        ``path``, with ``default_extension`` added where it had none.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path} is a folder; give a file name, such as "
+                         f"{os.path.join(path, 'figure.' + (default_extension or 'png'))}")
+    extension = os.path.splitext(path)[1][1:]
+    if not extension and default_extension:
+        path, extension = f"{path}.{default_extension}", default_extension
+    if extensions is not None and extension.lower() not in extensions:
+        raise ValueError(f"{name} {path}: unknown file type {('.' + extension) if extension else '(none)'}; "
+                         f"use one of {', '.join('.' + e for e in sorted(extensions))}")
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path} is a folder; give a file name")
+    problem = _unwritable(os.path.dirname(path) or ".")
+    if problem:
+        raise ValueError(f"{name} {path}: {problem}")
+    return path
+
+
+def _unwritable(folder):
+    """Why no file can be written into ``folder`` (created if absent), or None when one can."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"cannot write into {existing} ({error.strerror or error})"
+    return None

@@ -89,8 +89,15 @@ def array_namespace(*arrays):
     Raises
     ------
     TypeError
-        When the arrays come from different backends (say numpy and cupy).
+        When an input is not an array (say a list), or the arrays come from
+        different backends (say numpy and cupy).
     """
+    for a in arrays:
+        if not (a is None or isinstance(a, bool | int | float | complex) or array_api_compat.is_array_api_obj(a)):
+            raise TypeError(
+                f"expected an array (numpy.ndarray or another backend's), got {type(a).__module__}."
+                f"{type(a).__qualname__}; convert it first, say with numpy.asarray"
+            )
     try:
         return array_api_compat.array_namespace(*arrays)
     except TypeError as error:

@@ -1,24 +1,38 @@
-"""The ``dlnref`` command.
+"""The dlnref command: deep linear networks and their compression (Kwon et al., AISTATS 2024).
 
-Exit codes: 0 success, 1 a run failed (say training diverged), 2 bad usage
-(unknown option or problem, an invalid value, a missing backend).
+Every subcommand follows one exit-code contract (:data:`EXIT_CODES`). Commands
+added by other modules inherit it: :func:`main` turns a ``ValueError``,
+``TypeError``, ``OSError`` or :class:`UsageError` into a one-line message and
+exit code 2, and a :class:`dlnref.DivergenceError` into exit code 1.
 """
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
 
+import numpy as np
+
+from ._io import check_writable_file, check_writable_folder
+from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command
-from .compare import NETWORKS, THRESHOLDS, CompareConfig, run_compare
+from .compare import DENSE_MAX_D, NETWORKS, THRESHOLDS, CompareConfig, run_compare
+from .data import MOVIELENS_SPLITS
 from .executor import add_executor_options, executor_from_args
 from .oracle.conform import add_conform_command
 from .problems import PROBLEMS
 from .sweep import add_sweep_command
 from .train import DivergenceError
+
+EXIT_CODES = ("exit codes: 0 done; 1 training diverged or an exact claim failed; 2 bad usage or bad input "
+              "(a one-line message says which argument and what it expects). A traceback means a bug in dlnref.")
+
+#: Longest error message printed; the rest is cut (a message may quote user input).
+MAX_MESSAGE = 1000
 
 #: Rows of the compare tables, in order: the networks, then the ALS baseline.
 ROWS = (*NETWORKS, "als")
@@ -29,22 +43,43 @@ class UsageError(Exception):
 
 
 def main(argv=None):
-    """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code."""
+    """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code.
+
+    0 done, 1 diverged or an exact claim failed, 2 bad usage or bad input (one
+    line on stderr, no traceback). Any other exception is a bug and keeps its
+    traceback.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse has printed its usage message (or the help)
+        return 0 if exit.code is None else exit.code
     try:
         return args.run(args)
-    except (ValueError, TypeError, BackendUnavailableError, UsageError) as error:
-        print(f"dlnref {args.command}: error: {error}", file=sys.stderr)
-        return 2
     except DivergenceError as error:
-        print(f"dlnref {args.command}: {error}", file=sys.stderr)
+        _print_error(args.command, error, prefix="")
         return 1
+    except (ValueError, TypeError, OSError, MemoryError, BackendUnavailableError, UsageError) as error:
+        _print_error(args.command, error)
+        return 2
+
+
+def _print_error(command, error, prefix="error: "):
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.strerror or error}: {error.filename}"
+    elif isinstance(error, MemoryError):
+        text = f"ran out of memory ({error or 'no details'}); try smaller sizes"
+    else:
+        text = str(error)
+    text = " ".join(text.split("\n"))
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE} more characters cut)"
+    print(f"dlnref {command}: {prefix}{text}", file=sys.stderr)
 
 
 def build_parser():
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="dlnref", description=__doc__.splitlines()[0])
+    """The argument parser of every subcommand (each shows the exit codes under its --help)."""
+    parser = argparse.ArgumentParser(prog="dlnref", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_compare(commands)
     _add_check(commands)
@@ -53,7 +88,49 @@ def build_parser():
     add_conform_command(commands)
     add_classify_command(commands)
     add_sweep_command(commands)
+    for sub in _subparsers(parser):
+        sub.epilog = sub.epilog or EXIT_CODES
     return parser
+
+
+def _subparsers(parser):
+    """Every parser below ``parser``, depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _subparsers(sub)
+
+
+def integer(minimum):
+    """An argparse ``type``: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def real(minimum=0.0, *, inclusive=False, maximum=None):
+    """An argparse ``type``: a finite number above ``minimum`` (or equal, with ``inclusive``), at most ``maximum``."""
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}" + ("" if maximum is None else f" and <= {maximum:g}")
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}") from None
+        below = value < minimum if inclusive else value <= minimum
+        if not math.isfinite(value) or below or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
+        return value
+    parse.__name__ = f"number {bound}"
+    return parse
 
 
 def _add_compare(commands):
@@ -62,18 +139,23 @@ def _add_compare(commands):
         "compare", help="train the wide and the compressed DLN on one problem and compare",
         description="Train the wide DLN and the compressed DLN on the same recovery problem, and report "
                     "the steps and seconds each needs to reach relative recovery errors "
-                    + ", ".join(f"{t:g}" for t in THRESHOLDS) + ". Defaults: the paper's completion run.",
+                    + ", ".join(f"{t:g}" for t in THRESHOLDS) + ". Defaults: the paper's completion run. "
+                    "The results are printed first; a figure is drawn only with --plot PATH.",
     )
-    p.add_argument("--problem", choices=tuple(PROBLEMS), default=defaults.problem)
-    p.add_argument("--d", type=int, default=defaults.d, help="the target is d x d (default %(default)s)")
-    p.add_argument("--rank", type=int, default=defaults.rank, help="rank r of the target (default %(default)s)")
-    p.add_argument("--fraction", type=float, default=defaults.fraction,
-                   help="observed fraction, completion only (default %(default)s)")
-    p.add_argument("--measurements", type=int, default=defaults.measurements,
-                   help="number of sensing operators, sensing only (default %(default)s)")
-    p.add_argument("--depth", type=int, default=defaults.depth, help="number of layers L (default %(default)s)")
-    p.add_argument("--width", type=int, default=None, help="inner width of the compressed DLN (default 2 * rank)")
-    p.add_argument("--scale", type=float, default=defaults.scale, help="init scale eps (default %(default)s)")
+    p.add_argument("--problem", choices=tuple(PROBLEMS), default=None,
+                   help=f"the synthetic problem (default {defaults.problem})")
+    p.add_argument("--d", type=integer(1), default=None, help=f"the target is d x d (default {defaults.d})")
+    p.add_argument("--rank", type=integer(1), default=defaults.rank,
+                   help="rank r of the target (default %(default)s)")
+    p.add_argument("--fraction", type=real(0, maximum=1), default=None,
+                   help=f"observed fraction, completion only (default {defaults.fraction})")
+    p.add_argument("--measurements", type=integer(1), default=None,
+                   help=f"number of sensing operators, sensing only (default {defaults.measurements})")
+    p.add_argument("--depth", type=integer(2), default=defaults.depth,
+                   help="number of layers L (default %(default)s)")
+    p.add_argument("--width", type=integer(1), default=None,
+                   help="inner width of the compressed DLN, from rank to d (default 2 * rank)")
+    p.add_argument("--scale", type=real(), default=defaults.scale, help="init scale eps (default %(default)s)")
     p.add_argument("--lr", type=_lr, default=None,
                    help="step size eta, or 'auto' (the default): from the problem's curvature and the surrogate's "
                         "top singular value (dlnref.train.auto_lr). The paper's: 10 completion, 1 factorization, "
@@ -83,33 +165,48 @@ def _add_compare(commands):
     p.add_argument("--networks", type=_networks, default=None,
                    help="comma-separated networks to train, from " + ",".join(NETWORKS)
                         + " (default: both; with --data, compressed)")
-    p.add_argument("--outer-lr-scale", type=float, default=None,
+    p.add_argument("--outer-lr-scale", type=real(), default=None,
                    help="alpha for the compressed DLN's outer layers (default: the paper's, 5 completion, else 1)")
-    p.add_argument("--steps", type=int, default=defaults.steps, help="most steps per network (default %(default)s)")
-    p.add_argument("--tol", type=float, default=defaults.tol,
+    p.add_argument("--steps", type=integer(0), default=defaults.steps,
+                   help="most steps per network (default %(default)s)")
+    p.add_argument("--tol", type=real(0, inclusive=True), default=defaults.tol,
                    help="stop a network once its recovery error reaches this (default %(default)g)")
-    p.add_argument("--record-every", type=int, default=defaults.record_every,
+    p.add_argument("--record-every", type=integer(1), default=defaults.record_every,
                    help="record the errors every this many steps (default %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the problem and the wide init")
+    p.add_argument("--seed", type=integer(0), default=defaults.seed,
+                   help="seed of the problem and the wide init, two child streams of SeedSequence(seed) "
+                        "(default %(default)s)")
     p.add_argument("--data", metavar="PATH", default=None,
                    help="complete the MovieLens 100K ratings of this u.data file instead of a synthetic problem")
-    p.add_argument("--split", default="random",
-                   help="with --data: 'random' (seeded, 20%% held out) or a shipped split u1..u5, ua, ub")
+    p.add_argument("--split", choices=("random", *MOVIELENS_SPLITS), default=None,
+                   help="with --data: 'random' (seeded, 20%% held out; the default) or a split shipped with the data")
     p.add_argument("--compression", choices=("spectral", "exact"), default="spectral",
                    help="the compressed network: the paper's C-DLN (default) or the wide DLN's exact law-of-parsimony form")
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    p.add_argument("--plot", default="dlnref_compare.png", metavar="PATH",
-                   help="where to write the error figure (default %(default)s)")
-    p.add_argument("--no-plot", action="store_true", help="write no figure")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="also draw the error curves into this figure (.png when PATH has no extension); "
+                        "the results are printed before it is drawn")
+    p.add_argument("--no-plot", action="store_true", help="draw no figure (the default; kept for scripts)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_run_compare)
 
 
+#: Options of ``compare`` that only some problems use: option -> (config field, problems that use it).
+_PROBLEM_ONLY = {"--d": ("d", ("factorization", "completion", "sensing")),
+                 "--fraction": ("fraction", ("completion",)),
+                 "--measurements": ("measurements", ("sensing",))}
+
+
 def _lr(text):
-    """``--lr``: a number or "auto"."""
-    return text if text == "auto" else float(text)
+    """``--lr``: "auto" or a finite number > 0."""
+    if text == "auto":
+        return text
+    try:
+        return real()(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a finite number > 0, got {text!r}") from None
 
 
 def _networks(text):
@@ -121,20 +218,120 @@ def _networks(text):
 
 
 def _run_compare(args):
-    fields = {f.name for f in dataclasses.fields(CompareConfig)}
-    config = CompareConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    config = compare_config(args)
+    plot = _plot_path(args)
+    if config.data is None:
+        _check_compare_fits(config)
     announce = None if args.quiet else (lambda line: print(f"[compare] {line}", file=sys.stderr, flush=True))
-    result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce)
-    if not args.no_plot:
+    try:
+        result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce)
+    except DivergenceError as error:
+        raise _cli_divergence(error) from None
+    if plot is not None:
+        result["plot"] = plot
+    if args.json:
+        print(json.dumps(_without_history(result), indent=2), flush=True)
+    else:
+        print(format_compare(result), flush=True)
+    if plot is not None:
         from .plots import plot_compare
 
-        plot_compare(result, args.plot)
-        result["plot"] = args.plot
-    if args.json:
-        print(json.dumps(_without_history(result), indent=2))
-    else:
-        print(format_compare(result))
+        plot_compare(result, plot)
+        if not args.json:
+            print(f"figure: {plot}")
     return 0
+
+
+def compare_config(args):
+    """The :class:`CompareConfig` of parsed ``compare`` arguments.
+
+    An option that another synthetic problem would use (``--fraction`` with
+    ``--problem sensing``) gets a note on stderr.
+
+    Raises
+    ------
+    UsageError
+        For options that cannot go together (``--split`` without ``--data``;
+        ``--data`` with ``--problem``, ``--d``, ``--fraction`` or
+        ``--measurements``), a missing ``--data`` file, or sizes that do not
+        fit together (rank, width, d).
+    """
+    problem = args.problem or CompareConfig.problem
+    if args.data is not None:
+        _check_ratings_options(args)
+        problem = "completion"
+    elif args.split is not None:
+        raise UsageError(f"--split {args.split} needs --data PATH (the ratings file whose split it names)")
+    for option, (field, problems) in _PROBLEM_ONLY.items():
+        if getattr(args, field) is not None and problem not in problems:
+            print(f"dlnref compare: note: {option} is unused: it applies to --problem {' or '.join(problems)}, "
+                  f"not {problem}", file=sys.stderr)
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    config = CompareConfig(**{**given, "problem": problem}).resolved()
+    if config.data is None:
+        _check_synthetic_sizes(config)
+    if config.width < config.rank:
+        raise UsageError(f"--width {config.width} is below --rank {config.rank}: the compressed DLN's product has "
+                         f"rank at most its width, so it cannot fit a rank-{config.rank} target; "
+                         f"use --width {config.rank} or more (the default is 2 * rank)")
+    return config
+
+
+def _check_ratings_options(args):
+    unused = [option for option, (field, _) in _PROBLEM_ONLY.items() if getattr(args, field) is not None]
+    if args.problem not in (None, "completion"):
+        unused.insert(0, f"--problem {args.problem}")
+    if unused:
+        raise UsageError(f"--data completes the ratings matrix of its file, so {', '.join(unused)} cannot be "
+                         "used with it (the matrix's shape comes from the file)")
+    if not os.path.exists(args.data):
+        raise UsageError(f"--data {args.data}: no such file; give the path of MovieLens 100K's u.data")
+    if os.path.isdir(args.data):
+        raise UsageError(f"--data {args.data} is a folder; give the ratings file inside it, "
+                         f"such as {os.path.join(args.data, 'u.data')}")
+
+
+def _check_synthetic_sizes(config):
+    d, rank = config.d, config.rank
+    if 2 * rank > d:
+        raise UsageError(f"--rank {rank} is too large for --d {d}: the synthetic target keeps every other "
+                         f"singular value of a random matrix, which needs 2 * rank <= d (rank <= {d // 2} here)")
+    if config.width > d:
+        raise UsageError(f"--width {config.width} exceeds --d {d}: the compressed DLN's inner width is at most d")
+    if config.problem == "completion" and math.floor(config.fraction * d * d) == 0:
+        raise UsageError(f"--fraction {config.fraction:g} observes no entry of a {d} x {d} target; "
+                         f"use at least {1 / (d * d):.2g}")
+
+
+def _check_compare_fits(config):
+    sensing = config.problem == "sensing"
+    dense = not (config.problem == "completion" and config.d > DENSE_MAX_D)
+    advice = "choose a smaller --d" + (" or --measurements" if sensing else "")
+    if "wide" in config.networks:
+        advice += ", or train the compressed DLN alone (--networks compressed)"
+    check_fits(f"--problem {config.problem} with --d {config.d}"
+               + (f" and --measurements {config.measurements}" if sensing else ""),
+               compare_bytes(config, dense), advice)
+
+
+def _plot_path(args):
+    if args.plot is None:
+        return None
+    if args.no_plot:
+        raise UsageError(f"--plot {args.plot} and --no-plot contradict each other; give one of them")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return check_writable_file("--plot", args.plot, set(FigureCanvasBase.get_supported_filetypes()), "png")
+
+
+def _cli_divergence(error):
+    """The same divergence, with advice in the command line's option names."""
+    alpha = " or --outer-lr-scale" if error.network == "compressed DLN" else ""
+    advice = f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale."
+    if error.auto:
+        advice = f"--lr auto chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
+    return DivergenceError(error.step, error.loss, error.lr, network=error.network, advice=advice)
 
 
 def _add_check(commands):
@@ -145,7 +342,7 @@ def _add_check(commands):
     p.add_argument("--full", action="store_true", help="the paper's sizes (slow) instead of the quick ones")
     p.add_argument("--claim", action="append", choices=_claim_names(),
                    help="run only this claim (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0), default=0)
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_executor_options(p)
@@ -171,7 +368,7 @@ def _run_check(args):
     with executor_from_args(args, label=f"check {size}") as executor:
         verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress, executor)
     if args.json:
-        print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=_plain))
     else:
         print(format_verdicts(verdicts))
         print(f"\n{size} checks took {time.perf_counter() - start:.0f} s")
@@ -201,14 +398,20 @@ def _compact(value):
     return str(value)
 
 
+#: Default output folders of ``dlnref figures``: quick figures never replace the committed full-size ones.
+FIGURES_OUT = {"full": "figures", "quick": "figures-quick"}
+
+
 def _add_figures(commands):
     p = commands.add_parser(
         "figures", help="draw the paper's figures into a folder, with an index of their numbers",
-        description="Draw every figure (or --only NAME) as a PNG, and rewrite numbers.json and README.md there.",
+        description="Draw every figure (or --only NAME) as a PNG, and rewrite numbers.json and README.md there. "
+                    "Quick figures never go into a folder that holds full-size ones.",
     )
-    p.add_argument("--quick", action="store_true", help="reduced sizes (minutes) instead of the paper's")
+    p.add_argument("--quick", action="store_true", help="reduced sizes (seconds to a minute) instead of the paper's")
     p.add_argument("--only", action="append", metavar="NAME", help="draw only this figure (repeatable)")
-    p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default %(default)s)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help=f"output folder (default {FIGURES_OUT['full']}, or {FIGURES_OUT['quick']} with --quick)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_executor_options(p)
     p.set_defaults(run=_run_figures)
@@ -223,11 +426,13 @@ def _run_figures(args):
         if not args.quiet:
             print(f"[figures] {name} at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
+    size = "quick" if args.quick else "full"
+    out = check_writable_folder("--out", args.out or FIGURES_OUT[size])
     with executor_from_args(args, label="figures") as executor:
-        made = make_figures("quick" if args.quick else "full", args.only, args.out, progress, executor)
+        made = make_figures(size, args.only, out, progress, executor)
     for name in made:
-        print(os.path.join(args.out, f"{name}.png"))
-    print(f"index: {os.path.join(args.out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")
+        print(os.path.join(out, f"{name}.png"))
+    print(f"index: {os.path.join(out, 'README.md')}  ({time.perf_counter() - start:.0f} s)")
     return 0
 
 
@@ -245,7 +450,7 @@ def _run_golden(args):
     from .oracle import golden
 
     if args.action == "export":
-        manifest = golden.export(args.dir)
+        manifest = golden.export(check_writable_folder("DIR", args.dir))
         for name, entry in manifest["cases"].items():
             print(f"{os.path.join(args.dir, entry['file'])}  sha256 {entry['sha256']}")
         print(os.path.join(args.dir, "manifest.json"))
@@ -257,6 +462,13 @@ def _run_golden(args):
         print(f"FAIL {line}")
     print("golden files verified" if not problems else f"{len(problems)} problem(s) found")
     return 1 if problems else 0
+
+
+def _plain(value):
+    """JSON form of NumPy scalars (say ``numpy.bool_`` -> ``true``); anything else is a bug."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _without_history(result):
@@ -293,8 +505,6 @@ def format_compare(result):
         run = result[name]
         extra = "".join(f", {k[6:]} {v:.3e}" for k, v in run.items() if k.startswith("final_") and k != "final_error")
         lines.append(f"{name}: {run['steps_run']} steps run, final recovery error {run['final_error']:.3e}{extra}")
-    if "plot" in result:
-        lines.append(f"figure: {result['plot']}")
     return "\n".join(lines)
 
 

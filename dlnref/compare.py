@@ -17,7 +17,7 @@ from .data import load_movielens, split_entries
 from .network import init_weights
 from .problems import RecoveryProblem, make_problem
 from .sparse import SparseCompletion, synthetic_completion
-from .train import auto_lr, gradient_descent
+from .train import DivergenceError, auto_lr, gradient_descent
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -276,9 +276,12 @@ def run_compare(config, progress=None, observe=None, announce=None):
         if announce is not None:
             _announce_time(problem, weights, lr, alpha, config, name, say)
         callback = progress(name) if progress is not None else None
-        run = _trainer(name, config)(problem, weights, lr, config.steps, outer_lr_scale=alpha,
-                                     record_every=config.record_every, tol=config.tol, progress=callback,
-                                     observe=observe, patience=patience)
+        try:
+            run = _trainer(name, config)(problem, weights, lr, config.steps, outer_lr_scale=alpha,
+                                         record_every=config.record_every, tol=config.tol, progress=callback,
+                                         observe=observe, patience=patience)
+        except DivergenceError as error:
+            raise DivergenceError(error.step, error.loss, error.lr, error.auto, network=f"{name} DLN") from None
         params = weights.parameter_count() if hasattr(weights, "parameter_count") else parameter_count(weights)
         result[name] = _summary(run, params)
     baseline = _run_als(problem, config)

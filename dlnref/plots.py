@@ -15,6 +15,8 @@
   return the Figure. They use no pyplot state, so any backend works.
 """
 
+import os
+
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
@@ -29,9 +31,14 @@ IMAGE_DPI = 75
 
 
 def save(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` atomically (whole or not at all); a pyplot figure is closed too."""
+    """Write ``fig`` to ``path`` atomically (whole or not at all); a pyplot figure is closed too.
+
+    The format follows ``path``'s extension, PNG where it has none (the file
+    keeps the name it was given).
+    """
+    extension = os.path.splitext(os.fspath(path))[1][1:].lower()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=extension or "png")
     if fig.canvas.manager is not None:  # made by pyplot, which holds it until it is closed
         import matplotlib.pyplot as plt
 
@@ -196,16 +203,31 @@ def alpha_steps(alphas, compressed_steps, wide_steps=None, ax=None, threshold="1
     return ax
 
 
-def depth_errors(depths, wide_errors, compressed_errors, ax=None):
-    """Recovery error reached after a fixed budget of steps, against depth, wide vs compressed; returns the Axes."""
+def depth_loss_curves(curves, column="loss", ax=None):
+    """One loss column against step for each network and depth (the official depth notebook's panels).
+
+    Parameters
+    ----------
+    curves : list of dict
+        Each with ``label``, ``network`` ("wide" or "compressed"), ``depth``,
+        ``steps`` and the ``column`` (sequences of one length), and
+        ``notebook_init`` (True for the official notebook's unscaled depth-2 init).
+        Depth 2 is dashed, the notebook's init dotted.
+    column : {"loss", "test_loss"}
+    ax : matplotlib Axes or None
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
-    ax.semilogy(depths, wide_errors, "o-", color=COLORS["wide"], label="wide DLN")
-    ax.semilogy(depths, compressed_errors, "s-", color=COLORS["compressed"], label="compressed DLN")
-    ax.set_xticks(depths)
-    ax.set_xlabel("depth L")
-    ax.set_ylabel("relative recovery error at the end")
+    for c in curves:
+        style = "dotted" if c["notebook_init"] else ("dashed" if c["depth"] == 2 else "solid")
+        ax.semilogy(c["steps"], c[column], color=COLORS[c["network"]], ls=style, label=c["label"])
+    ax.set_ylabel(r"training loss $\|P_\Omega(X - M)\|_F^2 / (2|\Omega|)$" if column == "loss" else
+                  r"unobserved loss $\|P_{\Omega^c}(X - M)\|_F^2 / (2|\Omega^c|)$")
+    steps_axis(ax)
     ax.grid(True, alpha=0.3)
-    ax.legend()
     return ax
 
 
@@ -301,10 +323,13 @@ def plot_alpha_ablation(alphas, compressed_steps, wide_steps, path, title):
     return fig
 
 
-def plot_depth(depths, wide_errors, compressed_errors, path, title):
-    """:func:`depth_errors` as one PNG."""
-    fig = Figure(figsize=(6, 4))
-    depth_errors(depths, wide_errors, compressed_errors, ax=fig.subplots()).set_title(title, fontsize=10)
+def plot_depth(curves, path, title):
+    """:func:`depth_loss_curves` of the training loss (left) and of the unobserved entries (right), as one PNG."""
+    fig = Figure(figsize=(11, 4))
+    train, test = fig.subplots(1, 2, sharex=True)
+    depth_loss_curves(curves, "loss", ax=train).legend(fontsize=8)
+    depth_loss_curves(curves, "test_loss", ax=test)
+    fig.suptitle(title, fontsize=10)
     save(fig, path)
     return fig
 

@@ -28,7 +28,7 @@ import functools
 import numpy as np
 
 from . import data
-from ._checks import check_int, check_matrix, check_shape
+from ._checks import check_array, check_int, check_matrix, check_shape
 from .backend import array_namespace, is_numpy, svd, to_backend, top_svd
 
 
@@ -84,6 +84,7 @@ class RecoveryProblem:
 
     def __init__(self, target, backend=None):
         self.backend = backend
+        check_array("target", target)
         target = self._on_backend(target)
         self.xp = array_namespace(target)
         check_matrix("target", target, self.xp)
@@ -298,9 +299,14 @@ class MatrixCompletion(RecoveryProblem):
             self.tested = _count_true(xp, self.test_mask)
             if self.tested == 0:
                 raise ValueError("test_mask must hold at least one entry, got an all-False mask")
+            overlap = _count_true(xp, self.test_mask & mask)
+            if overlap:
+                raise ValueError(f"test_mask must not overlap mask: {overlap} entries are in both; "
+                                 "held-out entries must be unseen in training (pass test_mask & ~mask)")
             self._test_weight = xp.astype(self.test_mask, target.dtype)
 
     def _check_mask(self, name, mask):
+        check_array(name, mask)
         mask = self._on_backend(mask)
         if getattr(mask, "dtype", None) != self.xp.bool:
             raise TypeError(f"{name} must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
@@ -380,10 +386,13 @@ class MatrixSensing(RecoveryProblem):
 
     def __init__(self, target, operators, backend=None):
         super().__init__(target, backend)
+        check_array("operators", operators)
         target, operators, xp = self.target, self._on_backend(operators), self.xp
         if getattr(operators, "ndim", None) != 3:
             raise ValueError(f"operators must have shape (m, {self.shape[0]}, {self.shape[1]}), got {getattr(operators, 'shape', None)}")
         check_shape("operators", operators, (operators.shape[0], *self.shape))
+        if operators.shape[0] == 0:
+            raise ValueError(f"operators must hold at least one sensing matrix, got the empty shape {tuple(operators.shape)}")
         check_matrix("operators (flattened)", xp.reshape(operators, (operators.shape[0], -1)), xp)
         array_namespace(operators, target)
         self.operators = operators
@@ -446,6 +455,8 @@ def make_problem(name, shape, rank, *, fraction=0.3, measurements=None, seed=0, 
     """
     if name not in PROBLEMS:
         raise ValueError(f"problem must be one of {tuple(PROBLEMS)}, got {name!r}")
+    if isinstance(shape, str) or not hasattr(shape, "__len__") or len(shape) != 2:
+        raise TypeError(f"shape must be a pair (m, n), got {shape!r}; for a square d x d target pass (d, d)")
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
     target_seed, side_seed = (np.random.default_rng(s) for s in seq.spawn(2))
     target = data.low_rank_matrix(*shape, rank, seed=target_seed, backend=backend)

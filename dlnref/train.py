@@ -33,14 +33,20 @@ class DivergenceError(FloatingPointError):
     step : int
         The step at which the non-finite loss was seen.
     loss : float
+    lr : float
+    auto : bool
+        True when ``lr="auto"`` chose ``lr``.
+    network : str or None
+        Which network diverged (say "compressed DLN"), where the caller trains several.
     """
 
-    def __init__(self, step, loss, lr, auto=False):
-        self.step, self.loss = step, loss
-        advice = (f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale.")
+    def __init__(self, step, loss, lr, auto=False, network=None, advice=None):
+        self.step, self.loss, self.lr, self.auto, self.network = step, loss, lr, auto, network
+        advice = advice or f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
         if auto:
             advice = f"lr='auto' chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
-        super().__init__(f"training diverged: the loss is {loss} at step {step} (lr={lr:g}). {advice}")
+        super().__init__(f"{'the ' + network if network else 'training'} diverged: the loss is {loss} "
+                         f"at step {step} (lr={lr:g}). {advice}")
 
 
 @dataclasses.dataclass
@@ -269,6 +275,8 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
 
     Raises
     ------
+    ValueError
+        For weights that hold NaN or inf before training (bad input, not a divergence).
     DivergenceError
         As soon as the loss is inf or NaN.
 
@@ -288,9 +296,13 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
             f"weights give an end-to-end matrix of shape {(dims[-1], dims[0])}, "
             f"but the problem's target has shape {problem.shape}"
         )
-    if array_namespace(*weights) is not problem.xp:
+    xp = array_namespace(*weights)
+    if xp is not problem.xp:
         raise TypeError("arrays from different backends cannot be mixed: the weights and the problem live on "
                         "different backends; move them to one with dlnref.to_backend or dlnref.to_numpy")
+    for l, W in enumerate(weights, start=1):
+        if not bool(xp.all(xp.isfinite(W))):
+            raise ValueError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
     auto = isinstance(lr, str) and lr == "auto"
     lr = auto_lr(problem, len(weights), outer_lr_scale) if auto else check_positive("lr", lr)

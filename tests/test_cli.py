@@ -52,4 +52,4 @@ def test_bad_value_exits_2_naming_the_argument():
 
 def test_divergence_exits_1_with_advice():
     proc = _run(*SMALL, "--lr", "1e5", "--no-plot")
-    assert proc.returncode == 1 and "smaller lr" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "smaller --lr" in proc.stderr and "Traceback" not in proc.stderr

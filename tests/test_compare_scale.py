@@ -32,7 +32,7 @@ def test_auto_lr_is_printed(capsys):
 
 def test_width_below_rank_is_refused(capsys):
     assert main(["compare", "--d", "20", "--rank", "3", "--width", "2", "--quiet", "--no-plot"]) == 2
-    assert "width 2 is below the target's rank 3" in capsys.readouterr().err
+    assert "--width 2 is below --rank 3" in capsys.readouterr().err
 
 
 def test_fraction_one_says_there_is_nothing_held_out(capsys):
@@ -42,9 +42,8 @@ def test_fraction_one_says_there_is_nothing_held_out(capsys):
 
 
 def test_bad_networks_are_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["compare", "--networks", "wide,deep"])
-    assert info.value.code == 2 and "comma-separated selection of wide,compressed" in capsys.readouterr().err
+    assert main(["compare", "--networks", "wide,deep"]) == 2
+    assert "comma-separated selection of wide,compressed" in capsys.readouterr().err
 
 
 def test_large_completion_runs_from_observed_entries():

@@ -40,3 +40,16 @@ def test_sample_matrices_and_image_rules():
     s = np.linalg.svd(problem.surrogate(), compute_uv=False)
     assert image_width(problem.surrogate()) == 2 * int(np.sum(s > 2 * np.median(s)))
     assert image_lr(problem, 3) == pytest.approx(problem.observed / (3 * s[0] ** (4 / 3)), rel=1e-12)
+
+
+def test_depth_figure_unobserved_loss_is_the_notebooks_test_loss():
+    """c e^2 (e the unobserved error) equals the notebook's ||P_c(X - M)||^2 / (2 |c|), computed directly."""
+    import dlnref
+    from dlnref.figures import _unobserved_loss_factor
+
+    problem = dlnref.make_problem("completion", (7, 5), rank=2, fraction=0.4, seed=3)
+    X = np.random.default_rng(1).standard_normal((7, 5))
+    unobserved = ~problem.mask
+    direct = np.sum((X - problem.target)[unobserved] ** 2) / (2 * np.sum(unobserved))
+    e = float(problem.unobserved_error(X))
+    assert _unobserved_loss_factor(problem) * e**2 == pytest.approx(direct, rel=1e-12)

@@ -72,10 +72,14 @@ def test_plot_helpers_default_to_the_current_axes():
 
 def test_figure_writer_returns_its_figure_and_writes_a_png(tmp_path):
     path = tmp_path / "depth.png"
-    fig = plots.plot_depth([2, 3], [1e-2, 1e-3], [1e-3, 1e-4], path, "depth")
+    curves = [{"label": f"{net}, L=2", "network": net, "depth": 2, "steps": [0, 50], "loss": loss,
+               "test_loss": [2 * v for v in loss], "notebook_init": False}
+              for net, loss in (("wide", [1e-2, 1e-3]), ("compressed", [1e-3, 1e-4]))]
+    fig = plots.plot_depth(curves, path, "depth")
     assert path.read_bytes()[:4] == b"\x89PNG"
-    ax = fig.axes[0]
-    assert [list(line.get_ydata()) for line in ax.lines] == [[1e-2, 1e-3], [1e-3, 1e-4]]
+    train, test = fig.axes
+    assert [list(line.get_ydata()) for line in train.lines] == [[1e-2, 1e-3], [1e-3, 1e-4]]
+    assert [list(line.get_ydata()) for line in test.lines] == [[2e-2, 2e-3], [2e-3, 2e-4]]
 
 
 @pytest.mark.parametrize("column", ["loss", "recovery_error"])

@@ -16,11 +16,22 @@ def test_check_your_implementation_example_runs(capsys):
     assert "my implementation agrees with dlnref" in capsys.readouterr().out
 
 
-def test_library_example_runs():
+def test_library_example_runs_as_compare_does():
+    """The example prints the step count it claims, on the problem and wide init `dlnref compare` builds."""
+    import numpy as np
+
+    from dlnref.compare import CompareConfig, build
+
     block = next(b for b in _python_blocks() if "make_problem" in b)
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)
-    assert namespace["run"].history.first_below(1e-3) is not None
+    claimed = int(re.search(r"first_below\(1e-3\)\s+# (\d+):", block).group(1))
+    assert namespace["run"].history.first_below(1e-3) == claimed
+    problem, starts = build(CompareConfig())
+    np.testing.assert_array_equal(namespace["problem"].target, problem.target)
+    np.testing.assert_array_equal(namespace["problem"].mask, problem.mask)
+    for ours, theirs in zip(namespace["wide"], starts["wide"][0]):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_pytorch_example_runs(capsys):

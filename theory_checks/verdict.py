@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 
 @dataclasses.dataclass
 class Finding:
@@ -26,6 +28,11 @@ class Finding:
     tolerance: str
     holds: bool
     exact: bool
+
+    def __post_init__(self):
+        # Comparisons of NumPy numbers give numpy.bool_, which JSON cannot write as true/false.
+        self.holds, self.exact = bool(self.holds), bool(self.exact)
+        self.measured = {name: _plain(value) for name, value in self.measured.items()}
 
 
 @dataclasses.dataclass
@@ -60,3 +67,14 @@ class Verdict:
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "holds": self.holds}
+
+
+def _plain(value):
+    """Python numbers and lists in place of NumPy scalars and arrays, inside lists and dicts too."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,368 @@
+"""What a new user meets: one exit-code contract, messages that name the argument, no lost or partial files.
+
+Each input of issue 11 has its test here, with the message it gets. ``main`` runs
+in-process (fast); exit codes are 0 done, 1 diverged, 2 bad usage or bad input.
+"""
+
+import contextlib
+import io
+import json
+import os
+import stat
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import dlnref
+from dlnref import _memory
+from dlnref._io import atomic_path
+from dlnref.cli import main
+from theory_checks.verdict import Finding, Verdict
+
+TINY = ["compare", "--d", "8", "--rank", "1", "--fraction", "0.6", "--lr", "3", "--scale", "0.1",
+        "--steps", "40", "--quiet"]
+
+
+def run(argv, capsys):
+    """Exit code, stdout and stderr of ``dlnref argv``."""
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_usage_error(argv, capsys, *fragments):
+    """``argv`` exits 2 before training, with one line on stderr holding every fragment."""
+    code, out, err = run(argv, capsys)
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def files_under(folder):
+    return sorted(os.path.relpath(os.path.join(root, f), folder)
+                  for root, _, names in os.walk(folder) for f in names)
+
+
+# --- results lost or written wrongly ----------------------------------------------------------------
+
+def test_plot_without_extension_gets_png_and_leaves_no_hidden_file(tmp_path, capsys):
+    code, out, err = run(TINY + ["--plot", str(tmp_path / "myplot")], capsys)
+    assert code == 0, err
+    assert f"figure: {tmp_path / 'myplot.png'}" in out
+    assert files_under(tmp_path) == ["myplot.png"]
+    assert (tmp_path / "myplot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("where, fragment", [
+    ("x.txt", "unknown file type .txt; use one of"),
+    ("folder", "is a folder; give a file name"),
+    ("afile/x.png", "afile is a file, not a folder"),
+])
+def test_bad_plot_path_is_refused_before_training(tmp_path, capsys, where, fragment):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("")
+    assert_usage_error(TINY + ["--plot", str(tmp_path / where)], capsys, "--plot", fragment)
+    assert files_under(tmp_path) == ["afile"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_folders_are_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        assert_usage_error(TINY + ["--plot", str(locked / "f.png")], capsys, "cannot write into")
+        assert_usage_error(["figures", "--quick", "--out", str(locked / "figs")], capsys, "--out", "cannot write")
+        assert_usage_error(["golden", "export", str(locked)], capsys, "DIR", "cannot write into")
+    finally:
+        locked.chmod(stat.S_IRWXU)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (TINY + ["--plot", "{dir}/f.png"], "--plot {dir}/f.png: cannot write into {dir} (Permission denied)"),
+    (["figures", "--quick", "--out", "{dir}/figs"], "--out {dir}/figs: cannot write into {dir} (Permission denied)"),
+    (["golden", "export", "{dir}"], "DIR {dir}: cannot write into {dir} (Permission denied)"),
+])
+def test_unwritable_folders_are_refused_before_any_work(tmp_path, capsys, monkeypatch, argv, fragment):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("dlnref._io.tempfile.TemporaryFile", denied)  # a read-only folder, even for root
+    assert_usage_error([a.format(dir=tmp_path) for a in argv], capsys, fragment.format(dir=tmp_path))
+    assert files_under(tmp_path) == []
+
+
+def test_a_failed_figure_loses_no_results(tmp_path, capsys, monkeypatch):
+    def broken(result, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("dlnref.plots.plot_compare", broken)
+    code, out, err = run(TINY + ["--json", "--plot", str(tmp_path / "f.png")], capsys)
+    assert code == 2
+    assert json.loads(out)["compressed"]["params"] == 2 * 8 * 2 + 2**2
+    assert err.strip() == f"dlnref compare: error: No space left on device: {tmp_path / 'f.png'}"
+
+
+def test_compare_writes_no_figure_unasked(tmp_path, capsys):
+    with contextlib.chdir(tmp_path):
+        code, out, _ = run(TINY, capsys)
+    assert code == 0 and "figure:" not in out
+    assert files_under(tmp_path) == []
+
+
+def test_quick_figures_never_replace_full_size_ones(tmp_path, capsys):
+    (tmp_path / "numbers.json").write_text(json.dumps({"depth": {"size": "full"}}))
+    assert_usage_error(["figures", "--quick", "--only", "depth", "--out", str(tmp_path)], capsys,
+                       "holds full-size figures (depth)", "figures-quick")
+    assert files_under(tmp_path) == ["numbers.json"]
+
+
+def test_quick_figures_go_to_their_own_folder_by_default(tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr("dlnref.figures.make_figures", lambda size, only, out, progress: calls.append((size, out)) or {})
+    with contextlib.chdir(tmp_path):
+        assert main(["figures", "--quick", "--quiet"]) == 0
+        assert main(["figures", "--quiet"]) == 0
+    assert calls == [("quick", "figures-quick"), ("full", "figures")]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["figures", "--quick", "--out", "{file}"], "--out {file} is a file, not a folder"),
+    (["golden", "export", "{file}"], "DIR {file} is a file, not a folder"),
+])
+def test_figures_and_golden_onto_a_file_exit_2(tmp_path, capsys, argv, fragment):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert_usage_error([a.format(file=afile) for a in argv], capsys, fragment.format(file=afile))
+    assert afile.read_text() == "keep"
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out.json") as tmp:
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise RuntimeError
+    assert files_under(tmp_path) == []
+
+
+def test_a_figure_path_without_extension_is_written_whole_under_its_own_name(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from dlnref.plots import save
+
+    save(plt.figure(), tmp_path / "noext")
+    assert files_under(tmp_path) == ["noext"]
+    assert (tmp_path / "noext").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- tracebacks that became messages ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--data", "{missing}"], ["--data {missing}: no such file"]),
+    (["--data", "{folder}"], ["--data {folder} is a folder", "u.data"]),
+    (["--measurements", "0", "--problem", "sensing"], ["argument --measurements: expected an integer >= 1, got 0"]),
+    (["--d", "-5"], ["argument --d: expected an integer >= 1, got -5"]),
+    (["--d", "1000000"], ["--d 1000000 needs about", "TB of memory", "choose a smaller --d"]),
+    (["--problem", "sensing", "--measurements", "10000000"],
+     ["--measurements 10000000 needs about", "of memory", "smaller --d or --measurements"]),
+    (["--lr", "nan"], ["argument --lr: expected 'auto' or a finite number > 0, got 'nan'"]),
+    (["--fraction", "1.5"], ["argument --fraction: expected a finite number > 0 and <= 1, got 1.5"]),
+    (["--depth", "1"], ["argument --depth: expected an integer >= 2, got 1"]),
+])
+def test_bad_compare_input_exits_2_naming_the_option(tmp_path, capsys, argv, fragments):
+    names = {"missing": tmp_path / "u.data", "folder": tmp_path}
+    assert_usage_error(["compare", *(a.format(**names) for a in argv)], capsys,
+                       *(f.format(**names) for f in fragments))
+
+
+def test_memory_estimate_uses_the_memory_available(capsys, monkeypatch):
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 10 * 2**20)
+    message = assert_usage_error(["compare", "--d", "300"], capsys, "--d 300 needs about")
+    assert "but 10.0 MB is available" in message
+
+
+
+def test_memory_estimate_counts_the_problem_and_the_networks_it_trains():
+    from dlnref.compare import CompareConfig
+
+    dense = CompareConfig(d=300).resolved()   # completion, both networks, width 10, depth 3
+    assert _memory.compare_bytes(dense, True) == 8 * (10 * 300**2 + 3 * 3 * 300**2 + 3 * (2 * 300 * 10 + 10**2))
+    sparse = CompareConfig(d=10000, fraction=0.02, networks=("compressed",)).resolved()
+    assert _memory.compare_bytes(sparse, False) == 8 * (4 * 2_000_000 + 3 * (2 * 10000 * 10 + 10**2))
+
+
+def test_available_memory_is_read(monkeypatch):
+    available = _memory.available_bytes()
+    assert available is None or available > 0
+
+
+# --- unclear or misleading messages -------------------------------------------------------------------
+
+def test_rank_too_large_gives_a_cli_hint(capsys):
+    message = assert_usage_error(["compare", "--rank", "6", "--d", "10"], capsys, "--rank 6 is too large for --d 10",
+                                 "rank <= 5 here")
+    assert "spectrum=" not in message
+
+
+def test_width_below_rank_is_refused_before_training(capsys):
+    assert_usage_error(["compare", "--width", "1"], capsys, "--width 1 is below --rank 5", "use --width 5 or more")
+
+
+def test_divergence_names_the_network_and_the_options(capsys):
+    code, out, err = run(TINY + ["--lr", "1e6"], capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "the wide DLN diverged" in err and "Try a smaller --lr (say 500000)" in err
+
+
+def test_nan_weights_are_bad_input_not_divergence():
+    problem = dlnref.MatrixFactorization(np.eye(3))
+    weights = [np.eye(3), np.full((3, 3), np.nan)]
+    with pytest.raises(ValueError, match=r"weights\[1\] \(W_2\) contains NaN or inf"):
+        dlnref.gradient_descent(problem, weights, lr=0.1, steps=5)
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--split", "u1"], ["--split u1 needs --data PATH"]),
+    (["--data", "{file}", "--problem", "sensing"], ["--data completes the ratings matrix", "--problem sensing"]),
+    (["--data", "{file}", "--d", "50"], ["--d cannot be used with it"]),
+    (["--plot", "a.png", "--no-plot"], ["contradict each other"]),
+])
+def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, argv, fragments):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n")
+    assert_usage_error(["compare", *(a.format(file=ratings) for a in argv)], capsys, *fragments)
+
+
+def test_an_option_of_another_problem_gets_a_note(capsys):
+    code, _, err = run(TINY + ["--problem", "factorization"], capsys)
+    assert code == 0
+    assert "note: --fraction is unused: it applies to --problem completion, not factorization" in err
+
+
+def test_a_long_message_is_cut_to_one_short_line(tmp_path, capsys):
+    long_name = "x" * 3000
+    message = assert_usage_error(["compare", "--data", str(tmp_path / long_name)], capsys, "more characters cut")
+    assert len(message) < 1200
+
+
+def test_ratings_errors_are_one_short_line(tmp_path, capsys):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n" + "x" * 10_000_000 + "\n")
+    assert len(assert_usage_error(["compare", "--data", str(ratings)], capsys, str(ratings))) < 1200
+    ratings.write_text("1\t1\t5\t0\n")
+    assert_usage_error(["compare", "--data", str(ratings), "--split", "u1"], capsys, "u1.base")
+
+
+def test_top_level_help_states_the_exit_codes_without_rest_markup(capsys):
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "``" not in text
+    assert "exit codes: 0 done; 1 training diverged or an exact claim failed; 2 bad usage or bad input" in text
+
+
+def test_every_subcommand_help_states_the_exit_codes(capsys):
+    for command in (["compare"], ["check"], ["figures"], ["golden", "export"]):
+        assert main([*command, "--help"]) == 0
+        assert "exit codes: 0 done" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("build, error, fragment", [
+    (lambda: dlnref.MatrixFactorization([[1.0, 2.0]]), TypeError, "target must be an array"),
+    (lambda: dlnref.MatrixFactorization(np.zeros((0, 3))), ValueError, "the empty shape (0, 3)"),
+    (lambda: dlnref.MatrixSensing(np.ones((4, 3)), np.zeros((0, 4, 3))), ValueError,
+     "operators must hold at least one sensing matrix, got the empty shape (0, 4, 3)"),
+    (lambda: dlnref.make_problem("completion", 6, 2), TypeError, "shape must be a pair (m, n), got 6"),
+    (lambda: dlnref.MatrixCompletion(np.ones((3, 3)), np.eye(3, dtype=bool), np.ones((3, 3), dtype=bool)),
+     ValueError, "test_mask must not overlap mask: 3 entries are in both"),
+    (lambda: dlnref.MatrixFactorization(np.eye(2)).loss([[1.0, 0.0], [0.0, 1.0]]), TypeError,
+     "X must be an array (say a numpy.ndarray), got list"),
+    (lambda: dlnref.dynamics.singular_values([[1.0]]), TypeError, "expected an array"),
+])
+def test_api_messages_say_what_is_expected(build, error, fragment):
+    with pytest.raises(error) as info:
+        build()
+    assert fragment in str(info.value)
+
+
+def numpy_verdict():
+    """A verdict whose numbers are NumPy scalars and arrays, as the checks compute them."""
+    finding = Finding("factorization", {"gap": np.float64(0.5), "ok": np.bool_(True), "t": np.arange(2)},
+                      "gap < 1", np.float64(0.5) < 1, np.bool_(False))
+    return Verdict("claim", "c", "p", [finding])
+
+
+def test_verdicts_hold_python_booleans_and_numbers():
+    verdict = json.loads(json.dumps(numpy_verdict().to_dict()))
+    assert verdict["holds"] is True
+    assert verdict["findings"][0]["holds"] is True and verdict["findings"][0]["exact"] is False
+    assert verdict["findings"][0]["measured"] == {"gap": 0.5, "ok": True, "t": [0, 1]}
+
+
+def test_check_json_gives_json_booleans(capsys, monkeypatch):
+    monkeypatch.setattr("theory_checks.run", lambda size, seed, claims, progress: [numpy_verdict()])
+    code, out, _ = run(["check", "--json", "--quiet"], capsys)
+    assert code == 0
+    assert '"holds": true' in out and '"exact": false' in out and '"True"' not in out
+
+
+# --- the contract over the argument space -----------------------------------------------------------
+
+PLOTS = [None, None, None, "f.png", "f", "f.txt", "folder", "afile/f.png", "sub/f.svg"]
+#: Values per option, mostly valid (so that runs train, converge or diverge) with some invalid ones.
+VALUES = {
+    "--problem": ["factorization", "completion", "sensing"],
+    "--d": ["4", "6", "8", "10", "-2", "0"],
+    "--rank": ["1", "1", "2", "3", "0"],
+    "--depth": ["2", "3", "3", "4", "1"],
+    "--width": ["1", "2", "4", "6", "12", "0"],
+    "--fraction": ["0.3", "0.6", "1", "0", "1.5", "0.01"],
+    "--measurements": ["20", "40", "0"],
+    "--scale": ["0.01", "0.1", "1", "1e3", "0", "nan"],
+    "--lr": ["0.5", "3", "1e5", "-1", "x"],
+    "--outer-lr-scale": ["1", "2", "0"],
+    "--tol": ["0", "1e-3", "0.5", "-1", "inf"],
+    "--record-every": ["1", "3", "0"],
+    "--seed": ["0", "3", "-1"],
+    "--data": ["missing.data", "folder"],
+    "--split": ["random", "u1", "u9"],
+}
+RARE = ("--data", "--split")
+
+
+@st.composite
+def compare_arguments(draw):
+    argv = ["compare", "--quiet", "--steps", draw(st.sampled_from(["0", "5", "25", "-1"]))]
+    for option, values in VALUES.items():
+        if draw(st.integers(0, 5 if option in RARE else 2)) == 0:
+            argv += [option, draw(st.sampled_from(values))]
+    plot = draw(st.sampled_from(PLOTS))
+    if plot is not None:
+        argv += ["--plot", plot]
+    if draw(st.booleans()):
+        argv.append("--json")
+    return argv
+
+
+@given(compare_arguments())
+def test_every_compare_run_exits_0_1_or_2_and_leaves_no_partial_file(argv):
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+        os.mkdir("folder")
+        with open("afile", "w"):
+            pass
+        before = files_under(folder)
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = main(argv)  # an exception here (a traceback) fails the test
+        assert code in (0, 1, 2)
+        assert "Traceback" not in err.getvalue()
+        plot = argv[argv.index("--plot") + 1] if "--plot" in argv else None
+        written = sorted(set(files_under(folder)) - set(before))
+        expected = [plot + (".png" if "." not in os.path.basename(plot) else "")] if plot and code == 0 else []
+        assert written == expected, (argv, code)
