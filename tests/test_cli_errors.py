@@ -126,7 +126,7 @@ def test_quick_figures_never_replace_full_size_ones(tmp_path, capsys):
 
 def test_quick_figures_go_to_their_own_folder_by_default(tmp_path, capsys, monkeypatch):
     calls = []
-    monkeypatch.setattr("dlnref.figures.make_figures", lambda size, only, out, progress: calls.append((size, out)) or {})
+    monkeypatch.setattr("dlnref.figures.make_figures", lambda size, only, out, progress, executor=None: calls.append((size, out)) or {})
     with contextlib.chdir(tmp_path):
         assert main(["figures", "--quick", "--quiet"]) == 0
         assert main(["figures", "--quiet"]) == 0
@@ -306,7 +306,7 @@ def test_verdicts_hold_python_booleans_and_numbers():
 
 
 def test_check_json_gives_json_booleans(capsys, monkeypatch):
-    monkeypatch.setattr("theory_checks.run", lambda size, seed, claims, progress: [numpy_verdict()])
+    monkeypatch.setattr("theory_checks.run", lambda size, seed, claims, progress, executor=None: [numpy_verdict()])
     code, out, _ = run(["check", "--json", "--quiet"], capsys)
     assert code == 0
     assert '"holds": true' in out and '"exact": false' in out and '"True"' not in out
