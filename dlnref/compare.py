@@ -125,9 +125,12 @@ SETUPS = {
                                  outer_lr_scale=1.0, steps=20000, record_every=5),
     },
     "full": {
-        "factorization": CompareConfig(problem="factorization", d=100, rank=10, steps=300000, record_every=250),
-        "completion": CompareConfig(problem="completion", d=100, rank=5, fraction=0.3, steps=60000, record_every=25),
-        "sensing": CompareConfig(problem="sensing", d=200, rank=5, measurements=4000, steps=20000, record_every=10),
+        "factorization": CompareConfig(problem="factorization", d=100, rank=10, lr=1.0, steps=300000,
+                                       record_every=250),
+        "completion": CompareConfig(problem="completion", d=100, rank=5, fraction=0.3, lr=10.0, steps=60000,
+                                    record_every=25),
+        "sensing": CompareConfig(problem="sensing", d=200, rank=5, measurements=4000, lr=20.0 / 4000, steps=20000,
+                                 record_every=10),
     },
 }
 

@@ -59,3 +59,14 @@ def test_movielens_like_ratings_with_defaults(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"config", "compressed", "als"}
     assert out["compressed"]["test_rmse_at_best"] <= 0.95
+
+
+@pytest.mark.parametrize("problem, lr, alpha", [
+    ("factorization", 1.0, 1.0), ("completion", 10.0, 5.0), ("sensing", 20.0 / 4000, 1.0),
+])
+def test_full_setups_keep_the_papers_step_sizes(problem, lr, alpha):
+    """The full-size runs behind `check --full` and the figures are the paper's (PAPER.md's table), not lr="auto"."""
+    from dlnref.compare import setup
+
+    config = setup("full", problem).resolved()
+    assert (config.lr, config.outer_lr_scale) == (lr, alpha)
