@@ -10,6 +10,8 @@ import dataclasses
 import math
 import time
 
+import numpy as np
+
 from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
 from .network import _backprop, _prefix_products, layer_dims
@@ -311,7 +313,9 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     tol = check_positive("tol", tol, allow_zero=True)
     patience = None if patience is None else check_int("patience", patience, 1)
     sizes = step_sizes(len(weights), lr, outer_lr_scale)
-    with _blas_threads(blas_threads, problem.xp, _thinnest_side(dims)):
+    # A diverging run overflows inside the products before its loss reads inf; the loss check below
+    # reports it (DivergenceError), so NumPy's overflow warnings would only repeat it as noise.
+    with _blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), np.errstate(over="ignore", invalid="ignore"):
         result = _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe,
                           patience, lambda step, loss: DivergenceError(step, loss, lr, auto))
     result.lr = lr
