@@ -88,7 +88,7 @@ from .backend import array_namespace, svd
 from .compress import parameter_count
 from .network import _backprop, _prefix_products, end_to_end, layer_dims
 from .problems import MatrixFactorization, MatrixSensing
-from .train import DivergenceError, History, TrainResult, step_sizes
+from .train import DivergenceError, History, TrainResult, record_row, step_sizes
 
 #: Largest ``|W_l^T W_l / eps^2 - I|`` entry accepted as an orthogonal init: a Haar
 #: draw by QR is orthogonal to a few hundred ulps at the sizes dlnref runs.
@@ -399,13 +399,7 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
             raise DivergenceError(step, loss, lr)
         if step % record_every == 0 or step == steps:
             row = _record(problem, compression, gradient, step, loss, target_norm, start)
-            if observe is not None:
-                paused = time.perf_counter()
-                row.update(observe(step, compression))
-                start += time.perf_counter() - paused
-            history.append(row)
-            if progress is not None:
-                progress(step, steps, row)
+            start += record_row(history, row, steps, compression, observe, progress)
             if row["recovery_error"] <= tol:
                 return TrainResult(compression, history, step, converged=True)
         if step == steps:

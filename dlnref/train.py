@@ -336,13 +336,7 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
             raise diverged(step, loss)
         if step % record_every == 0 or step == steps:
             row = {"step": step, "loss": loss, **problem.errors(evaluation), "seconds": time.perf_counter() - start}
-            if observe is not None:
-                paused = time.perf_counter()
-                row.update(observe(step, weights))
-                start += time.perf_counter() - paused
-            history.append(row)
-            if progress is not None:
-                progress(step, steps, row)
+            start += record_row(history, row, steps, weights, observe, progress)
             if row["recovery_error"] <= tol:
                 return TrainResult(weights, history, step, converged=True)
             if patience is not None:
@@ -352,6 +346,24 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
         if step < steps:
             weights = updated
     return TrainResult(weights, history, steps, converged=False)
+
+
+def record_row(history, row, steps, state, observe=None, progress=None):
+    """Add ``observe(step, state)`` to ``row``, append it to ``history`` and pass it to ``progress``.
+
+    The training loops of :func:`gradient_descent` and :func:`dlnref.train_exact`
+    share it. Returns the seconds that ``observe`` took, which the caller leaves
+    out of its clock, so that ``seconds`` counts training only.
+    """
+    spent = 0.0
+    if observe is not None:
+        paused = time.perf_counter()
+        row.update(observe(row["step"], state))
+        spent = time.perf_counter() - paused
+    history.append(row)
+    if progress is not None:
+        progress(row["step"], steps, row)
+    return spent
 
 
 def _best_validation(row, best, index):
