@@ -1,6 +1,8 @@
 """`dlnref conform MODULE:FUNCTION`: one row per check, the diagnosis of each failure, the exit-code contract."""
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -103,3 +105,15 @@ def test_without_hypothesis_conform_is_a_usage_error(module, capsys, monkeypatch
     monkeypatch.setitem(sys.modules, "hypothesis", None)  # as if it were not installed
     assert main(["conform", f"{module}:step", "--kind", "step"]) == 2
     assert 'needs hypothesis: pip install "dlnref[test]"' in capsys.readouterr().err
+
+
+def test_conform_leaves_no_hypothesis_folder_behind(module, tmp_path):
+    """A user's folder stays as it was: hypothesis's caches go to a temporary folder (a fresh process,
+    since hypothesis fixes its default folder when it is first imported)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, str(tmp_path)])}
+    proc = subprocess.run([sys.executable, "-m", "dlnref", "conform", f"{module}:step", "--kind", "step",
+                           "--problem", "completion", "--alpha", "1", "--dtype", "float64", "--max-examples", "3"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == [f"{module}.py"]

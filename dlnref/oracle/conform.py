@@ -5,10 +5,12 @@ below the table), 2 bad usage (a function that cannot be imported, an lr
 outside the range where dlnref's reference provably stays bounded).
 """
 
+import contextlib
 import importlib
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -118,11 +120,12 @@ def run_conform(args):
         raise ValueError('dlnref conform needs hypothesis: pip install "dlnref[test]"') from None
     function = load_function(args.function)
     rows = []
-    for problem, dtype, lr, alpha in _checks(args):
-        message = _run_one(function, args, problem, dtype, lr, alpha)
-        rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
-                     "alpha": "per case" if alpha is None and args.kind != "backward" else alpha,
-                     "passed": message is None, "diagnosis": message})
+    with _scratch_hypothesis_home():
+        for problem, dtype, lr, alpha in _checks(args):
+            message = _run_one(function, args, problem, dtype, lr, alpha)
+            rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
+                         "alpha": "per case" if alpha is None and args.kind != "backward" else alpha,
+                         "passed": message is None, "diagnosis": message})
     passed = all(r["passed"] for r in rows)
     if args.json:
         print(json.dumps({"function": args.function, "layout": args.layout, "passed": passed, "checks": rows},
@@ -130,6 +133,19 @@ def run_conform(args):
     else:
         print(format_rows(rows))
     return 0 if passed else 1
+
+
+@contextlib.contextmanager
+def _scratch_hypothesis_home():
+    """Point hypothesis's storage (its constants cache) at a temporary folder, so the user's folder stays clean."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    with tempfile.TemporaryDirectory(prefix="dlnref-conform-") as scratch:
+        set_hypothesis_home_dir(scratch)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(None)
 
 
 def format_rows(rows):
