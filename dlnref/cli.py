@@ -42,6 +42,13 @@ class UsageError(Exception):
     """A problem with the command line itself (exit code 2)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), as every other usage error."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def main(argv=None):
     """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code.
 
@@ -51,8 +58,14 @@ def main(argv=None):
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:  # argparse has printed its usage message (or the help)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # name the subcommand whose options these are not
+            prog = f"dlnref {args.command}"
+            raise UsageError(f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)")
+    except UsageError as error:  # OneLineParser.error: the message names the command already
+        print(str(error)[:MAX_MESSAGE], file=sys.stderr)
+        return 2
+    except SystemExit as exit:  # --help or --version has been printed
         return 0 if exit.code is None else exit.code
     try:
         return args.run(args)
@@ -79,7 +92,7 @@ def _print_error(command, error, prefix="error: "):
 
 def build_parser():
     """The argument parser of every subcommand (each shows the exit codes under its --help)."""
-    parser = argparse.ArgumentParser(prog="dlnref", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    parser = OneLineParser(prog="dlnref", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_compare(commands)
     _add_check(commands)

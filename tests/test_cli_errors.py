@@ -366,3 +366,16 @@ def test_every_compare_run_exits_0_1_or_2_and_leaves_no_partial_file(argv):
         written = sorted(set(files_under(folder)) - set(before))
         expected = [plot + (".png" if "." not in os.path.basename(plot) else "")] if plot and code == 0 else []
         assert written == expected, (argv, code)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["compare", "--lr", "-5"], "dlnref compare: error: argument --lr: expected 'auto' or a finite number > 0, got '-5'"),
+    (["compare", "--problem", "svd"], "dlnref compare: error: argument --problem: invalid choice: 'svd'"),
+    (["check", "--claim", "nosuch"], "dlnref check: error: argument --claim: invalid choice: 'nosuch'"),
+    (["sweep", "--frobnicate", "3", "--out", "x"], "dlnref sweep: error: unrecognized arguments: --frobnicate 3 (see dlnref sweep --help)"),
+])
+def test_parser_errors_are_one_line(argv, fragment, capsys):
+    """Errors that argparse finds read like every other usage error: one line, no usage block."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
