@@ -25,7 +25,9 @@ def add_conform_command(commands):
         "conform", help="check your own DLN function against dlnref and diagnose every failure",
         description="Import MODULE:FUNCTION (from the current folder or sys.path) and run the oracle's checks on "
                     "it: one table row per check (kind, problem, dtype, lr, alpha), then the diagnosis of each "
-                    "failure. Exit 0 when all pass, 1 otherwise, 2 on bad usage.")
+                    "failure. Exit 0 when all pass, 1 otherwise, 2 on bad usage.",
+        epilog="exit codes: 0 every check passed; 1 a check failed (its diagnosis is printed); 2 bad usage "
+               "(a function that cannot be imported, an lr outside the safe range, hypothesis missing).")
     p.add_argument("function", metavar="MODULE:FUNCTION",
                    help="backward: f(weights, G) -> grads; step: f(weights, problem, lr, alpha) -> new weights; "
                         "trajectory: f(weights, problem, lr, alpha, steps) -> [X_0, ..., X_steps]")
