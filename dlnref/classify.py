@@ -201,18 +201,19 @@ def format_classify(result):
         r = result[name]
         lines.append(f"{name:>10} | {r['params']:>9,} | {r['final_test_accuracy']:>8.4f} {r['best_test_accuracy']:>6.4f} | "
                      f"{r['steps_run']:>6} {r['seconds']:>8.2f} {1000 * r['seconds_per_step']:>8.2f} | "
-                     f"{_fmt(r['steps_to'], 'd'):>13} {_fmt(r['seconds_to'], '.2f'):>10}")
+                     f"{format_optional(r['steps_to'], 'd'):>13} {format_optional(r['seconds_to'], '.2f'):>10}")
     s = result["speedup"]
-    lines += ["", f"speedup (wide / compressed): {_fmt(s['seconds_to'], '.2f', 'x')} in seconds to "
-                  f"{c['target_accuracy']:g} test accuracy, {_fmt(s['steps_to'], '.2f', 'x')} in steps, "
-                  f"{_fmt(s['seconds_per_step'], '.2f', 'x')} per step; parameters "
+    lines += ["", f"speedup (wide / compressed): {format_optional(s['seconds_to'], '.2f', 'x')} in seconds to "
+                  f"{c['target_accuracy']:g} test accuracy, {format_optional(s['steps_to'], '.2f', 'x')} in steps, "
+                  f"{format_optional(s['seconds_per_step'], '.2f', 'x')} per step; parameters "
                   f"{result['wide']['params'] / result['compressed']['params']:.1f}x fewer"]
     if "plot" in result:
         lines.append(f"figure: {result['plot']}")
     return "\n".join(lines)
 
 
-def _fmt(value, spec, unit=""):
+def format_optional(value, spec, unit=""):
+    """``value`` formatted by ``spec`` with ``unit`` after it, or "-" for a value never reached (None)."""
     return "-" if value is None else f"{value:{spec}}{unit}"
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ._io import check_writable_file, check_writable_folder
 from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
-from .classify import add_classify_command
+from .classify import add_classify_command, format_optional
 from .compare import DENSE_MAX_D, NETWORKS, THRESHOLDS, CompareConfig, run_compare
 from .data import MOVIELENS_SPLITS
 from .executor import add_executor_options, executor_from_args
@@ -508,10 +508,11 @@ def format_compare(result):
         header += f" | {'speedup steps':>13} {'speedup s':>9}"
     lines += [header, "-" * len(header)]
     for key in result[names[0]]["steps_to"]:
-        cells = [f"{_fmt(result[n]['steps_to'][key], 'd'):>10} {_fmt(result[n]['seconds_to'][key], '.2f'):>8}"
-                 for n in names]
+        cells = [f"{format_optional(result[n]['steps_to'][key], 'd'):>10} "
+                 f"{format_optional(result[n]['seconds_to'][key], '.2f'):>8}" for n in names]
         if speed:
-            cells.append(f"{_fmt(speed['steps_to'][key], '.2f', 'x'):>13} {_fmt(speed['seconds_to'][key], '.2f', 'x'):>9}")
+            cells.append(f"{format_optional(speed['steps_to'][key], '.2f', 'x'):>13} "
+                         f"{format_optional(speed['seconds_to'][key], '.2f', 'x'):>9}")
         lines.append(f"{key:>7} | " + " | ".join(cells))
     lines.append("")
     for name in names:
@@ -534,10 +535,6 @@ def _format_ratings(result):
                      f"{run['best_seconds']:>8.2f} | {run['test_rmse_at_best']:>15.4f} | {run['final_test_rmse']:>10.4f}")
     lines.append("the step is chosen on the validation ratings; the test ratings are only reported")
     return "\n".join(lines)
-
-
-def _fmt(value, spec, unit=""):
-    return "-" if value is None else f"{value:{spec}}{unit}"
 
 
 def _progress_printer(name, every_seconds=2.0):
