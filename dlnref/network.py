@@ -10,12 +10,32 @@ first layer acts first and the end-to-end matrix is
 ``dims = (d_0, d_1, ..., d_L)`` lists the widths from input to output.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._checks import as_generator, check_int, check_positive, check_shape
 from .backend import array_namespace, to_backend
 
 INIT_KINDS = ("orthogonal", "gaussian", "uniform")
+
+
+class FactorGradients(NamedTuple):
+    """``dLoss/dX`` seen through the factors of ``X = left @ right``: the gradients with respect to them.
+
+    What back-propagation needs from ``G = dLoss/dX`` (:func:`backward`),
+    returned by ``problem.evaluate(left, right, factored=True)``.
+
+    Attributes
+    ----------
+    left : array, shape (m, k)
+        ``dLoss/d(left) = G @ right^T``.
+    right : array, shape (k, n)
+        ``dLoss/d(right) = left^T @ G``.
+    """
+
+    left: object
+    right: object
 
 
 def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
@@ -217,6 +237,9 @@ def _backprop(weights, G, prefixes):
 
     .. math:: D_L = G,   dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,   P_0 = I
 
+    ``G`` may be the :class:`FactorGradients` ``(G P_{L-1}^T, W_L^T G)`` of
+    ``X = W_L P_{L-1}`` (L >= 2): the first step's two products, made by the problem.
+
     Python lists are 0-based: layer ``l`` is ``weights[l - 1]`` and ``P_l`` is
     ``prefixes[l - 1]``, so the loop index ``i = l - 1``. ``P_L`` is not used
     (it may be there: :func:`backward` passes all of ``prefix_products``).
@@ -224,7 +247,10 @@ def _backprop(weights, G, prefixes):
     grads = [None] * len(weights)
     D = G                                    # D_L = dLoss/dX
     for i in reversed(range(1, len(weights))):  # i = l - 1, layers l = L .. 2
-        grads[i] = D @ prefixes[i - 1].T     # dW_l = D_l P_{l-1}^T, P_{l-1} = W_{l-1} ... W_1
-        D = weights[i].T @ D                 # D_{l-1} = W_l^T D_l
+        if isinstance(D, FactorGradients):   # the problem gave G's products with W_L and P_{L-1} (i = L - 1)
+            grads[i], D = D
+        else:
+            grads[i] = D @ prefixes[i - 1].T  # dW_l = D_l P_{l-1}^T, P_{l-1} = W_{l-1} ... W_1
+            D = weights[i].T @ D              # D_{l-1} = W_l^T D_l
     grads[0] = D                             # dW_1 = D_1 P_0^T = D_1, since P_0 = I
     return grads

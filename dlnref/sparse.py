@@ -161,8 +161,12 @@ class SparseCompletion:
             raise ValueError("the rank of observed entries alone is unknown; pass width explicitly")
         return int(np.linalg.matrix_rank(self.target_factors[0] @ (self.target_factors[1] @ self.target_factors[1].T)))
 
-    def evaluate(self, left, right=None):
-        """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes)."""
+    def evaluate(self, left, right=None, factored=False):
+        """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes).
+
+        ``factored`` is accepted for the problems' common interface: the sparse
+        ``G`` is returned either way (its products with thin factors are cheap).
+        """
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")
         if right is None:

@@ -229,9 +229,13 @@ def gradient_step(problem, weights, sizes):
 
 
 def forward(problem, weights):
-    """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1)."""
+    """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1).
+
+    The evaluation's gradient may come as :class:`dlnref.network.FactorGradients`
+    (``factored=True``): back-propagation needs only ``G``'s products with the factors.
+    """
     prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
-    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None)
+    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None, factored=True)
 
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
