@@ -488,7 +488,8 @@ def _descend(weights, layout, sets, sizes, steps, record_every, batches, epochs_
             break
         loss, updated = step(weights, layout, *next(batches), sizes)
         if not math.isfinite(float(loss)):
-            raise DivergenceError(t, float(loss), sizes[-1])
+            raise DivergenceError(t, float(loss), sizes[-1], network="MLP", advice=(
+                f"Try a smaller lr (say {sizes[-1] / 2:g}), a smaller first_lr_scale, or a smaller init scale."))
         weights = updated
     return MLPRun(weights, history, steps)
 

@@ -175,7 +175,7 @@ def test_divergence_and_bad_arguments():
     data = _digits_like()
     layout = mlp.mlp_layout(6, 3, 8)
     start = mlp.init_mlp(layout, scale=30.0, seed=0)
-    with pytest.raises(dlnref.DivergenceError, match="smaller lr"):
+    with pytest.raises(dlnref.DivergenceError, match="the MLP diverged.*smaller first_lr_scale"):
         mlp.train_mlp(start, layout, data, lr=1e300, steps=5)
     with pytest.raises(ValueError, match="do not match layout.dims"):
         mlp.train_mlp(start, layout.with_block_width(2), data, 0.1, 1)
