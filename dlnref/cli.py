@@ -20,7 +20,7 @@ from ._io import check_writable_file, check_writable_folder
 from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command, format_optional
-from .compare import DENSE_MAX_D, NETWORKS, THRESHOLDS, CompareConfig, run_compare
+from .compare import DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, run_compare
 from .data import MOVIELENS_SPLITS
 from .executor import add_executor_options, executor_from_args
 from .oracle.conform import add_conform_command
@@ -164,8 +164,9 @@ def _add_compare(commands):
                    help=f"observed fraction, completion only (default {defaults.fraction})")
     p.add_argument("--measurements", type=integer(1), default=None,
                    help=f"number of sensing operators, sensing only (default {defaults.measurements})")
-    p.add_argument("--depth", type=integer(2), default=defaults.depth,
-                   help="number of layers L (default %(default)s)")
+    p.add_argument("--depth", type=integer(2), default=None,
+                   help=f"number of layers L (default {PAPER_DEPTH}; with --data, {RATINGS_DEPTH}, "
+                        "chosen on validation RMSE)")
     p.add_argument("--width", type=integer(1), default=None,
                    help="inner width of the compressed DLN, from rank to d (default 2 * rank)")
     p.add_argument("--scale", type=real(), default=defaults.scale, help="init scale eps (default %(default)s)")

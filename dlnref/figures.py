@@ -61,7 +61,7 @@ for _problem in PAPER_PROBLEMS:
 @figure("layer_spectrum", SNAPSHOT_RUNS)
 def layer_spectrum(size, path):
     """W_1's singular values over training (factorization, wide DLN) and the angles of its subspaces."""
-    config = setup(size, "factorization")
+    config = setup(size, "factorization").resolved()
     history = compare_with_snapshots(config)["wide"]["history"]
     layers = [w[0] for w in history["weights"]]
     values = [to_numpy(singular_values(w)) for w in layers]

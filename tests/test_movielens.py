@@ -104,8 +104,9 @@ def test_compare_on_ratings_file(tmp_path, capsys):
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     k = min(m, n)
-    assert out["wide"]["params"] == n * k + k * k + k * m
-    assert out["compressed"]["params"] == 4 * n + 4 * 4 + m * 4
+    assert out["config"]["depth"] == 2   # ratings' default depth (compare.RATINGS_DEPTH)
+    assert out["wide"]["params"] == n * k + k * m
+    assert out["compressed"]["params"] == 4 * n + m * 4
     for name in ("wide", "compressed"):
         run = out[name]
         # From a near-zero init the RMSEs start at the ratings' RMS (about 3) and must fall well below it.
@@ -135,3 +136,11 @@ def test_model_selection_never_reads_the_test_ratings(tmp_path):
     assert changed["best_step"] == honest["best_step"] and changed["steps_run"] == honest["steps_run"]
     assert changed["best_validation_rmse"] == honest["best_validation_rmse"]
     assert changed["test_rmse_at_best"] != honest["test_rmse_at_best"]
+
+
+def test_ratings_default_to_depth_two_and_synthetic_problems_to_the_papers_three():
+    from dlnref.compare import CompareConfig
+
+    assert CompareConfig(data="u.data").resolved().depth == 2
+    assert CompareConfig().resolved().depth == 3
+    assert CompareConfig(data="u.data", depth=4).resolved().depth == 4
