@@ -180,11 +180,12 @@ class RecoveryProblem:
         if shape != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}, got {shape}")
 
-    def _buffer(self, name):
-        """An ``(m, n)`` array kept across evaluations (NumPy): the step overwrites it instead of allocating."""
+    def _buffer(self, name, shape=None):
+        """An array (``(m, n)`` by default) kept across evaluations (NumPy): the step overwrites it instead of allocating."""
         buffers = self.__dict__.setdefault("_buffers", {})
-        if name not in buffers:
-            buffers[name] = np.empty(self.shape, dtype=self.target.dtype)
+        shape = self.shape if shape is None else shape
+        if name not in buffers or buffers[name].shape != shape:
+            buffers[name] = np.empty(shape, dtype=self.target.dtype)
         return buffers[name]
 
     def errors(self, evaluation):
@@ -421,7 +422,7 @@ class MatrixCompletion(RecoveryProblem):
         """
         (m, n), k = self.shape, left.shape[1]
         rows = max(1, FUSED_BLOCK_BYTES // (self.target.itemsize * n))
-        residual, masked = self._block("residual", (rows, n)), self._block("masked", (rows, n))
+        residual, masked = self._buffer("block residual", (rows, n)), self._buffer("block masked", (rows, n))
         right_t = np.ascontiguousarray(right.T)
         left_grad = np.empty((m, k), dtype=self.target.dtype)
         right_grad = np.zeros((k, n), dtype=self.target.dtype, order="F")  # gemm accumulates into it in place
@@ -444,13 +445,6 @@ class MatrixCompletion(RecoveryProblem):
         right_grad /= self.observed
         return Evaluation(np.asarray(observed / (2 * self.observed)), FactorGradients(left_grad, right_grad),
                           ResidualNorms(float(observed + unobserved), float(unobserved), float(test)))
-
-    def _block(self, name, shape):
-        """A scratch array for one row block, kept across evaluations."""
-        blocks = self.__dict__.setdefault("_blocks", {})
-        if name not in blocks or blocks[name].shape != shape:
-            blocks[name] = np.empty(shape, dtype=self.target.dtype)
-        return blocks[name]
 
     def errors(self, evaluation):
         """As :meth:`RecoveryProblem.errors`; from the :class:`ResidualNorms` of a fused evaluation too."""
