@@ -219,7 +219,8 @@ def gradient_step(problem, weights, sizes):
     Returns
     -------
     evaluation : dlnref.problems.Evaluation
-        Loss and ``G = dLoss/dX`` at the given weights.
+        Loss and ``G = dLoss/dX`` at the given weights (``G`` as its
+        :class:`dlnref.network.FactorGradients` where the problem gives them, see :func:`forward`).
     weights : list of array
         ``W_l - lr s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T``.
     """
