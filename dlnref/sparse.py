@@ -90,19 +90,23 @@ def gather_product(left, right, rows, cols, out=None, scratch=None):
     return _row_dots(np.ascontiguousarray(left), np.ascontiguousarray(right.T), rows, cols, out, scratch)
 
 
-def _row_dots(left, right_t, rows, cols, out, scratch):
-    """``out_k = left[rows_k] @ right_t[cols_k]`` (C-ordered ``left``, ``right_t``), block by block.
+def _row_dots(left, right_t, rows, cols, out, scratch, minus=None):
+    """``out_k = left[rows_k] @ right_t[cols_k] - minus_k`` (C-ordered ``left``, ``right_t``), block by block.
 
-    Each block's row dots are ``(a * b) @ 1``: a product in place and a
-    matrix-vector product, 2x faster than ``einsum("ij,ij->i")`` at w = 10.
+    ``minus`` None subtracts nothing. Each block's row dots are ``(a * b) @ 1``:
+    a product in place and a matrix-vector product, 2x faster than
+    ``einsum("ij,ij->i")`` at w = 10; ``minus`` is subtracted while the block
+    is in cache.
     """
     ones = np.ones(left.shape[1])
     block = scratch.shape[1]
     for start in range(0, len(rows), block):
-        size = min(block, len(rows) - start)
-        a = np.take(left, rows[start:start + size], axis=0, out=scratch[0, :size], mode="clip")
-        b = np.take(right_t, cols[start:start + size], axis=0, out=scratch[1, :size], mode="clip")
-        np.matmul(np.multiply(a, b, out=a), ones, out=out[start:start + size])
+        stop = min(start + block, len(rows))
+        a = left.take(rows[start:stop], axis=0, out=scratch[0, :stop - start], mode="clip")  # methods: no wrappers
+        b = right_t.take(cols[start:stop], axis=0, out=scratch[1, :stop - start], mode="clip")
+        dots = np.matmul(np.multiply(a, b, out=a), ones, out=out[start:stop])
+        if minus is not None:
+            np.subtract(dots, minus[start:stop], out=dots)
     return out
 
 
@@ -216,7 +220,7 @@ class SparseCompletion:
         residual, data = self._buffer("residual", (k,)), self._buffer("gradient", (k,))  # kept across evaluations
         if right is None:
             np.subtract(left[self.rows, self.cols], self.values, out=residual)
-            np.divide(residual, k, out=data)
+            np.multiply(residual, 1 / k, out=data)
             squares = [residual @ residual]
         else:
             left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)  # row gathers want C order
@@ -225,9 +229,8 @@ class SparseCompletion:
 
             def part_squares(start, stop, worker):  # ||r||^2 over entries start:stop, writing r and r / |Omega|
                 r = _row_dots(left, right_t, self.rows[start:stop], self.cols[start:stop], residual[start:stop],
-                              scratch[worker])
-                np.subtract(r, self.values[start:stop], out=r)
-                np.divide(r, k, out=data[start:stop])
+                              scratch[worker], minus=self.values[start:stop])
+                np.multiply(r, 1 / k, out=data[start:stop])  # as MatrixCompletion: a product is 3x faster than /
                 return r @ r
 
             squares = _by_parts(self.threads, self._indptr[self._parts], part_squares)
