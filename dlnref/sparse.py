@@ -39,8 +39,9 @@ from .problems import Evaluation
 #: and 2^14 3x faster than 2^18, at w = 10).
 GATHER_BLOCK = 1 << 12
 
-#: Most runs of rows that the entries are cut into, hence most useful threads.
-MAX_PARTS = 8
+#: Most runs of rows that the entries are cut into, hence most useful threads. More runs
+#: cost a sum of ``(w, n)`` partial products each: 8 runs made a 1-thread step 5% slower than 1.
+MAX_PARTS = 4
 
 #: Fewest entries in a run of rows: smaller problems are cut into fewer runs
 #: (one below ``2 PART_MIN_ENTRIES``), whose tasks would cost more than they save.
@@ -90,13 +91,11 @@ def gather_product(left, right, rows, cols, out=None, scratch=None):
     return _row_dots(np.ascontiguousarray(left), np.ascontiguousarray(right.T), rows, cols, out, scratch)
 
 
-def _row_dots(left, right_t, rows, cols, out, scratch, minus=None):
-    """``out_k = left[rows_k] @ right_t[cols_k] - minus_k`` (C-ordered ``left``, ``right_t``), block by block.
+def _row_dots(left, right_t, rows, cols, out, scratch):
+    """``out_k = left[rows_k] @ right_t[cols_k]`` (C-ordered ``left``, ``right_t``), block by block.
 
-    ``minus`` None subtracts nothing. Each block's row dots are ``(a * b) @ 1``:
-    a product in place and a matrix-vector product, 2x faster than
-    ``einsum("ij,ij->i")`` at w = 10; ``minus`` is subtracted while the block
-    is in cache.
+    Each block's row dots are ``(a * b) @ 1``: a product in place and a
+    matrix-vector product, 2x faster than ``einsum("ij,ij->i")`` at w = 10.
     """
     ones = np.ones(left.shape[1])
     block = scratch.shape[1]
@@ -104,9 +103,7 @@ def _row_dots(left, right_t, rows, cols, out, scratch, minus=None):
         stop = min(start + block, len(rows))
         a = left.take(rows[start:stop], axis=0, out=scratch[0, :stop - start], mode="clip")  # methods: no wrappers
         b = right_t.take(cols[start:stop], axis=0, out=scratch[1, :stop - start], mode="clip")
-        dots = np.matmul(np.multiply(a, b, out=a), ones, out=out[start:stop])
-        if minus is not None:
-            np.subtract(dots, minus[start:stop], out=dots)
+        np.matmul(np.multiply(a, b, out=a), ones, out=out[start:stop])
     return out
 
 
@@ -229,7 +226,8 @@ class SparseCompletion:
 
             def part_squares(start, stop, worker):  # ||r||^2 over entries start:stop, writing r and r / |Omega|
                 r = _row_dots(left, right_t, self.rows[start:stop], self.cols[start:stop], residual[start:stop],
-                              scratch[worker], minus=self.values[start:stop])
+                              scratch[worker])
+                np.subtract(r, self.values[start:stop], out=r)
                 np.multiply(r, 1 / k, out=data[start:stop])  # as MatrixCompletion: a product is 3x faster than /
                 return r @ r
 
