@@ -263,7 +263,7 @@ class SparseCompletion:
         if self.target_factors is None:
             row["recovery_error"] = observed / self._values_norm
         else:
-            total = _difference_norm(left, right, *self.target_factors)
+            total = _difference_norm(left, right, *self.target_factors, self.threads)
             row["recovery_error"] = total / self._target_norm
             if self._unobserved_norm > 0:
                 row["unobserved_error"] = math.sqrt(max(total**2 - observed**2, 0.0)) / self._unobserved_norm
@@ -362,14 +362,19 @@ def _by_parts(threads, bounds, task):
     """
     count = len(bounds) - 1
     workers = min(threads, count)
-    if workers == 1:
-        return [task(bounds[t], bounds[t + 1], 0) for t in range(count)]
 
     def runs(worker):
         return [task(bounds[t], bounds[t + 1], worker) for t in range(worker, count, workers)]
 
-    done = [future.result() for future in [_pool(workers).submit(runs, w) for w in range(workers)]]
+    done = _in_parallel([lambda w=w: runs(w) for w in range(workers)])
     return [done[t % workers][t // workers] for t in range(count)]
+
+
+def _in_parallel(calls):
+    """``[call() for call in calls]``, the first in this thread and the others on a pool's threads."""
+    futures = [_pool(len(calls) - 1).submit(call) for call in calls[1:]] if len(calls) > 1 else []
+    first = calls[0]()
+    return [first] + [future.result() for future in futures]
 
 
 _POOLS = {}
@@ -383,16 +388,21 @@ def _pool(workers):
     return _POOLS[key]
 
 
-def _product_norm(A, B):
-    """``||A B||_F`` from thin QR factors: ``||R_A R_B^T||_F`` with ``A = Q_A R_A``, ``B^T = Q_B R_B``."""
-    return float(np.linalg.norm(np.linalg.qr(A, mode="r") @ np.linalg.qr(B.T, mode="r").T))
+def _product_norm(A, B, threads=1):
+    """``||A B||_F`` from thin QR factors: ``||R_A R_B^T||_F`` with ``A = Q_A R_A``, ``B^T = Q_B R_B``.
+
+    With ``threads > 1`` the two QRs run at once.
+    """
+    calls = [lambda: np.linalg.qr(A, mode="r"), lambda: np.linalg.qr(B.T, mode="r")]
+    R_A, R_B = _in_parallel(calls) if threads > 1 else [call() for call in calls]
+    return float(np.linalg.norm(R_A @ R_B.T))
 
 
-def _difference_norm(left, right, A, B):
+def _difference_norm(left, right, A, B, threads=1):
     """``||left @ right - A @ B||_F`` as ``||[left, -A] @ [right; B]||_F``, in ``O((m + n) (w + r)^2)``."""
     if right is None:
         return float(np.linalg.norm(left - A @ B))
-    return _product_norm(np.hstack([left, -A]), np.vstack([right, B]))
+    return _product_norm(np.hstack([left, -A]), np.vstack([right, B]), threads)
 
 
 def synthetic_completion(shape, rank, fraction, seed=0):
