@@ -56,8 +56,8 @@ def measure(d, count, steps, threads=None):
         problem.errors(evaluation)
         record = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"d": d, "observed": problem.observed, "threads": problem.threads, "setup_s": setup, "ms_per_step": 1e3 * best,
-            "record_ms": 1e3 * record, "peak_mb": peak_mb}
+    return {"d": d, "observed": problem.observed, "threads": problem.threads, "setup_s": setup,
+            "ms_per_step": 1e3 * best, "record_ms": 1e3 * record, "peak_mb": peak_mb}
 
 
 def main():

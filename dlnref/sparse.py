@@ -22,7 +22,7 @@ ufuncs and SciPy's sparse products release the GIL).
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import array_api_compat.numpy as xp_numpy
 import numpy as np
@@ -222,21 +222,26 @@ class SparseCompletion:
             np.multiply(residual, 1 / k, out=data)
             squares = [residual @ residual]
         else:
-            left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)  # row gathers want C order
-            scratch = [self._buffer(f"scratch{t}", (2, min(GATHER_BLOCK, k), left.shape[1]))
-                       for t in range(min(self.threads, len(self._parts) - 1))]
-
-            def part_squares(start, stop, worker):  # ||r||^2 over entries start:stop, writing r and r / |Omega|
-                r = _row_dots(left, right_t, self.rows[start:stop], self.cols[start:stop], residual[start:stop],
-                              scratch[worker])
-                np.subtract(r, self.values[start:stop], out=r)
-                np.multiply(r, 1 / k, out=data[start:stop])  # as MatrixCompletion: a product is 3x faster than /
-                return r @ r
-
-            squares = _by_parts(self.threads, self._indptr[self._parts], part_squares)
+            squares = self._residual_runs(left, right, residual, data)
         gradient = _PartedGradient((data, self.cols, self._indptr), shape=self.shape, copy=False)
         gradient.parts, gradient.threads = self._parts, self.threads
         return Evaluation(math.fsum(squares) / (2 * k), gradient, (left, right, residual))
+
+    def _residual_runs(self, left, right, residual, data):
+        """``||r||^2`` over each run of rows, writing ``r`` into ``residual`` and ``r / |Omega|`` into ``data``."""
+        left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)  # row gathers want C order
+        k = self.observed
+        scratch = [self._buffer(f"scratch{t}", (2, min(GATHER_BLOCK, k), left.shape[1]))
+                   for t in range(min(self.threads, len(self._parts) - 1))]
+
+        def run(start, stop, worker):  # entries start:stop, on the worker's scratch
+            r = _row_dots(left, right_t, self.rows[start:stop], self.cols[start:stop], residual[start:stop],
+                          scratch[worker])
+            np.subtract(r, self.values[start:stop], out=r)
+            np.multiply(r, 1 / k, out=data[start:stop])  # as MatrixCompletion (a product is faster than /)
+            return r @ r
+
+        return _by_parts(self.threads, self._indptr[self._parts], run)
 
     def _buffer(self, name, shape):
         """An array kept across evaluations (the next ``evaluate`` overwrites it)."""
@@ -375,7 +380,10 @@ def _by_parts(threads, bounds, task):
 def _in_parallel(calls):
     """``[call() for call in calls]``, the first in this thread and the others on a pool's threads."""
     futures = [_pool(len(calls) - 1).submit(call) for call in calls[1:]] if len(calls) > 1 else []
-    first = calls[0]()
+    try:
+        first = calls[0]()
+    finally:  # no task outlives the call, even when the first raises: they write into shared buffers
+        wait(futures)
     return [first] + [future.result() for future in futures]
 
 
