@@ -95,3 +95,61 @@ def test_synthetic_problem_is_the_stated_target_and_sample():
 def test_bad_entries_raise(args, match):
     with pytest.raises(ValueError, match=match):
         SparseCompletion(*args)
+
+
+def _skewed(monkeypatch):
+    """A problem cut into 5 runs of rows: empty rows, and one row of half the entries, inside which the
+    entry-balanced cut points fall (20 entries per run were asked; MAX_PARTS caps the count)."""
+    monkeypatch.setattr(dlnref.sparse, "PART_MIN_ENTRIES", 20)
+    monkeypatch.setattr(dlnref.sparse, "MAX_PARTS", 5)
+    rng = np.random.default_rng(4)
+    mask = rng.random((30, 60)) < 0.15
+    mask[[0, 3, 4, 17, 29]] = False   # empty rows, the first and the last among them
+    mask[10] = True                   # 60 of the entries in row 10
+    A, B = rng.standard_normal((30, 2)), rng.standard_normal((2, 60))
+    return SparseCompletion.from_dense(A @ B, mask, target_factors=(A, B))
+
+
+def test_runs_of_rows_cover_every_row_once(monkeypatch):
+    problem = _skewed(monkeypatch)
+    parts = problem._parts
+    assert len(parts) == 6 and parts[0] == 0 and parts[-1] == 30 and np.all(np.diff(parts) >= 0)
+    assert 11 in parts and 10 in parts  # row 10, where the cuts fall, is one run of its own
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5, 8])
+def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads):
+    problem = _skewed(monkeypatch)
+    rng = np.random.default_rng(5)
+    left, right = rng.standard_normal((30, 4)), rng.standard_normal((4, 60))
+    A, B = rng.standard_normal((3, 30)), rng.standard_normal((60, 3))
+
+    def run(t):
+        problem.threads = t
+        ev = problem.evaluate(left, right)
+        return [float(ev.loss), ev.gradient.data.copy(), ev.gradient @ B, A @ ev.gradient,
+                problem.errors(ev)["recovery_error"]]
+
+    one, many = run(1), run(threads)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(b, a)
+    M = problem.target_factors[0] @ problem.target_factors[1]
+    G = np.zeros((30, 60))
+    G[problem.rows, problem.cols] = (left @ right - M)[problem.rows, problem.cols] / problem.observed
+    np.testing.assert_allclose(many[2], G @ B, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(many[3], A @ G, rtol=1e-12, atol=1e-15)
+    weights = dlnref.compress(problem, 3, 4, scale=0.3)
+    runs = []
+    for t in (1, threads):
+        problem.threads = t
+        runs.append(dlnref.gradient_descent(problem, weights, 0.2, 10, outer_lr_scale=2.0))
+    for a, b in zip(*(r.weights for r in runs)):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_threads_setting():
+    problem = synthetic_completion((20, 20), 2, 0.3, seed=0)
+    assert problem.threads == dlnref.sparse.default_threads() >= 1
+    assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), threads=3).threads == 3
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        problem.threads = 0
