@@ -31,7 +31,7 @@ import scipy.sparse
 from ._checks import check_fraction, check_int
 from .backend import top_svd
 from .data import Entries
-from .network import _orthonormal
+from .network import FactorGradients, _orthonormal
 from .problems import Evaluation
 
 #: Entries gathered per block when forming the residual: the temporary
@@ -214,8 +214,11 @@ class SparseCompletion:
     def evaluate(self, left, right=None, factored=False):
         """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes).
 
-        ``factored`` is accepted for the problems' common interface: the sparse
-        ``G`` is returned either way (its products with thin factors are cheap).
+        With ``factored`` and ``right``, the gradient comes as
+        :class:`dlnref.network.FactorGradients` ``(G right^T, left^T G)``, its
+        two sparse products made by runs of rows on :attr:`threads`
+        (:func:`gradient_times`, :func:`times_gradient`); else as a
+        ``scipy.sparse.csr_array``.
         """
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")
@@ -227,9 +230,12 @@ class SparseCompletion:
             squares = [residual @ residual]
         else:
             squares = self._residual_runs(left, right, residual, data)
-        gradient = _PartedGradient((data, self.cols, self._indptr), shape=self.shape, copy=False)
-        gradient.parts, gradient.threads = self._parts, self.threads
-        return Evaluation(math.fsum(squares) / (2 * k), gradient, (left, right, residual))
+        gradient = scipy.sparse.csr_array((data, self.cols, self._indptr), shape=self.shape, copy=False)
+        if factored and right is not None:
+            bounds = self._parts, self.threads
+            gradient = FactorGradients(gradient_times(gradient, right.T, *bounds),
+                                       times_gradient(left.T, gradient, *bounds))
+        return Evaluation(math.fsum(squares) / (2 * k), gradient, (left, right))
 
     def _residual_runs(self, left, right, residual, data):
         """``||r||^2`` over each run of rows, writing ``r`` into ``residual`` and ``r / |Omega|`` into ``data``."""
@@ -268,7 +274,7 @@ class SparseCompletion:
 
     def errors(self, evaluation):
         """The recorded error measures at an evaluation (see the class Notes), as floats."""
-        left, right, _ = evaluation.state
+        left, right = evaluation.state
         observed = math.sqrt(2 * self.observed * float(evaluation.loss))  # ||r||, as loss = ||r||^2 / (2 |Omega|)
         row = {}
         if self.target_factors is None:
@@ -303,61 +309,50 @@ class SparseCompletion:
         return float(u[self.rows] ** 2 @ v[self.cols] ** 2) / self.observed
 
 
-class _PartedGradient(scipy.sparse.csr_array):
-    """A ``csr_array`` whose products with dense matrices run by runs of rows, on threads.
+def gradient_times(G, B, parts, threads):
+    """``G @ B`` for a CSR ``G`` (m, n) and a dense ``B`` (n, w), by runs of rows on threads.
 
     With the runs ``G_t = G[a_t:a_{t+1}]`` (``parts`` = ``a``, whole rows),
-
-    .. math:: G B = [G_1 B; ...; G_P B],   A G = sum_t A[:, a_t:a_{t+1}] G_t,
-
-    each run one task, the sum taken in run order: the result does not depend
-    on ``threads``. Copies that SciPy makes (``G * 2``, ...) have ``parts``
-    None and multiply as a plain ``csr_array``.
+    ``G B = [G_1 B; ...; G_P B]``: each run is one task.
     """
+    B = np.ascontiguousarray(B)  # else SciPy copies it once per run
+    out = np.empty((G.shape[0], B.shape[1]))
 
-    parts, threads = None, 1
+    def rows_times(a, b, worker):  # out[a:b] = G[a:b] @ B
+        out[a:b] = _rows(G, a, b) @ B
 
-    def __matmul__(self, other):
-        if self.parts is None or not _is_matrix(other, self.shape[1]):
-            return super().__matmul__(other)
-        other = np.ascontiguousarray(other)  # else SciPy copies it once per run
-        out = np.empty((self.shape[0], other.shape[1]))
-
-        def rows_times(a, b, worker):  # out[a:b] = G[a:b] @ other
-            out[a:b] = self._rows(a, b) @ other
-
-        _by_parts(self.threads, self.parts, rows_times)
-        return out
-
-    def __rmatmul__(self, other):
-        if self.parts is None or not _is_matrix(other, self.shape[0], axis=1):
-            return super().__rmatmul__(other)
-        other = np.asfortranarray(other)  # its column runs, transposed, are then C-ordered: no copy in SciPy
-
-        def times_rows(a, b, worker):  # other[:, a:b] @ G[a:b] = (G[a:b].T @ other[:, a:b].T).T
-            return (self._rows(a, b, scipy.sparse.csc_array) @ other[:, a:b].T).T
-
-        partials = _by_parts(self.threads, self.parts, times_rows)
-        for partial in partials[1:]:
-            partials[0] += partial
-        return partials[0]
-
-    def _rows(self, a, b, kind=scipy.sparse.csr_array):
-        """``G[a:b]`` on this one's entries, no copy (``G[a:b].T`` with ``kind=csc_array``).
-
-        SciPy's constructor copies a view of a much larger array ("prune"), so
-        the arrays are set after constructing an empty matrix of the shape.
-        """
-        start, stop = self.indptr[a], self.indptr[b]
-        rows = kind((b - a, self.shape[1]) if kind is scipy.sparse.csr_array else (self.shape[1], b - a))
-        rows.data, rows.indices = self.data[start:stop], self.indices[start:stop]
-        rows.indptr = self.indptr[a:b + 1] - start
-        return rows
+    _by_parts(threads, parts, rows_times)
+    return out
 
 
-def _is_matrix(other, size, axis=0):
-    """Whether ``other`` is a 2-D float ndarray with ``size`` along ``axis`` (else SciPy's own product runs)."""
-    return isinstance(other, np.ndarray) and other.ndim == 2 and other.shape[axis] == size and other.dtype == np.float64
+def times_gradient(A, G, parts, threads):
+    """``A @ G`` for a dense ``A`` (w, m) and a CSR ``G`` (m, n), by runs of rows on threads.
+
+    ``A G = sum_t A[:, a_t:a_{t+1}] G_t``, one task a run, summed in run order:
+    the result does not depend on ``threads``, bit for bit.
+    """
+    A = np.asfortranarray(A)  # its column runs, transposed, are then C-ordered: no copy in SciPy
+
+    def times_rows(a, b, worker):  # A[:, a:b] @ G[a:b] = (G[a:b].T @ A[:, a:b].T).T
+        return (_rows(G, a, b, scipy.sparse.csc_array) @ A[:, a:b].T).T
+
+    partials = _by_parts(threads, parts, times_rows)
+    for partial in partials[1:]:
+        partials[0] += partial
+    return partials[0]
+
+
+def _rows(G, a, b, kind=scipy.sparse.csr_array):
+    """``G[a:b]`` on ``G``'s own entries, no copy (``G[a:b].T`` with ``kind=csc_array``).
+
+    SciPy's constructor copies a view of a much larger array ("prune"), so
+    the arrays are set after constructing an empty matrix of the shape.
+    """
+    start, stop = G.indptr[a], G.indptr[b]
+    rows = kind((b - a, G.shape[1]) if kind is scipy.sparse.csr_array else (G.shape[1], b - a))
+    rows.data, rows.indices = G.data[start:stop], G.indices[start:stop]
+    rows.indptr = G.indptr[a:b + 1] - start
+    return rows
 
 
 def _row_parts(indptr, parts):

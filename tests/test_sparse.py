@@ -127,8 +127,10 @@ def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads):
     def run(t):
         problem.threads = t
         ev = problem.evaluate(left, right)
-        return [float(ev.loss), ev.gradient.data.copy(), ev.gradient @ B, A @ ev.gradient,
-                problem.errors(ev)["recovery_error"]]
+        row = [float(ev.loss), ev.gradient.data.copy(), dlnref.sparse.gradient_times(ev.gradient, B, problem._parts, t),
+               dlnref.sparse.times_gradient(A, ev.gradient, problem._parts, t), problem.errors(ev)["recovery_error"]]
+        factored = problem.evaluate(left, right, factored=True).gradient   # (G right^T, left^T G)
+        return row + [factored.left, factored.right]
 
     one, many = run(1), run(threads)
     for a, b in zip(one, many):
@@ -136,8 +138,8 @@ def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads):
     M = problem.target_factors[0] @ problem.target_factors[1]
     G = np.zeros((30, 60))
     G[problem.rows, problem.cols] = (left @ right - M)[problem.rows, problem.cols] / problem.observed
-    np.testing.assert_allclose(many[2], G @ B, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(many[3], A @ G, rtol=1e-12, atol=1e-15)
+    for got, want in zip(many[2:4] + many[5:], (G @ B, A @ G, G @ right.T, left.T @ G)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     weights = dlnref.compress(problem, 3, 4, scale=0.3)
     runs = []
     for t in (1, threads):
