@@ -211,14 +211,15 @@ class SparseCompletion:
             raise ValueError("the rank of observed entries alone is unknown; pass width explicitly")
         return int(np.linalg.matrix_rank(self.target_factors[0] @ (self.target_factors[1] @ self.target_factors[1].T)))
 
-    def evaluate(self, left, right=None, factored=False):
+    def evaluate(self, left, right=None, factored=False, record=True):
         """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes).
 
         With ``factored`` and ``right``, the gradient comes as
         :class:`dlnref.network.FactorGradients` ``(G right^T, left^T G)``, its
         two sparse products made by runs of rows on :attr:`threads`
         (:func:`gradient_times`, :func:`times_gradient`); else as a
-        ``scipy.sparse.csr_array``.
+        ``scipy.sparse.csr_array``. ``record`` is accepted for the problems'
+        common interface (``errors`` reads only the factors).
         """
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")

@@ -206,7 +206,7 @@ def auto_lr(problem, depth, outer_lr_scale=1.0):
     return AUTO_LR_SAFETY * 2 / sharpness
 
 
-def gradient_step(problem, weights, sizes):
+def gradient_step(problem, weights, sizes, record=True):
     """One step of the paper's gradient descent: forward, ``dLoss/dX``, backward, update.
 
     Parameters
@@ -215,6 +215,8 @@ def gradient_step(problem, weights, sizes):
     weights : list of array, W_l of shape (d_l, d_{l-1})
     sizes : list of float
         The per-layer step sizes ``lr * s_l`` (:func:`step_sizes`).
+    record : bool
+        False when ``problem.errors`` will not read the evaluation (see ``problem.evaluate``).
 
     Returns
     -------
@@ -224,19 +226,19 @@ def gradient_step(problem, weights, sizes):
     weights : list of array
         ``W_l - lr s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T``.
     """
-    prefixes, evaluation = forward(problem, weights)  # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
+    prefixes, evaluation = forward(problem, weights, record)  # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
     grads = _backprop(weights, evaluation.gradient, prefixes)  # dW_l = (W_L ... W_{l+1})^T G P_{l-1}^T
     return evaluation, [W - size * g for W, size, g in zip(weights, sizes, grads)]
 
 
-def forward(problem, weights):
+def forward(problem, weights, record=True):
     """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1).
 
     The evaluation's gradient may come as :class:`dlnref.network.FactorGradients`
     (``factored=True``): back-propagation needs only ``G``'s products with the factors.
     """
     prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
-    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None, factored=True)
+    return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None, factored=True, record=record)
 
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
@@ -332,14 +334,15 @@ def _descend(problem, weights, sizes, steps, record_every, tol, progress, observ
     start = time.perf_counter()
     best = (math.inf, 0)
     for step in range(steps + 1):
+        recording = step % record_every == 0 or step == steps
         if step < steps:
-            evaluation, updated = gradient_step(problem, weights, sizes)
+            evaluation, updated = gradient_step(problem, weights, sizes, recording)
         else:
             evaluation = forward(problem, weights)[1]
         loss = float(evaluation.loss)
         if not math.isfinite(loss):
             raise diverged(step, loss)
-        if step % record_every == 0 or step == steps:
+        if recording:
             row = {"step": step, "loss": loss, **problem.errors(evaluation), "seconds": time.perf_counter() - start}
             start += record_row(history, row, steps, weights, observe, progress)
             if row["recovery_error"] <= tol:

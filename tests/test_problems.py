@@ -191,3 +191,28 @@ def test_training_with_the_fused_step_retraces_the_unfused_one(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * np.abs(b).max())
     for column in ("loss", "recovery_error", "unobserved_error"):
         np.testing.assert_allclose(fused.history[column], plain.history[column], rtol=1e-12)
+
+
+def test_fused_step_without_record_gives_the_same_numbers_and_no_errors(monkeypatch):
+    """record=False forms Z_B = P_Omega(X_B) - P_Omega(M)_B: the same bits as P_Omega(X_B - M_B), as the mask is 0/1."""
+    import dlnref.problems as problems
+    monkeypatch.setattr(problems, "FUSED_MIN_ENTRIES", 1)
+    problem, left, right = _thin_completion(300, 500, 6)
+    full = problem.evaluate(left, right, factored=True)
+    full = (float(full.loss), full.gradient.left.copy(), full.gradient.right.copy())
+    light = problem.evaluate(left, right, factored=True, record=False)
+    assert float(light.loss) == full[0] and light.state is None
+    np.testing.assert_array_equal(light.gradient.left, full[1])
+    np.testing.assert_array_equal(light.gradient.right, full[2])
+    with pytest.raises(ValueError, match="record=False"):
+        problem.errors(light)
+
+
+def test_fused_training_does_not_depend_on_how_often_it_records():
+    problem = dlnref.make_problem("completion", (600, 600), 3, fraction=0.3, seed=0)
+    weights = dlnref.compress(problem, 3, 6, 0.3)
+    every, sparse = (dlnref.gradient_descent(problem, weights, "auto", 60, outer_lr_scale=5.0, record_every=r)
+                     for r in (1, 7))
+    for a, b in zip(every.weights, sparse.weights):
+        np.testing.assert_array_equal(a, b)
+    assert every.history["recovery_error"][::7] == sparse.history["recovery_error"][:-1]
