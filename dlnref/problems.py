@@ -441,9 +441,9 @@ class MatrixCompletion(RecoveryProblem):
             r = np.matmul(left[block], right, out=residual[:block.stop - start])      # X_B
             if record:
                 r -= self.target[block]                                               # R_B
-                z = np.multiply(self._weight[block], r, out=masked[:block.stop - start])  # Z_B = P_Omega(R_B)
+                z = np.multiply(self.mask[block], r, out=masked[:block.stop - start])    # Z_B = P_Omega(R_B)
             else:
-                z = np.multiply(self._weight[block], r, out=r)                        # P_Omega(X_B)
+                z = np.multiply(self.mask[block], r, out=r)                           # P_Omega(X_B)
                 z -= self._masked_target[block]                                       # Z_B
             observed += np.vdot(z, z)
             np.matmul(z, right_t, out=left_grad[block])                               # Z_B right^T
