@@ -119,7 +119,7 @@ def _row_dots(left, right_t, rows, cols, out, scratch):
 
 
 class SparseCompletion:
-    """Matrix completion from observed entries, never forming an ``(m, n)`` array (NumPy only).
+    """Matrix completion from observed entries, never forming an ``(m, n)`` array (NumPy arrays only).
 
     Parameters
     ----------
