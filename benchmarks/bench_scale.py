@@ -1,7 +1,7 @@
 """Setup time, ms per compressed step and peak memory of completion from observed entries, against d and |Omega|.
 
 Run:  python benchmarks/bench_scale.py [--sizes 1000:100000 10000:2000000 100000:10000000] [--steps 5]
-                                        [--threads T]
+                                        [--threads T] [--engine auto|numpy|numba]
 
 Each size ``d:count`` is an ``(d, d)`` rank-5 completion problem with ``count``
 observed entries (:func:`dlnref.synthetic_completion`), trained by the
@@ -9,7 +9,9 @@ compressed DLN (depth 3, width 10) with BLAS pinned to one thread, as
 :func:`dlnref.gradient_descent` pins it. The ``O(|Omega| w)`` work (residual,
 sparse products) runs on the problem's own ``threads`` (``--threads``; default
 :func:`dlnref.sparse.default_threads`, one per CPU this process may use): the
-BLAS pin does not limit them, and ``--threads 1`` measures one core. Each size
+BLAS pin does not limit them, and ``--threads 1`` measures one core. ``--engine``
+sets :attr:`dlnref.SparseCompletion.engine` (default "auto": the numba kernel
+where numba is installed, ``pip install "dlnref[fast]"``). Each size
 runs in a fresh process, so that its peak resident memory (``ru_maxrss``) is
 its own. Columns:
 
@@ -31,7 +33,7 @@ import sys
 import time
 
 
-def measure(d, count, steps, threads=None):
+def measure(d, count, steps, threads=None, engine="auto"):
     """One size, in this process: a dict of the columns (``threads`` None: the problem's default)."""
     import dlnref
     from threadpoolctl import threadpool_limits
@@ -40,6 +42,7 @@ def measure(d, count, steps, threads=None):
     problem = dlnref.synthetic_completion((d, d), 5, count / d**2, seed=0)
     if threads is not None:
         problem.threads = threads
+    problem.engine = engine   # compiled (or loaded from the disk cache) here, in the setup
     weights = dlnref.compress(problem, 3, 10)
     lr = dlnref.auto_lr(problem, 3, 5.0)
     setup = time.perf_counter() - start
@@ -56,7 +59,7 @@ def measure(d, count, steps, threads=None):
         problem.errors(evaluation)
         record = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"d": d, "observed": problem.observed, "threads": problem.threads, "setup_s": setup,
+    return {"d": d, "observed": problem.observed, "threads": problem.threads, "engine": problem.engine, "setup_s": setup,
             "ms_per_step": 1e3 * best, "record_ms": 1e3 * record, "peak_mb": peak_mb}
 
 
@@ -66,19 +69,21 @@ def main():
                         help="d:count pairs")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, help="SparseCompletion.threads (default: one per CPU)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "numpy", "numba"],
+                        help="SparseCompletion.engine (default: numba where it is installed)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         d, count = (int(x) for x in args.one.split(":"))
-        print(json.dumps(measure(d, count, args.steps, args.threads)))
+        print(json.dumps(measure(d, count, args.steps, args.threads, args.engine)))
         return
-    print(f"{'d':>7} {'|Omega|':>10} {'threads':>7} | {'setup s':>8} {'ms/step':>9} {'record ms':>9} {'peak MB':>8}")
-    threads = [] if args.threads is None else ["--threads", str(args.threads)]
+    print(f"{'d':>7} {'|Omega|':>10} {'threads':>7} {'engine':>6} | {'setup s':>8} {'ms/step':>9} {'record ms':>9} {'peak MB':>8}")
+    threads = ([] if args.threads is None else ["--threads", str(args.threads)]) + ["--engine", args.engine]
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--one", size, "--steps", str(args.steps), *threads],
                              capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{row['d']:>7} {row['observed']:>10,} {row['threads']:>7} | {row['setup_s']:>8.2f} "
+        print(f"{row['d']:>7} {row['observed']:>10,} {row['threads']:>7} {row['engine']:>6} | {row['setup_s']:>8.2f} "
               f"{row['ms_per_step']:>9.1f} {row['record_ms']:>9.1f} {row['peak_mb']:>8.0f}", flush=True)
 
 

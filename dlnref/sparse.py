@@ -18,8 +18,13 @@ threads: the entries are cut once into at most :data:`MAX_PARTS` runs of whole
 rows, each run is one task, and partial results are combined in run order, so
 the result does not depend on the number of threads (NumPy's gathers and
 ufuncs and SciPy's sparse products release the GIL).
+
+With numba installed (``pip install "dlnref[fast]"``), the engine "numba" makes
+all of it in one compiled pass over each run (:mod:`dlnref._sparse_kernel`),
+on the same runs and threads; NumPy stays the reference and the fallback.
 """
 
+import importlib
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -47,6 +52,10 @@ MAX_PARTS = 4
 #: Fewest entries in a run of rows: smaller problems are cut into fewer runs
 #: (one below ``2 PART_MIN_ENTRIES``), whose tasks would cost more than they save.
 PART_MIN_ENTRIES = 1 << 16
+
+
+#: Values of :attr:`SparseCompletion.engine`: "auto" is "numba" where numba imports, else "numpy".
+ENGINES = ("auto", "numpy", "numba")
 
 
 def default_threads():
@@ -110,7 +119,7 @@ def _row_dots(left, right_t, rows, cols, out, scratch):
 
 
 class SparseCompletion:
-    """Matrix completion from observed entries, never forming an ``(m, n)`` array (NumPy only).
+    """Matrix completion from observed entries, never forming an ``(m, n)`` array (NumPy arrays only).
 
     Parameters
     ----------
@@ -129,6 +138,14 @@ class SparseCompletion:
         Threads for the residual and the sparse products (also settable as the
         attribute ``threads``); None takes :func:`default_threads`. The results
         do not depend on it, bit for bit.
+    engine : {"auto", "numpy", "numba"}
+        What makes the residual and the gradient (also settable as the
+        attribute ``engine``, which reads "numpy" or "numba"): NumPy gathers
+        and SciPy products, or one compiled pass (:mod:`dlnref._sparse_kernel`,
+        ``pip install "dlnref[fast]"``), compiled or loaded from the disk cache
+        when chosen. "auto" takes "numba" where numba imports. The two agree to
+        rounding (about 1e-15 relative), not bit for bit: their sums run in
+        other orders.
 
     Notes
     -----
@@ -149,7 +166,8 @@ class SparseCompletion:
     backend = "numpy"
     xp = xp_numpy
 
-    def __init__(self, rows, cols, values, shape, target_factors=None, validation=None, test=None, threads=None):
+    def __init__(self, rows, cols, values, shape, target_factors=None, validation=None, test=None, threads=None,
+                 engine="auto"):
         m, n = (check_int(f"shape[{i}]", s, 1) for i, s in enumerate(shape))
         self.shape = (m, n)
         entries = as_entries("observed entries", (rows, cols, values), self.shape)
@@ -166,6 +184,7 @@ class SparseCompletion:
         self._indptr = np.searchsorted(self.rows, np.arange(m + 1)).astype(np.int64)
         self._parts = _row_parts(self._indptr, min(MAX_PARTS, max(1, self.observed // PART_MIN_ENTRIES)))
         self.threads = default_threads() if threads is None else threads
+        self.engine = engine
         self.fraction = self.observed / (m * n)
         self._values_norm = float(np.linalg.norm(self.values))
         if self._values_norm == 0:
@@ -200,6 +219,15 @@ class SparseCompletion:
         self._threads = check_int("threads", value, 1)
 
     @property
+    def engine(self):
+        """"numpy" or "numba": what :meth:`evaluate` makes the residual and the gradient with."""
+        return "numpy" if self._kernel is None else "numba"
+
+    @engine.setter
+    def engine(self, value):
+        self._kernel = _kernel(value)
+
+    @property
     def entries_per_step(self):
         """Array entries that one evaluation reads: the observed ones."""
         return self.observed
@@ -217,25 +245,29 @@ class SparseCompletion:
         With ``factored`` and ``right``, the gradient comes as
         :class:`dlnref.network.FactorGradients` ``(G right^T, left^T G)``, its
         two sparse products made by runs of rows on :attr:`threads`
-        (:func:`gradient_times`, :func:`times_gradient`); else as a
-        ``scipy.sparse.csr_array``. ``record`` is accepted for the problems'
-        common interface (``errors`` reads only the factors).
+        (:func:`gradient_times`, :func:`times_gradient`, or the kernel's
+        passes with :attr:`engine` "numba"); else as a ``scipy.sparse.csr_array``.
+        ``record`` is accepted for the problems' common interface (``errors``
+        reads only the factors).
         """
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
             raise ValueError(f"left @ right must have the problem's shape {self.shape}")
         k = self.observed
         residual, data = self._buffer("residual", (k,)), self._buffer("gradient", (k,))  # kept across evaluations
+        factors = None
         if right is None:
             np.subtract(left[self.rows, self.cols], self.values, out=residual)
             np.multiply(residual, 1 / k, out=data)
             squares = [residual @ residual]
+        elif self._kernel is not None:
+            squares, factors = self._kernel_runs(left, right, residual, data, factored)
         else:
             squares = self._residual_runs(left, right, residual, data)
         gradient = scipy.sparse.csr_array((data, self.cols, self._indptr), shape=self.shape, copy=False)
         if factored and right is not None:
             bounds = self._parts, self.threads
-            gradient = FactorGradients(gradient_times(gradient, right.T, *bounds),
-                                       times_gradient(left.T, gradient, *bounds))
+            gradient = factors or FactorGradients(gradient_times(gradient, right.T, *bounds),
+                                                  times_gradient(left.T, gradient, *bounds))
         return Evaluation(math.fsum(squares) / (2 * k), gradient, (left, right))
 
     def _residual_runs(self, left, right, residual, data):
@@ -253,6 +285,29 @@ class SparseCompletion:
             return r @ r
 
         return _by_parts(self.threads, self._indptr[self._parts], run)
+
+    def _kernel_runs(self, left, right, residual, data, factored):
+        """Engine "numba": ``||r||^2`` over each run of rows and, with ``factored``, the factor gradients (else None).
+
+        Each run writes its rows of ``G right^T`` and its own partial
+        ``(left^T G)^T``; the partials are summed in run order, so the result
+        does not depend on :attr:`threads`, bit for bit.
+        """
+        left, right_t = np.ascontiguousarray(left), np.ascontiguousarray(right.T)
+        (m, w), n = left.shape, right_t.shape[0]
+        left_grad = np.empty((m, w) if factored else (0, w))
+
+        def run(a, b, worker):  # rows a:b, into their rows of left_grad and their own partial
+            partial = np.zeros((n, w) if factored else (0, w))
+            squares = self._kernel.run_of_rows(left, right_t, self.cols, self.values, self._indptr, a, b,
+                                               1 / self.observed, residual, data, left_grad, partial)
+            return squares, partial
+
+        runs = _by_parts(self.threads, self._parts, run)
+        right_grad_t = runs[0][1]
+        for _, partial in runs[1:]:
+            right_grad_t += partial
+        return [squares for squares, _ in runs], FactorGradients(left_grad, right_grad_t.T) if factored else None
 
     def _buffer(self, name, shape):
         """An array kept across evaluations (the next ``evaluate`` overwrites it)."""
@@ -308,6 +363,23 @@ class SparseCompletion:
     def curvature(self, u, v):
         """``sum_k u_{i_k}^2 v_{j_k}^2 / |Omega|``, as :meth:`dlnref.MatrixCompletion.curvature`."""
         return float(u[self.rows] ** 2 @ v[self.cols] ** 2) / self.observed
+
+
+def _kernel(engine):
+    """:mod:`dlnref._sparse_kernel`, compiled, for ``engine`` "numba" (or "auto" where numba imports); else None."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+    if engine == "numpy":
+        return None
+    try:
+        kernel = importlib.import_module("dlnref._sparse_kernel")
+    except ImportError as error:
+        if engine == "auto":
+            return None
+        raise ValueError(f'engine="numba" needs numba, which did not import ({error}): '
+                         'pip install "dlnref[fast]"') from error
+    kernel.warm_up()
+    return kernel
 
 
 def gradient_times(G, B, parts, threads):

@@ -1,5 +1,7 @@
 """Completion from observed entries against the dense completion on the same entries."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -117,9 +119,18 @@ def test_runs_of_rows_cover_every_row_once(monkeypatch):
     assert 11 in parts and 10 in parts  # row 10, where the cuts fall, is one run of its own
 
 
+def _engine(name):
+    """``name``, skipping the test where it is "numba" and numba is not installed."""
+    if name == "numba":
+        pytest.importorskip("numba")
+    return name
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
 @pytest.mark.parametrize("threads", [2, 3, 5, 8])
-def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads):
+def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads, engine):
     problem = _skewed(monkeypatch)
+    problem.engine = _engine(engine)
     rng = np.random.default_rng(5)
     left, right = rng.standard_normal((30, 4)), rng.standard_normal((4, 60))
     A, B = rng.standard_normal((3, 30)), rng.standard_normal((60, 3))
@@ -155,3 +166,68 @@ def test_threads_setting():
     assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), threads=3).threads == 3
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
         problem.threads = 0
+
+
+def _kernel_problems(monkeypatch):
+    """Small problems for the numba engine: rectangular, empty rows, a heavy row, one run or several."""
+    rng = np.random.default_rng(6)
+    mask = rng.random((17, 40)) < 0.3
+    mask[[0, 5, 16]] = False   # empty rows, the first and the last among them
+    mask[8] = True             # a heavy row
+    A, B = rng.standard_normal((17, 2)), rng.standard_normal((2, 40))
+    tall = dlnref.sparse.synthetic_completion((50, 12), 2, 0.4, seed=1)
+    return [SparseCompletion.from_dense(A @ B, mask, target_factors=(A, B)), tall, _skewed(monkeypatch)]
+
+
+@pytest.mark.parametrize("width", [1, 4, 12])
+def test_numba_engine_agrees_with_numpy_and_the_dense_formulas(monkeypatch, width):
+    pytest.importorskip("numba")
+    for problem in _kernel_problems(monkeypatch):
+        m, n = problem.shape
+        rng = np.random.default_rng(width)
+        left, right = rng.standard_normal((m, width)), rng.standard_normal((width, n))
+        got = {}
+        for engine in ("numpy", "numba"):
+            problem.engine = engine
+            plain, factored = problem.evaluate(left, right), problem.evaluate(left, right, factored=True)
+            got[engine] = (float(plain.loss), plain.gradient.toarray(), problem._buffers["residual"].copy(),
+                           float(factored.loss), factored.gradient.left, factored.gradient.right)
+        for a, b in zip(got["numpy"], got["numba"]):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+        G = got["numba"][1]
+        M = problem.target_factors[0] @ problem.target_factors[1]
+        np.testing.assert_allclose(G[problem.rows, problem.cols] * problem.observed,
+                                   (left @ right - M)[problem.rows, problem.cols], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(got["numba"][4], G @ right.T, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got["numba"][5], left.T @ G, rtol=1e-12, atol=1e-15)
+
+
+def test_training_with_either_engine_agrees(monkeypatch):
+    pytest.importorskip("numba")
+    for problem in _kernel_problems(monkeypatch):
+        weights = dlnref.compress(problem, 3, 4, scale=0.3)
+        runs = []
+        for engine in ("numpy", "numba"):
+            problem.engine = engine
+            runs.append(dlnref.gradient_descent(problem, weights, 0.2, 20, outer_lr_scale=2.0))
+        for a, b in zip(*(r.weights for r in runs)):
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(runs[1].history["loss"], runs[0].history["loss"], rtol=1e-11)
+
+
+def test_engine_setting(monkeypatch):
+    problem = synthetic_completion((20, 20), 2, 0.3, seed=0)
+    with pytest.raises(ValueError, match="engine must be one of 'auto', 'numpy', 'numba', got 'fortran'"):
+        problem.engine = "fortran"
+    assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), engine="numpy").engine == "numpy"
+    monkeypatch.setitem(sys.modules, "numba", None)   # numba then fails to import
+    monkeypatch.setitem(sys.modules, "dlnref._sparse_kernel", None)
+    problem.engine = "auto"
+    assert problem.engine == "numpy"
+    with pytest.raises(ValueError, match=r'pip install "dlnref\[fast\]"'):
+        problem.engine = "numba"
+
+
+def test_engine_auto_takes_numba_where_it_imports():
+    pytest.importorskip("numba")
+    assert synthetic_completion((20, 20), 2, 0.3, seed=0).engine == "numba"
