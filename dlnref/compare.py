@@ -317,9 +317,15 @@ def _warn_nothing_held_out(problem, say):
 
 
 def _announce_time(problem, weights, lr, alpha, config, name, say):
-    """Say the seconds per step (from three timed first steps, recording as the run will) and the most the run can take."""
-    probe = _trainer(name, config)(problem, weights, lr, 3, outer_lr_scale=alpha, record_every=config.record_every)
-    per_step = probe.history["seconds"][-1] / 3
+    """Say the seconds per step and the most the run can take.
+
+    From a probe of 5 steps, each recorded: the mean of steps 2 to 4, each with
+    its recorded row (the first step pays for first-touch memory and thread
+    start-up, the last evaluation has no update).
+    """
+    probe = _trainer(name, config)(problem, weights, lr, 5, outer_lr_scale=alpha, record_every=1)
+    seconds = probe.history["seconds"]
+    per_step = (seconds[4] - seconds[1]) / 3
     say(f"[{name}] about {1e3 * per_step:.3g} ms a step: at most {per_step * config.steps:.0f} s "
         f"for {config.steps} steps")
 
