@@ -59,6 +59,8 @@ def check_writable_folder(name, folder):
 def check_writable_file(name, path, extensions=None, default_extension=None):
     """Return the path a result file will be written to, or raise ``ValueError`` saying why it cannot be.
 
+    The file's folder must exist (a mistyped folder is refused, not created).
+
     Parameters
     ----------
     name : str
@@ -86,7 +88,10 @@ def check_writable_file(name, path, extensions=None, default_extension=None):
                          f"use one of {', '.join('.' + e for e in sorted(extensions))}")
     if os.path.isdir(path):
         raise ValueError(f"{name} {path} is a folder; give a file name")
-    problem = _unwritable(os.path.dirname(path) or ".")
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(folder):   # a mistyped folder is not created
+        raise ValueError(f"{name} {path}: the folder {folder} does not exist; create it first")
+    problem = _unwritable(folder)
     if problem:
         raise ValueError(f"{name} {path}: {problem}")
     return path

@@ -64,11 +64,12 @@ def test_plot_without_extension_gets_png_and_leaves_no_hidden_file(tmp_path, cap
     ("x.txt", "unknown file type .txt; use one of"),
     ("folder", "is a folder; give a file name"),
     ("afile/x.png", "afile is a file, not a folder"),
+    ("missing/x.png", "the folder " + os.path.join("{tmp}", "missing") + " does not exist; create it first"),
 ])
 def test_bad_plot_path_is_refused_before_training(tmp_path, capsys, where, fragment):
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("")
-    assert_usage_error(TINY + ["--plot", str(tmp_path / where)], capsys, "--plot", fragment)
+    assert_usage_error(TINY + ["--plot", str(tmp_path / where)], capsys, "--plot", fragment.format(tmp=tmp_path))
     assert files_under(tmp_path) == ["afile"]
 
 
