@@ -487,7 +487,7 @@ def _difference_norm(left, right, A, B, threads=1):
     return _product_norm(np.hstack([left, -A]), np.vstack([right, B]), threads)
 
 
-def synthetic_completion(shape, rank, fraction, seed=0):
+def synthetic_completion(shape, rank, fraction, seed=0, threads=None, engine="auto"):
     """A completion problem at any size: a factored rank-``r`` target and uniformly sampled entries.
 
     Parameters
@@ -499,6 +499,8 @@ def synthetic_completion(shape, rank, fraction, seed=0):
     fraction : float in (0, 1]
         Observed fraction p; ``floor(p m n)`` entries are drawn without replacement.
     seed : int or numpy.random.SeedSequence
+    threads, engine
+        As for :class:`SparseCompletion`.
 
     Returns
     -------
@@ -524,7 +526,8 @@ def synthetic_completion(shape, rank, fraction, seed=0):
     A = _orthonormal(target_rng, m, rank) * spectrum
     B = _orthonormal(target_rng, n, rank).T
     rows, cols = sample_positions((m, n), math.floor(fraction * m * n), mask_rng)
-    return SparseCompletion(rows, cols, gather_product(A, B, rows, cols), (m, n), target_factors=(A, B))
+    return SparseCompletion(rows, cols, gather_product(A, B, rows, cols), (m, n), target_factors=(A, B),
+                            threads=threads, engine=engine)
 
 
 def sample_positions(shape, count, rng):

@@ -161,6 +161,8 @@ def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads, engine):
 
 
 def test_threads_setting():
+    assert synthetic_completion((20, 20), 2, 0.3, threads=3, engine="numpy").threads == 3
+    assert synthetic_completion((20, 20), 2, 0.3, engine="numpy").engine == "numpy"
     problem = synthetic_completion((20, 20), 2, 0.3, seed=0)
     assert problem.threads == dlnref.sparse.default_threads() >= 1
     assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), threads=3).threads == 3
