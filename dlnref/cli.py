@@ -520,6 +520,10 @@ def format_compare(result):
         run = result[name]
         extra = "".join(f", {k[6:]} {v:.3e}" for k, v in run.items() if k.startswith("final_") and k != "final_error")
         lines.append(f"{name}: {run['steps_run']} steps run, final recovery error {run['final_error']:.3e}{extra}")
+        if name in NETWORKS and run["steps_run"] == c["steps"] > 0 and run["final_error"] > c["tol"]:
+            lines.append(f"  {name} did not reach --tol {c['tol']:g} in {c['steps']} steps: raise --steps if its error "
+                         "was still falling; if it stalled, try a smaller --lr, or a problem that can be recovered "
+                         "(more observed entries, a lower rank)")
     return "\n".join(lines)
 
 

@@ -38,6 +38,15 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "dlnref", *args], capture_output=True, text=True, timeout=120)
 
 
+def test_a_network_that_misses_the_tolerance_is_named_with_what_to_try(capsys):
+    assert main(SMALL) == 0
+    assert "did not reach --tol" not in capsys.readouterr().out   # both converge in 4000 steps
+    assert main([*SMALL[:-2], "50", "--quiet", "--no-als"]) == 0
+    out = capsys.readouterr().out
+    for name in ("wide", "compressed"):
+        assert f"{name} did not reach --tol 0.0001 in 50 steps: raise --steps" in out
+
+
 def test_unknown_problem_exits_2_without_traceback():
     proc = _run("compare", "--problem", "denoising")
     assert proc.returncode == 2
