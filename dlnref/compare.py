@@ -266,8 +266,9 @@ def run_compare(config, progress=None, observe=None, announce=None):
     Returns
     -------
     dict
-        ``config`` (resolved, with the numeric lr and ``lr_rule`` "auto" or
-        "given"), and per network (:data:`NETWORKS`): ``params``,
+        ``config`` (resolved, with the numeric lr, ``lr_rule`` "auto" or
+        "given", and ``sparse_engine``: the engine of a problem built from
+        observed entries, else None), and per network (:data:`NETWORKS`): ``params``,
         ``steps_to`` and ``seconds_to`` (threshold string -> value or None when
         not reached), ``final_error``, ``steps_run`` and the ``history``
         columns (with validation data: ``best_validation_rmse`` and the
@@ -285,7 +286,8 @@ def run_compare(config, progress=None, observe=None, announce=None):
     config = dataclasses.replace(config, lr=lr)
     say(f"lr {lr:.4g} ({'lr=auto: from the problem, see dlnref.train.auto_lr' if rule == 'auto' else 'given'})")
     _warn_nothing_held_out(problem, say)
-    result = {"config": {**dataclasses.asdict(config), "lr_rule": rule}}
+    result = {"config": {**dataclasses.asdict(config), "lr_rule": rule,
+                         "sparse_engine": getattr(problem, "engine", None)}}  # SparseCompletion's, else None
     patience = config.patience if config.data is not None else None
     for name, (weights, alpha) in starts.items():
         if announce is not None:

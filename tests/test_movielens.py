@@ -105,6 +105,7 @@ def test_compare_on_ratings_file(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     k = min(m, n)
     assert out["config"]["depth"] == 2   # ratings' default depth (compare.RATINGS_DEPTH)
+    assert out["config"]["sparse_engine"] in ("numpy", "numba")
     assert out["wide"]["params"] == n * k + k * m
     assert out["compressed"]["params"] == 4 * n + m * 4
     for name in ("wide", "compressed"):
