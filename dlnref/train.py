@@ -190,8 +190,8 @@ def auto_lr(problem, depth, outer_lr_scale=1.0):
     the sharpness grows towards ``S`` as the top mode is learnt. Measured:
     the paper's completion run (d = 100, p = 0.3, L = 3, alpha = 5) has
     ``2 / S = 34``; at lr 34 both networks converge, at lr 51 the compressed one
-    no longer does (its error wanders between 0.3 and 0.6) (the paper's lr 10 is 0.29
-    of the limit). On MovieLens-like ratings (skewed sampling) ``2 / S`` is
+    no longer does, its error wandering between 0.3 and 0.6 (the paper's lr 10
+    is 0.29 of the limit). On MovieLens-like ratings (skewed sampling) ``2 / S`` is
     1.9 at L = 3 (lr 2.5 diverges) and 34 at L = 2 (lr 10 converges).
     """
     depth = check_int("depth", depth, 1)
