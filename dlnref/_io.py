@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+from .errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -49,10 +51,10 @@ def check_writable_folder(name, folder):
     """
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ValueError(f"{name} {folder} is a file, not a folder; give a folder to write into")
+        raise InputError(f"{name} {folder} is a file, not a folder; give a folder to write into")
     problem = _unwritable(folder)
     if problem:
-        raise ValueError(f"{name} {folder}: {problem}")
+        raise InputError(f"{name} {folder}: {problem}")
     return folder
 
 
@@ -78,22 +80,22 @@ def check_writable_file(name, path, extensions=None, default_extension=None):
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError(f"{name} {path} is a folder; give a file name, such as "
+        raise InputError(f"{name} {path} is a folder; give a file name, such as "
                          f"{os.path.join(path, 'figure.' + (default_extension or 'png'))}")
     extension = os.path.splitext(path)[1][1:]
     if not extension and default_extension:
         path, extension = f"{path}.{default_extension}", default_extension
     if extensions is not None and extension.lower() not in extensions:
-        raise ValueError(f"{name} {path}: unknown file type {('.' + extension) if extension else '(none)'}; "
+        raise InputError(f"{name} {path}: unknown file type {('.' + extension) if extension else '(none)'}; "
                          f"use one of {', '.join('.' + e for e in sorted(extensions))}")
     if os.path.isdir(path):
-        raise ValueError(f"{name} {path} is a folder; give a file name")
+        raise InputError(f"{name} {path} is a folder; give a file name")
     folder = os.path.dirname(path) or "."
     if not os.path.exists(folder):   # a mistyped folder is not created
-        raise ValueError(f"{name} {path}: the folder {folder} does not exist; create it first")
+        raise InputError(f"{name} {path}: the folder {folder} does not exist; create it first")
     problem = _unwritable(folder)
     if problem:
-        raise ValueError(f"{name} {path}: {problem}")
+        raise InputError(f"{name} {path}: {problem}")
     return path
 
 

@@ -8,6 +8,8 @@ swapping) after a long wait.
 import math
 import os
 
+from .errors import InputError
+
 BYTES_PER_ENTRY = 8  # float64
 
 
@@ -97,7 +99,7 @@ def check_fits(what, needed, advice):
     """
     available = available_bytes()
     if available is not None and needed > available:
-        raise ValueError(f"{what} needs about {_size(needed)} of memory, but {_size(available)} "
+        raise InputError(f"{what} needs about {_size(needed)} of memory, but {_size(available)} "
                          f"is available; {advice}")
 
 

@@ -22,6 +22,7 @@ import scipy.sparse
 
 from ._checks import check_int, check_positive
 from .backend import to_numpy
+from .errors import InputError, InputTypeError
 from .train import History, TrainResult
 
 
@@ -59,7 +60,7 @@ def als(problem, rank, steps=100, tol=0.0, ridge=1e-10, seed=0, patience=None):
     rows, cols, values = observed_entries(problem)
     m, n = problem.shape
     if rank > min(m, n):
-        raise ValueError(f"rank must be <= min(m, n) = {min(m, n)}, got {rank}")
+        raise InputError(f"rank must be <= min(m, n) = {min(m, n)}, got {rank}")
     by_row = scipy.sparse.csr_array((values, (rows, cols)), shape=(m, n))
     U, s, Vh = (to_numpy(a) for a in problem.top_singular(rank, seed))
     U, V = U * np.sqrt(s), Vh.T * np.sqrt(s)
@@ -87,7 +88,7 @@ def observed_entries(problem):
     if hasattr(problem, "rows"):
         return problem.rows, problem.cols, problem.values
     if not hasattr(problem, "mask"):
-        raise TypeError(f"ALS needs a completion problem (observed entries), got {type(problem).__name__}")
+        raise InputTypeError(f"ALS needs a completion problem (observed entries), got {type(problem).__name__}")
     mask = to_numpy(problem.mask)
     rows, cols = np.nonzero(mask)
     return rows, cols, to_numpy(problem.target)[rows, cols]

@@ -25,6 +25,8 @@ import os
 import array_api_compat
 import numpy as np
 
+from .errors import InputError, InputTypeError
+
 BACKENDS = ("numpy", "cupy", "array_api_strict")
 _MODULES = {"numpy": "array_api_compat.numpy", "cupy": "cupy", "array_api_strict": "array_api_strict"}
 _INSTALL_HINTS = {
@@ -64,7 +66,7 @@ def namespace(backend=None):
     """
     backend = default_backend() if backend is None else backend
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     try:
         module = importlib.import_module(_MODULES[backend])
     except ImportError as error:
@@ -94,7 +96,7 @@ def array_namespace(*arrays):
     """
     for a in arrays:
         if not (a is None or isinstance(a, bool | int | float | complex) or array_api_compat.is_array_api_obj(a)):
-            raise TypeError(
+            raise InputTypeError(
                 f"expected an array (numpy.ndarray or another backend's), got {type(a).__module__}."
                 f"{type(a).__qualname__}; convert it first, say with numpy.asarray"
             )
@@ -102,7 +104,7 @@ def array_namespace(*arrays):
         return array_api_compat.array_namespace(*arrays)
     except TypeError as error:
         kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in arrays})
-        raise TypeError(
+        raise InputTypeError(
             f"arrays from different backends cannot be mixed ({', '.join(kinds)}); "
             "move them to one backend first with dlnref.to_backend or dlnref.to_numpy"
         ) from error
@@ -139,7 +141,7 @@ def to_backend(x, backend=None):
     if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
         if array_api_compat.array_namespace(x) is xp:
             return x
-        raise TypeError(
+        raise InputTypeError(
             f"to_backend moves host data, but got a {type(x).__module__}.{type(x).__name__}; "
             "call dlnref.to_numpy on it first"
         )

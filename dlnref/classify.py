@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from ._checks import check_fraction, check_int, check_positive
 from .backend import BACKENDS, default_backend
 from .compress import parameter_count
+from .errors import InputError
 from .images import load_digits, load_idx_dir
 from .mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
 from .update_rank import layer_reports
@@ -92,9 +93,9 @@ def run_classify(config, progress=None):
     for name in ("lr", "first_lr_scale", "scale"):   # cheap checks before the data are read
         check_positive(name, getattr(config, name))
     if config.block_init not in BLOCK_INITS:
-        raise ValueError(f"block_init must be one of {BLOCK_INITS}, got {config.block_init!r}")
+        raise InputError(f"block_init must be one of {BLOCK_INITS}, got {config.block_init!r}")
     if config.block_init == "spectral" and config.block != "linear":
-        raise ValueError("block_init='spectral' needs block='linear': a ReLU block has no end-to-end gradient")
+        raise InputError("block_init='spectral' needs block='linear': a ReLU block has no end-to-end gradient")
     images = load_data(config)
     config = config.resolved(images.train_labels.size)
     train = labelled_set(images.train_images, images.train_labels, images.classes, config.backend)
@@ -144,7 +145,7 @@ def update_rank_run(size="quick", seed=0):
     final_test_accuracy : float
     """
     if size not in UPDATE_RANK_SETUPS:
-        raise ValueError(f"size must be 'quick' or 'full', got {size!r}")
+        raise InputError(f"size must be 'quick' or 'full', got {size!r}")
     images = load_digits()
     config = dataclasses.replace(UPDATE_RANK_SETUPS[size], seed=seed).resolved(images.train_labels.size)
     train = labelled_set(images.train_images, images.train_labels, images.classes)
@@ -274,7 +275,7 @@ def _run_classify(args):
     try:
         result = run_classify(config, progress=None if args.quiet else _progress_printer)
     except ImportError as error:   # scikit-learn missing for the digits: bad usage, with the install hint
-        raise ValueError(str(error)) from error
+        raise InputError(str(error)) from error
     if not args.no_plot:
         from .mlp_plots import plot_classify
 

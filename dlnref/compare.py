@@ -14,6 +14,7 @@ from .backend import to_numpy
 from .compress import compress, parameter_count
 from .compress_exact import compress_exact, train_exact
 from .data import load_movielens, split_entries
+from .errors import InputError
 from .network import init_weights
 from .problems import RecoveryProblem, make_problem
 from .sparse import SparseCompletion, synthetic_completion
@@ -88,7 +89,7 @@ class CompareConfig:
         networks = self.networks or (("compressed",) if self.data is not None else tuple(NETWORKS))
         unknown = [name for name in networks if name not in NETWORKS]
         if unknown or not networks:
-            raise ValueError(f"networks must be a non-empty selection of {tuple(NETWORKS)}, got {self.networks!r}")
+            raise InputError(f"networks must be a non-empty selection of {tuple(NETWORKS)}, got {self.networks!r}")
         return dataclasses.replace(
             self,
             depth=(RATINGS_DEPTH if self.data is not None else PAPER_DEPTH) if self.depth is None else self.depth,
@@ -150,7 +151,7 @@ SETUPS = {
 def setup(size, problem, seed=0, **changes):
     """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes."""
     if size not in SETUPS:
-        raise ValueError(f"size must be 'quick' or 'full', got {size!r}")
+        raise InputError(f"size must be 'quick' or 'full', got {size!r}")
     return dataclasses.replace(SETUPS[size][problem], seed=seed, **changes)
 
 
@@ -174,14 +175,14 @@ def build(config):
 def _problem(config, seed):
     if config.data is not None:
         if config.backend != "numpy":
-            raise ValueError(f"ratings are completed from their observed entries on NumPy only, got backend {config.backend!r}")
+            raise InputError(f"ratings are completed from their observed entries on NumPy only, got backend {config.backend!r}")
         rng = np.random.default_rng(seed)
         ratings = load_movielens(config.data, config.split, seed=rng)
         train, validation = split_entries(ratings.train, config.validation_fraction, rng)
         return SparseCompletion(*train, ratings.shape, validation=validation, test=ratings.test)
     if config.problem == "completion" and config.d > DENSE_MAX_D:
         if config.backend != "numpy":
-            raise ValueError(f"completion with d > {DENSE_MAX_D} runs from observed entries on NumPy only, "
+            raise InputError(f"completion with d > {DENSE_MAX_D} runs from observed entries on NumPy only, "
                              f"got backend {config.backend!r}")
         return synthetic_completion((config.d, config.d), config.rank, config.fraction, seed=seed)
     return make_problem(config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
@@ -198,14 +199,14 @@ def _wide_start(problem, config, seed):
 def _compressed_start(problem, config, seed):
     """The compressed DLN of ``config.compression`` (:data:`COMPRESSIONS`), with the outer-layer scale."""
     if config.compression not in COMPRESSIONS:
-        raise ValueError(f"compression must be one of {tuple(COMPRESSIONS)}, got {config.compression!r}")
+        raise InputError(f"compression must be one of {tuple(COMPRESSIONS)}, got {config.compression!r}")
     return COMPRESSIONS[config.compression][0](problem, config, seed), config.outer_lr_scale
 
 
 def _exact_start(problem, config, seed):
     """:func:`dlnref.compress_exact` of the wide network's init (the same seed as :func:`_wide_start`)."""
     if not isinstance(problem, RecoveryProblem) or config.width != 2 * config.rank:
-        raise ValueError(f"the exact compression needs a dense square problem and width 2 * rank = {2 * config.rank}; "
+        raise InputError(f"the exact compression needs a dense square problem and width 2 * rank = {2 * config.rank}; "
                          f"got {type(problem).__name__} and width {config.width}")
     return compress_exact(problem, _wide_start(problem, config, seed)[0], config.rank)
 
@@ -277,7 +278,7 @@ def run_compare(config, progress=None, observe=None, announce=None):
     """
     config = config.resolved()
     if config.data is None and config.width < config.rank:
-        raise ValueError(f"width {config.width} is below the target's rank {config.rank}: the compressed network "
+        raise InputError(f"width {config.width} is below the target's rank {config.rank}: the compressed network "
                          "cannot fit it; pass a width of at least the rank (2 * rank is the paper's choice)")
     problem, starts = build(config)
     say = announce or (lambda line: None)

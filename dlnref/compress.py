@@ -11,6 +11,7 @@ singular vectors of the problem's surrogate.
 """
 
 from ._checks import check_int, check_positive
+from .errors import InputError
 
 
 def compress(problem, depth, width=None, scale=1e-2):
@@ -50,18 +51,18 @@ def compress(problem, depth, width=None, scale=1e-2):
     """
     depth = check_int("depth", depth, 1)
     if depth < 2:
-        raise ValueError(f"depth must be >= 2 for a compressed DLN (one layer has no inner width), got {depth}")
+        raise InputError(f"depth must be >= 2 for a compressed DLN (one layer has no inner width), got {depth}")
     scale = check_positive("scale", scale)
     m, n = problem.shape
     if width is None:
         width = 2 * problem.rank
         if width > min(m, n):
-            raise ValueError(
+            raise InputError(
                 f"the default width 2 * rank = {width} exceeds min(m, n) = {min(m, n)}; pass width explicitly"
             )
     width = check_int("width", width, 1)
     if width > min(m, n):
-        raise ValueError(f"width must be <= min(m, n) = {min(m, n)} for a ({m}, {n}) problem, got {width}")
+        raise InputError(f"width must be <= min(m, n) = {min(m, n)} for a ({m}, {n}) problem, got {width}")
     U, _, Vh = problem.top_singular(width)
     xp = problem.xp
     inner = [scale * xp.eye(width, dtype=U.dtype) for _ in range(depth - 2)]

@@ -86,6 +86,7 @@ import time
 from ._checks import check_int, check_shape
 from .backend import array_namespace, svd
 from .compress import parameter_count
+from .errors import InputError
 from .network import _backprop, _prefix_products, end_to_end, layer_dims
 from .problems import MatrixFactorization, MatrixSensing
 from .train import DivergenceError, History, TrainResult, record_row, step_sizes
@@ -184,14 +185,14 @@ def compress_exact(problem, weights, rank=None, basis=None):
     dims = layer_dims(weights)
     d = dims[0]
     if any(width != d for width in dims) or tuple(problem.shape) != (d, d):
-        raise ValueError(f"compress_exact needs a square problem and d x d layers; got layer dims {dims} "
+        raise InputError(f"compress_exact needs a square problem and d x d layers; got layer dims {dims} "
                          f"for a problem of shape {tuple(problem.shape)}")
     xp = array_namespace(problem.target, *weights)
     scale = _orthogonal_init_scale(xp, weights)
     rank = problem.rank if rank is None else check_int("rank", rank, 1)
     width = 2 * rank
     if width > d:
-        raise ValueError(f"the exact compression needs 2 * rank <= d, got rank {rank} for d = {d}")
+        raise InputError(f"the exact compression needs 2 * rank <= d, got rank {rank} for d = {d}")
     X0 = end_to_end(weights)
     P_L = X0 / scale ** len(weights)
     if basis is None:
@@ -214,7 +215,7 @@ def _orthogonal_init_scale(xp, weights):
     for l, W in enumerate(weights, start=1):
         error = float(xp.max(xp.abs(W.T @ W / scale**2 - xp.eye(d, dtype=W.dtype))))
         if not error <= ORTHOGONALITY_TOL:
-            raise ValueError(f"compress_exact needs the orthogonal init W_l = eps O_l with one eps for all layers; "
+            raise InputError(f"compress_exact needs the orthogonal init W_l = eps O_l with one eps for all layers; "
                              f"W_{l}^T W_{l} / eps^2 differs from I by {error:.3g} (eps = {scale:.3g} from W_1)")
     return scale
 
@@ -223,7 +224,7 @@ def _check_orthonormal(xp, name, basis):
     eye = xp.eye(basis.shape[1], dtype=basis.dtype)
     error = float(xp.max(xp.abs(basis.T @ basis - eye)))
     if not error <= ORTHOGONALITY_TOL:
-        raise ValueError(f"{name} must have orthonormal columns; {name}^T {name} differs from I by {error:.3g}")
+        raise InputError(f"{name} must have orthonormal columns; {name}^T {name} differs from I by {error:.3g}")
 
 
 def _parsimony_basis(problem, P_L, rank):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._checks import as_generator, check_fraction, check_int
 from .backend import to_backend
+from .errors import InputError
 from .network import _orthonormal
 
 
@@ -45,13 +46,13 @@ def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
     m, n = check_int("m", m, 1), check_int("n", n, 1)
     rank = check_int("rank", rank, 1)
     if rank > min(m, n):
-        raise ValueError(f"rank must be <= min(m, n) = {min(m, n)} for a ({m}, {n}) matrix, got {rank}")
+        raise InputError(f"rank must be <= min(m, n) = {min(m, n)} for a ({m}, {n}) matrix, got {rank}")
     rng = as_generator(seed)
     if isinstance(spectrum, str):
         if spectrum != "spread":
-            raise ValueError(f"spectrum must be 'spread' or a sequence of {rank} singular values, got {spectrum!r}")
+            raise InputError(f"spectrum must be 'spread' or a sequence of {rank} singular values, got {spectrum!r}")
         if 2 * rank > min(m, n):
-            raise ValueError(
+            raise InputError(
                 f"the spread spectrum needs 2 * rank <= min(m, n) = {min(m, n)}, got rank {rank}; "
                 "pass explicit singular values as spectrum=[...] for a higher rank"
             )
@@ -61,7 +62,7 @@ def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
     else:
         s = np.asarray(spectrum, dtype=np.float64)
         if s.shape != (rank,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
-            raise ValueError(f"spectrum must hold {rank} finite positive singular values, got {spectrum!r}")
+            raise InputError(f"spectrum must hold {rank} finite positive singular values, got {spectrum!r}")
         U, Vh = _orthonormal(rng, m, rank), _orthonormal(rng, n, rank).T
     return to_backend((U * s) @ Vh, backend)
 
@@ -92,7 +93,7 @@ def random_mask(shape, fraction, seed=0, backend=None):
     fraction = check_fraction("fraction", fraction)
     count = math.floor(fraction * m * n)
     if count == 0:
-        raise ValueError(f"fraction={fraction} of a ({m}, {n}) matrix observes no entry; raise fraction")
+        raise InputError(f"fraction={fraction} of a ({m}, {n}) matrix observes no entry; raise fraction")
     rng = as_generator(seed)
     mask = np.zeros(m * n, dtype=bool)
     mask[rng.choice(m * n, size=count, replace=False)] = True
@@ -152,7 +153,7 @@ def sample_matrix(name, downsample=1, backend=None):
     import matplotlib.cbook as cbook
 
     if name not in SAMPLE_MATRICES:
-        raise ValueError(f"name must be one of {SAMPLE_MATRICES}, got {name!r}")
+        raise InputError(f"name must be one of {SAMPLE_MATRICES}, got {name!r}")
     step = check_int("downsample", downsample, 1)
     if name == "grace_hopper":
         import matplotlib.pyplot as plt
@@ -195,7 +196,7 @@ def split_entries(entries, fraction, seed=0):
     fraction = check_fraction("fraction", fraction)
     count = math.floor(fraction * len(entries.rows))
     if count == 0 or count == len(entries.rows):
-        raise ValueError(f"holding out a fraction {fraction} of {len(entries.rows)} entries leaves an empty part")
+        raise InputError(f"holding out a fraction {fraction} of {len(entries.rows)} entries leaves an empty part")
     held = np.zeros(len(entries.rows), dtype=bool)
     held[as_generator(seed).permutation(len(entries.rows))[:count]] = True
     return Entries(*(a[~held] for a in entries)), Entries(*(a[held] for a in entries))
@@ -259,7 +260,7 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
         missing split file, or an unknown split.
     """
     if split != "random" and split not in MOVIELENS_SPLITS:
-        raise ValueError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
+        raise InputError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
     ratings = _read_ratings(path)
     if split == "random":
         train, test = split_entries(ratings, test_fraction, seed)
@@ -274,7 +275,7 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
 def _split_file(folder, name):
     path = os.path.join(folder, name)
     if not os.path.isfile(path):
-        raise ValueError(f"split file {path} is missing: the standard splits read <split>.base and <split>.test "
+        raise InputError(f"split file {path} is missing: the standard splits read <split>.base and <split>.test "
                          "next to u.data (use --split random for a seeded split)")
     return path
 
@@ -288,13 +289,13 @@ def _read_ratings(path):
                 continue
             user, item, rating = _parse_rating(path, number, line)
             if (user, item) in seen:
-                raise ValueError(f"{path}, line {number}: user {user} rated item {item} twice")
+                raise InputError(f"{path}, line {number}: user {user} rated item {item} twice")
             seen.add((user, item))
             users.append(user - 1)
             items.append(item - 1)
             values.append(rating)
     if not values:
-        raise ValueError(f"{path} holds no ratings")
+        raise InputError(f"{path} holds no ratings")
     return Entries(np.array(users, dtype=np.int64), np.array(items, dtype=np.int64), np.array(values, dtype=np.float64))
 
 
@@ -309,9 +310,9 @@ def _parse_rating(path, number, line):
     if not valid:
         excerpt = line.rstrip("\r\n")
         excerpt = repr(excerpt[:EXCERPT]) + (f" ... ({len(excerpt)} characters)" if len(excerpt) > EXCERPT else "")
-        raise ValueError(f"{path}, line {number}: expected 'user<TAB>item<TAB>rating (1-5)<TAB>timestamp' "
+        raise InputError(f"{path}, line {number}: expected 'user<TAB>item<TAB>rating (1-5)<TAB>timestamp' "
                          f"with positive ids, got {excerpt}")
     if max(user, item) > MAX_ID:
-        raise ValueError(f"{path}, line {number}: user id {user} or item id {item} exceeds {MAX_ID:,}; "
+        raise InputError(f"{path}, line {number}: user id {user} or item id {item} exceeds {MAX_ID:,}; "
                          "MovieLens ids are small consecutive integers, so this file is not a MovieLens ratings file")
     return user, item, rating

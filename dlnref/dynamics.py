@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .backend import array_namespace, svd
+from .errors import InputError
 
 
 def singular_values(x):
@@ -168,7 +169,7 @@ def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
     k = 2 * rank
     size = min(w_t.shape) - k
     if size < 1:
-        raise ValueError(f"rank must satisfy 2 * rank < min(m, n) = {min(w_t.shape)}, got {rank}")
+        raise InputError(f"rank must satisfy 2 * rank < min(m, n) = {min(w_t.shape)}, got {rank}")
     near = float(singular_values(w_init)[0])
     U, s_ref, Vh = svd(w_ref)
     start = equal_cluster(s_ref, size, near)[0]

@@ -27,6 +27,7 @@ import time
 from threadpoolctl import threadpool_limits
 
 from .backend import BackendUnavailableError
+from .errors import InputError
 
 #: What to install for more than one worker.
 DIST_HINT = 'pip install "dlnref[dist]"'
@@ -88,9 +89,9 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
     SerialExecutor or DaskExecutor
     """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        raise InputError(f"retries must be a non-negative integer, got {retries!r}")
     workers = default_workers() if workers is None else workers
     progress = Progress(label, quiet=quiet)
     if scheduler is None and workers == 1:

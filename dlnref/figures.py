@@ -22,6 +22,7 @@ from .compare import PAPER_PROBLEMS, CompareConfig, build, compare_with_snapshot
 from .compress import compress
 from .data import random_mask, sample_matrix
 from .dynamics import invariant_subspace_residuals, largest_principal_angle, moving_and_fixed, singular_values
+from .errors import InputError
 from .figures_index import write_index
 from .network import end_to_end, init_weights
 from .problems import MatrixCompletion
@@ -284,13 +285,13 @@ def make_figures(size="full", only=None, out="figures", progress=None, executor=
     names = list(FIGURES) if not only else list(only)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        raise ValueError(f"figure must be one of {tuple(FIGURES)}, got {unknown[0]!r}")
+        raise InputError(f"figure must be one of {tuple(FIGURES)}, got {unknown[0]!r}")
     os.makedirs(out, exist_ok=True)
     store = os.path.join(out, "numbers.json")
     numbers = _stored_numbers(store)
     full = sorted(name for name, entry in numbers.items() if isinstance(entry, dict) and entry.get("size") == "full")
     if size == "quick" and full:
-        raise ValueError(f"the folder {out} holds full-size figures ({', '.join(full)}), which quick ones would "
+        raise InputError(f"the folder {out} holds full-size figures ({', '.join(full)}), which quick ones would "
                          "replace; write quick figures into another folder (by default dlnref figures --quick "
                          "writes to figures-quick)")
     if executor is None:
@@ -325,9 +326,9 @@ def _stored_numbers(store):
         try:
             numbers = json.load(f)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{store} is not valid JSON ({error}); delete it or write elsewhere") from None
+            raise InputError(f"{store} is not valid JSON ({error}); delete it or write elsewhere") from None
     if not isinstance(numbers, dict):
-        raise ValueError(f"{store} should map figure names to their numbers, got a {type(numbers).__name__}")
+        raise InputError(f"{store} should map figure names to their numbers, got a {type(numbers).__name__}")
     return numbers
 
 

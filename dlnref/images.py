@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from ._checks import as_generator, check_fraction
+from .errors import InputError
 
 #: IDX type codes (the third byte of the magic number) -> big-endian NumPy dtype.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -80,7 +81,7 @@ def stratified_split(labels, test_fraction, seed=0):
     """
     test_fraction = check_fraction("test_fraction", test_fraction)
     if test_fraction >= 1:
-        raise ValueError(f"test_fraction must be < 1, got {test_fraction}")
+        raise InputError(f"test_fraction must be < 1, got {test_fraction}")
     rng = as_generator(seed)
     labels = np.asarray(labels)
     test = []
@@ -110,18 +111,18 @@ def read_idx(path):
         with opener(path, "rb") as f:
             raw = f.read()
     except (gzip.BadGzipFile, EOFError) as error:
-        raise ValueError(f"{path}: not a readable gzip file ({error})") from error
+        raise InputError(f"{path}: not a readable gzip file ({error})") from error
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or raw[3] == 0:
-        raise ValueError(f"{path}: bad IDX magic number {raw[:4].hex() or '(empty file)'}; expected 0000 followed by "
+        raise InputError(f"{path}: bad IDX magic number {raw[:4].hex() or '(empty file)'}; expected 0000 followed by "
                          f"a type code in {[f'{t:02x}' for t in IDX_TYPES]} and a dimension count >= 1")
     ndim, dtype = raw[3], np.dtype(IDX_TYPES[raw[2]])
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: the header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
+        raise InputError(f"{path}: the header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: the header's counts {shape} need {expected} bytes of data, "
+        raise InputError(f"{path}: the header's counts {shape} need {expected} bytes of data, "
                          f"but the file holds {len(raw) - header}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -131,7 +132,7 @@ def write_idx(path, array):
     array = np.asarray(array)
     codes = {np.dtype(v).newbyteorder("="): k for k, v in IDX_TYPES.items()}
     if array.dtype not in codes or array.ndim < 1:
-        raise ValueError(f"array must be at least 1-D with a dtype in {sorted(map(str, codes))}, "
+        raise InputError(f"array must be at least 1-D with a dtype in {sorted(map(str, codes))}, "
                          f"got {array.ndim}-D {array.dtype}")
     payload = (bytes([0, 0, codes[array.dtype], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
                + array.astype(array.dtype.newbyteorder(">")).tobytes())
@@ -169,15 +170,15 @@ def load_idx_dir(directory):
         path = _find(directory, name)
         array = read_idx(path)
         if role.endswith("images") and (array.ndim != 3 or array.dtype != np.uint8):
-            raise ValueError(f"{path}: expected unsigned-byte images of shape (n, rows, cols), "
+            raise InputError(f"{path}: expected unsigned-byte images of shape (n, rows, cols), "
                              f"got {array.dtype} of shape {array.shape}")
         if role.endswith("labels") and array.ndim != 1:
-            raise ValueError(f"{path}: expected labels of shape (n,), got shape {array.shape}")
+            raise InputError(f"{path}: expected labels of shape (n,), got shape {array.shape}")
         arrays[role] = (path, array)
     for part in ("train", "test"):
         (image_path, images), (label_path, labels) = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{label_path} holds {labels.shape[0]} labels but {image_path} holds "
+            raise InputError(f"{label_path} holds {labels.shape[0]} labels but {image_path} holds "
                              f"{images.shape[0]} images")
     (_, train_x), (_, train_y), (_, test_x), (_, test_y) = (arrays[role] for role in IDX_FILES)
     classes = int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1

@@ -50,6 +50,7 @@ import numpy as np
 
 from ._checks import as_generator, check_int, check_positive
 from .backend import array_namespace, is_numpy, svd, to_backend
+from .errors import InputError
 from .network import backward, init_weights, prefix_products
 from .train import DivergenceError, History
 
@@ -140,10 +141,10 @@ def mlp_layout(inputs, classes, hidden, relu_layers=1, block_depth=3, block_widt
     relu_layers = check_int("relu_layers", relu_layers, 1)
     block_depth = check_int("block_depth", block_depth, 2)
     if block not in BLOCKS:
-        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        raise InputError(f"block must be one of {BLOCKS}, got {block!r}")
     width = hidden if block_width is None else check_int("block_width", block_width, 1)
     if width > hidden:
-        raise ValueError(f"block_width must be <= hidden = {hidden}, got {width}")
+        raise InputError(f"block_width must be <= hidden = {hidden}, got {width}")
     dims = (inputs, *[hidden] * relu_layers, *[width] * (block_depth - 1), hidden, classes)
     return MLPLayout(dims, (relu_layers, relu_layers + block_depth), block)
 
@@ -296,7 +297,7 @@ def block_gradient(weights, layout, X, Y):
     array, shape (h, h)
     """
     if layout.block_activation != "linear":
-        raise ValueError("block_gradient needs a linear block (block='linear'); a ReLU block has no end-to-end matrix")
+        raise InputError("block_gradient needs a linear block (block='linear'); a ReLU block has no end-to-end matrix")
     logits, cache = forward(weights, layout, X)
     _, G = cross_entropy(logits, Y)
     segments = layout.segments
@@ -339,7 +340,7 @@ def spectral_block(weights, layout, X, Y, width, scale=1.0):
     hidden = layout.dims[first]
     width = check_int("width", width, 1)
     if width > hidden:
-        raise ValueError(f"width must be <= the block's ends h = {hidden}, got {width}")
+        raise InputError(f"width must be <= the block's ends h = {hidden}, got {width}")
     xp = array_namespace(X, *weights)
     U, _, Vh = svd(-block_gradient(weights, layout, X, Y))
     inner = [scale * xp.eye(width, dtype=X.dtype) for _ in range(stop - first - 2)]
@@ -371,9 +372,9 @@ def labelled_set(images, labels, classes, backend=None):
     """Move host images ``(n, d_0)`` and integer labels ``(n,)`` to a :class:`LabelledSet`."""
     images, labels = np.asarray(images, dtype=np.float64), np.asarray(labels)
     if images.ndim != 2 or labels.shape != (images.shape[0],):
-        raise ValueError(f"images must be (n, d_0) and labels (n,), got {images.shape} and {labels.shape}")
+        raise InputError(f"images must be (n, d_0) and labels (n,), got {images.shape} and {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"labels must lie in 0..{classes - 1}, got values {labels.min()}..{labels.max()}")
+        raise InputError(f"labels must lie in 0..{classes - 1}, got values {labels.min()}..{labels.max()}")
     one_hot = np.eye(classes)[labels].T
     return LabelledSet(to_backend(np.ascontiguousarray(images.T), backend), to_backend(one_hot, backend),
                        to_backend(labels.astype(np.int64), backend))
@@ -454,7 +455,7 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
     lr, first_lr_scale = check_positive("lr", lr), check_positive("first_lr_scale", first_lr_scale)
     steps, record_every = check_int("steps", steps, 0), check_int("record_every", record_every, 1)
     if tuple(w.shape for w in weights) != tuple((o, i) for i, o in zip(layout.dims[:-1], layout.dims[1:])):
-        raise ValueError(f"weights' shapes {[tuple(w.shape) for w in weights]} do not match layout.dims {layout.dims}")
+        raise InputError(f"weights' shapes {[tuple(w.shape) for w in weights]} do not match layout.dims {layout.dims}")
     n = train.size
     batch_size = n if batch_size is None else min(check_int("batch_size", batch_size, 1), n)
     batches = _batches(train, batch_size, check_int("seed", seed, 0))

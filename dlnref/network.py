@@ -16,6 +16,7 @@ import numpy as np
 
 from ._checks import as_generator, check_int, check_positive, check_shape
 from .backend import array_namespace, to_backend
+from .errors import InputError
 
 INIT_KINDS = ("orthogonal", "gaussian", "uniform")
 
@@ -68,10 +69,10 @@ def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
     """
     dims = [check_int(f"dims[{i}]", d, 1) for i, d in enumerate(dims)]
     if len(dims) < 2:
-        raise ValueError(f"dims must list at least 2 widths (d_0, d_1), got {dims}")
+        raise InputError(f"dims must list at least 2 widths (d_0, d_1), got {dims}")
     scale = check_positive("scale", scale)
     if kind not in INIT_KINDS:
-        raise ValueError(f"kind must be one of {INIT_KINDS}, got {kind!r}")
+        raise InputError(f"kind must be one of {INIT_KINDS}, got {kind!r}")
     rng = as_generator(seed)
     draw = {"orthogonal": _orthonormal, "gaussian": _gaussian, "uniform": _uniform}[kind]
     host = [scale * draw(rng, d_out, d_in) for d_in, d_out in zip(dims[:-1], dims[1:])]
@@ -118,14 +119,14 @@ def layer_dims(weights):
         For an empty list, a non-2-D layer, or ``W_{l+1}.shape[1] != W_l.shape[0]``.
     """
     if len(weights) == 0:
-        raise ValueError("weights must hold at least one layer, got an empty list")
+        raise InputError("weights must hold at least one layer, got an empty list")
     for l, W in enumerate(weights, start=1):
         if getattr(W, "ndim", None) != 2:
-            raise ValueError(f"weights[{l - 1}] (W_{l}) must be 2-D, got shape {getattr(W, 'shape', None)}")
+            raise InputError(f"weights[{l - 1}] (W_{l}) must be 2-D, got shape {getattr(W, 'shape', None)}")
     dims = [weights[0].shape[1]]
     for l, W in enumerate(weights, start=1):
         if W.shape[1] != dims[-1]:
-            raise ValueError(
+            raise InputError(
                 f"layer shapes do not chain: W_{l} has shape {tuple(W.shape)}, so it needs "
                 f"{W.shape[1]} inputs, but W_{l - 1} gives {dims[-1]} outputs "
                 "(layers go first to last: weights = [W_1, ..., W_L], W_l of shape (d_l, d_{l-1}))"

@@ -35,6 +35,7 @@ import scipy.linalg.blas
 from . import data
 from ._checks import check_array, check_int, check_matrix, check_shape
 from .backend import array_namespace, is_numpy, svd, to_backend, top_svd
+from .errors import InputError, InputTypeError
 from .network import FactorGradients
 
 
@@ -116,7 +117,7 @@ class RecoveryProblem:
         self.shape = tuple(target.shape)
         self._target_norm = _frobenius(self.xp, target)
         if float(self._target_norm) == 0:
-            raise ValueError("target must not be all zeros: the relative recovery error is undefined")
+            raise InputError("target must not be all zeros: the relative recovery error is undefined")
 
     def _on_backend(self, x):
         return x if self.backend is None else to_backend(x, self.backend)
@@ -182,7 +183,7 @@ class RecoveryProblem:
     def _check_factors(self, left, right):
         shape = (left.shape[0], (left if right is None else right).shape[1])
         if shape != self.shape:
-            raise ValueError(f"left @ right must have the problem's shape {self.shape}, got {shape}")
+            raise InputError(f"left @ right must have the problem's shape {self.shape}, got {shape}")
 
     def _buffer(self, name, shape=None):
         """An array (``(m, n)`` by default) kept across evaluations (NumPy): the step overwrites it instead of allocating."""
@@ -344,7 +345,7 @@ class MatrixCompletion(RecoveryProblem):
         self.mask = mask
         self.observed = _count_true(xp, mask)
         if self.observed == 0:
-            raise ValueError("mask must observe at least one entry, got an all-False mask")
+            raise InputError("mask must observe at least one entry, got an all-False mask")
         self.fraction = self.observed / (self.shape[0] * self.shape[1])
         self._weight = xp.astype(mask, target.dtype)
         self._gradient_weight = self._weight / self.observed
@@ -355,10 +356,10 @@ class MatrixCompletion(RecoveryProblem):
         if self.test_mask is not None:
             self.tested = _count_true(xp, self.test_mask)
             if self.tested == 0:
-                raise ValueError("test_mask must hold at least one entry, got an all-False mask")
+                raise InputError("test_mask must hold at least one entry, got an all-False mask")
             overlap = _count_true(xp, self.test_mask & mask)
             if overlap:
-                raise ValueError(f"test_mask must not overlap mask: {overlap} entries are in both; "
+                raise InputError(f"test_mask must not overlap mask: {overlap} entries are in both; "
                                  "held-out entries must be unseen in training (pass test_mask & ~mask)")
             self._test_weight = xp.astype(self.test_mask, target.dtype)
 
@@ -366,7 +367,7 @@ class MatrixCompletion(RecoveryProblem):
         check_array(name, mask)
         mask = self._on_backend(mask)
         if getattr(mask, "dtype", None) != self.xp.bool:
-            raise TypeError(f"{name} must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
+            raise InputTypeError(f"{name} must be a boolean array, got dtype {getattr(mask, 'dtype', type(mask))}")
         check_shape(name, mask, self.shape)
         array_namespace(mask, self.target)
         return mask
@@ -468,7 +469,7 @@ class MatrixCompletion(RecoveryProblem):
         """As :meth:`RecoveryProblem.errors`; from the :class:`ResidualNorms` of a fused evaluation too."""
         norms = evaluation.state
         if norms is None:
-            raise ValueError("this evaluation was made with record=False, which skips the residual norms that "
+            raise InputError("this evaluation was made with record=False, which skips the residual norms that "
                              "errors reads; evaluate with record=True")
         if not isinstance(norms, ResidualNorms):
             return super().errors(evaluation)
@@ -491,7 +492,7 @@ class MatrixCompletion(RecoveryProblem):
     def test_rmse(self, X):
         """Root-mean-square error on the test entries (0-d array); needs a ``test_mask``."""
         if self.test_mask is None:
-            raise ValueError("test_rmse needs a problem built with a test_mask")
+            raise InputError("test_rmse needs a problem built with a test_mask")
         self._check_X(X)
         return self._test_rmse(X - self.target)
 
@@ -543,10 +544,10 @@ class MatrixSensing(RecoveryProblem):
         check_array("operators", operators)
         target, operators, xp = self.target, self._on_backend(operators), self.xp
         if getattr(operators, "ndim", None) != 3:
-            raise ValueError(f"operators must have shape (m, {self.shape[0]}, {self.shape[1]}), got {getattr(operators, 'shape', None)}")
+            raise InputError(f"operators must have shape (m, {self.shape[0]}, {self.shape[1]}), got {getattr(operators, 'shape', None)}")
         check_shape("operators", operators, (operators.shape[0], *self.shape))
         if operators.shape[0] == 0:
-            raise ValueError(f"operators must hold at least one sensing matrix, got the empty shape {tuple(operators.shape)}")
+            raise InputError(f"operators must hold at least one sensing matrix, got the empty shape {tuple(operators.shape)}")
         check_matrix("operators (flattened)", xp.reshape(operators, (operators.shape[0], -1)), xp)
         array_namespace(operators, target)
         self.operators = operators
@@ -608,9 +609,9 @@ def make_problem(name, shape, rank, *, fraction=0.3, measurements=None, seed=0, 
     RecoveryProblem
     """
     if name not in PROBLEMS:
-        raise ValueError(f"problem must be one of {tuple(PROBLEMS)}, got {name!r}")
+        raise InputError(f"problem must be one of {tuple(PROBLEMS)}, got {name!r}")
     if isinstance(shape, str) or not hasattr(shape, "__len__") or len(shape) != 2:
-        raise TypeError(f"shape must be a pair (m, n), got {shape!r}; for a square d x d target pass (d, d)")
+        raise InputTypeError(f"shape must be a pair (m, n), got {shape!r}; for a square d x d target pass (d, d)")
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
     target_seed, side_seed = (np.random.default_rng(s) for s in seq.spawn(2))
     target = data.low_rank_matrix(*shape, rank, seed=target_seed, backend=backend)

@@ -36,6 +36,7 @@ import scipy.sparse
 from ._checks import check_fraction, check_int
 from .backend import top_svd
 from .data import Entries
+from .errors import InputError, InputTypeError
 from .network import FactorGradients, _orthonormal
 from .problems import Evaluation
 
@@ -67,21 +68,21 @@ def default_threads():
 def as_entries(name, entries, shape):
     """Check ``(rows, cols, values)`` against ``shape`` and return them as :class:`Entries`."""
     if not isinstance(entries, tuple) or len(entries) != 3:
-        raise TypeError(f"{name} must be a (rows, cols, values) triple, got {type(entries).__name__}")
+        raise InputTypeError(f"{name} must be a (rows, cols, values) triple, got {type(entries).__name__}")
     rows, cols, values = (np.asarray(a) for a in entries)
     if not (rows.ndim == cols.ndim == values.ndim == 1 and rows.shape == cols.shape == values.shape):
-        raise ValueError(f"{name}: rows, cols and values must be 1-D of one length, got shapes "
+        raise InputError(f"{name}: rows, cols and values must be 1-D of one length, got shapes "
                          f"{rows.shape}, {cols.shape}, {values.shape}")
     if rows.size == 0:
-        raise ValueError(f"{name} must hold at least one entry, got none")
+        raise InputError(f"{name} must hold at least one entry, got none")
     for axis, index, size in (("rows", rows, shape[0]), ("cols", cols, shape[1])):
         if not np.issubdtype(index.dtype, np.integer):
-            raise TypeError(f"{name}: {axis} must be integers, got dtype {index.dtype}")
+            raise InputTypeError(f"{name}: {axis} must be integers, got dtype {index.dtype}")
         if index.min() < 0 or index.max() >= size:
-            raise ValueError(f"{name}: {axis} must lie in [0, {size}) for shape {shape}, "
+            raise InputError(f"{name}: {axis} must lie in [0, {size}) for shape {shape}, "
                              f"got values from {index.min()} to {index.max()}")
     if not np.issubdtype(values.dtype, np.number) or not np.all(np.isfinite(values)):
-        raise ValueError(f"{name}: values must be finite numbers")
+        raise InputError(f"{name}: values must be finite numbers")
     return Entries(rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
 
 
@@ -180,7 +181,7 @@ class SparseCompletion:
         repeated = linear[1:] == linear[:-1]
         if repeated.any():
             k = int(np.argmax(repeated))
-            raise ValueError(f"observed entries must not repeat a position, got ({self.rows[k]}, {self.cols[k]}) twice")
+            raise InputError(f"observed entries must not repeat a position, got ({self.rows[k]}, {self.cols[k]}) twice")
         self._indptr = np.searchsorted(self.rows, np.arange(m + 1)).astype(np.int64)
         self._parts = _row_parts(self._indptr, min(MAX_PARTS, max(1, self.observed // PART_MIN_ENTRIES)))
         self.threads = default_threads() if threads is None else threads
@@ -188,7 +189,7 @@ class SparseCompletion:
         self.fraction = self.observed / (m * n)
         self._values_norm = float(np.linalg.norm(self.values))
         if self._values_norm == 0:
-            raise ValueError("observed values must not all be zero: the relative errors are undefined")
+            raise InputError("observed values must not all be zero: the relative errors are undefined")
         self.held_out = {name: as_entries(name, e, self.shape)
                          for name, e in (("validation", validation), ("test", test)) if e is not None}
         self.target_factors = None
@@ -196,7 +197,7 @@ class SparseCompletion:
         if target_factors is not None:
             A, B = (np.asarray(f, dtype=np.float64) for f in target_factors)
             if A.ndim != 2 or B.ndim != 2 or A.shape[0] != m or B.shape[1] != n or A.shape[1] != B.shape[0]:
-                raise ValueError(f"target_factors must be (A, B) with A of shape ({m}, r) and B of shape (r, {n}), "
+                raise InputError(f"target_factors must be (A, B) with A of shape ({m}, r) and B of shape (r, {n}), "
                                  f"got {A.shape} and {B.shape}")
             self.target_factors = (A, B)
             self._target_norm = _product_norm(A, B)
@@ -236,7 +237,7 @@ class SparseCompletion:
     def rank(self):
         """Rank of the target, known only from ``target_factors``."""
         if self.target_factors is None:
-            raise ValueError("the rank of observed entries alone is unknown; pass width explicitly")
+            raise InputError("the rank of observed entries alone is unknown; pass width explicitly")
         return int(np.linalg.matrix_rank(self.target_factors[0] @ (self.target_factors[1] @ self.target_factors[1].T)))
 
     def evaluate(self, left, right=None, factored=False, record=True):
@@ -251,7 +252,7 @@ class SparseCompletion:
         reads only the factors).
         """
         if (left.shape[0], (left if right is None else right).shape[1]) != self.shape:
-            raise ValueError(f"left @ right must have the problem's shape {self.shape}")
+            raise InputError(f"left @ right must have the problem's shape {self.shape}")
         k = self.observed
         residual, data = self._buffer("residual", (k,)), self._buffer("gradient", (k,))  # kept across evaluations
         factors = None
@@ -368,7 +369,7 @@ class SparseCompletion:
 def _kernel(engine):
     """:mod:`dlnref._sparse_kernel`, compiled, for ``engine`` "numba" (or "auto" where numba imports); else None."""
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
+        raise InputError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     if engine == "numpy":
         return None
     try:
@@ -376,7 +377,7 @@ def _kernel(engine):
     except ImportError as error:
         if engine == "auto":
             return None
-        raise ValueError(f'engine="numba" needs numba, which did not import ({error}): '
+        raise InputError(f'engine="numba" needs numba, which did not import ({error}): '
                          'pip install "dlnref[fast]"') from error
     kernel.warm_up()
     return kernel
@@ -518,7 +519,7 @@ def synthetic_completion(shape, rank, fraction, seed=0, threads=None, engine="au
     m, n = (check_int(f"shape[{i}]", s, 1) for i, s in enumerate(shape))
     rank = check_int("rank", rank, 1)
     if 2 * rank > min(m, n):
-        raise ValueError(f"rank must satisfy 2 * rank <= min(m, n) = {min(m, n)}, got {rank}")
+        raise InputError(f"rank must satisfy 2 * rank <= min(m, n) = {min(m, n)}, got {rank}")
     fraction = check_fraction("fraction", fraction)
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
     target_rng, mask_rng = (np.random.default_rng(s) for s in seq.spawn(2))
@@ -538,7 +539,7 @@ def sample_positions(shape, count, rng):
     """
     m, n = shape
     if count < 1:
-        raise ValueError(f"the observed fraction of a {shape} matrix gives no entry; raise fraction")
+        raise InputError(f"the observed fraction of a {shape} matrix gives no entry; raise fraction")
     if count > m * n // 2:
         chosen = np.sort(rng.choice(m * n, size=count, replace=False))
     else:

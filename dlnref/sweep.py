@@ -32,6 +32,7 @@ import typing
 from . import __version__
 from ._io import atomic_path
 from .compare import THRESHOLDS, CompareConfig, run_compare
+from .errors import InputError
 from .executor import add_executor_options, default_workers, executor_from_args
 
 #: The grid's keys: the fields of CompareConfig, and ``seeds`` for ``seed``.
@@ -72,14 +73,14 @@ def make_grid(values):
     for key, value in values.items():
         name = ALIASES.get(key, key)
         if name not in fields:
-            raise ValueError(f"unknown grid key {key!r}; valid keys: {', '.join(sorted([*fields, *ALIASES]))}")
+            raise InputError(f"unknown grid key {key!r}; valid keys: {', '.join(sorted([*fields, *ALIASES]))}")
         if name in grid:
-            raise ValueError(f"grid key {name!r} is given twice (as {name!r} and as its alias)")
+            raise InputError(f"grid key {name!r} is given twice (as {name!r} and as its alias)")
         one = _is_sequence_field(fields[name]) and not (isinstance(value, list) and all(
             isinstance(v, list) for v in value))  # a flat list is one value of a tuple field
         items = [value] if one or not isinstance(value, list) else value
         if not items:
-            raise ValueError(f"grid key {key!r} has an empty list of values")
+            raise InputError(f"grid key {key!r} has an empty list of values")
         grid[name] = [v for item in items for v in _values(fields[name], item)]
     return {name: grid[name] for name in fields if name in grid}
 
@@ -94,7 +95,7 @@ def _values(field, item):
     if isinstance(item, str) and int in kinds and re.fullmatch(r"\d+-\d+", item.strip()):
         first, last = (int(v) for v in item.split("-"))
         if last < first:
-            raise ValueError(f"{field.name}: range {item!r} is empty (write first-last, first <= last)")
+            raise InputError(f"{field.name}: range {item!r} is empty (write first-last, first <= last)")
         return list(range(first, last + 1))
     return [_convert(field, item, kinds)]
 
@@ -113,7 +114,7 @@ def _sequences(field, item, kinds):
         return [tuple(p.strip() for p in alternative.split(",") if p.strip()) for alternative in item.split(";")]
     elif isinstance(item, (list, tuple)):
         return [tuple(item)]
-    raise ValueError(f"{field.name} must be a list of values (on the command line: a,b;c for (a, b) then (c,)), "
+    raise InputError(f"{field.name} must be a list of values (on the command line: a,b;c for (a, b) then (c,)), "
                      f"got {item!r}")
 
 
@@ -143,7 +144,7 @@ def _convert(field, item, kinds):
         if kind is str and isinstance(item, str):
             return item
     names = " or ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in kinds)
-    raise ValueError(f"{field.name} must be {names}, got {item!r}")
+    raise InputError(f"{field.name} must be {names}, got {item!r}")
 
 
 def load_grid(path):
@@ -152,7 +153,7 @@ def load_grid(path):
         values = tomllib.load(f)
     tables = [k for k, v in values.items() if isinstance(v, dict)]
     if tables:
-        raise ValueError(f"{path}: the grid is flat (field = value or [values]); found a table [{tables[0]}]")
+        raise InputError(f"{path}: the grid is flat (field = value or [values]); found a table [{tables[0]}]")
     return make_grid(values)
 
 
@@ -465,7 +466,7 @@ def grid_from_args(args):
     values = load_grid(args.config) if args.config else {}
     given = {k[len("grid_"):]: v for k, v in vars(args).items() if k.startswith("grid_") and v is not None}
     if "seed" in given and "seeds" in given:
-        raise ValueError("give either --seed or --seeds, not both")
+        raise InputError("give either --seed or --seeds, not both")
     values.update(make_grid(given))
     return values
 
@@ -473,7 +474,7 @@ def grid_from_args(args):
 def _run_sweep(args):
     grid = grid_from_args(args)
     if args.x is not None and args.x not in grid_fields():
-        raise ValueError(f"--x must be a field of the grid, one of {', '.join(grid_fields())}; got {args.x!r}")
+        raise InputError(f"--x must be a field of the grid, one of {', '.join(grid_fields())}; got {args.x!r}")
     _check_writable(args.out)
     todo = configs(grid)
     with executor_from_args(args, default_workers=None, label="sweep") as executor:
@@ -496,4 +497,4 @@ def _check_writable(folder):
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise ValueError(f"--out {folder!r} is not a folder this process can write to ({error.strerror})") from None
+        raise InputError(f"--out {folder!r} is not a folder this process can write to ({error.strerror})") from None

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
+from .errors import InputError, InputTypeError
 from .network import _backprop, _prefix_products, layer_dims
 
 #: A matmul whose thinnest side is at most this size is bound by memory, not by
@@ -203,7 +204,7 @@ def auto_lr(problem, depth, outer_lr_scale=1.0):
     g = math.prod(step_sizes(depth, 1.0, outer_lr_scale)) ** (1 / depth)
     sharpness = depth * g * float(s[0]) ** (2 - 2 / depth) * curvature
     if not sharpness > 0:
-        raise ValueError("the problem's surrogate or its curvature is zero: there is nothing to learn")
+        raise InputError("the problem's surrogate or its curvature is zero: there is nothing to learn")
     return AUTO_LR_SAFETY * 2 / sharpness
 
 
@@ -302,17 +303,17 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     """
     dims = layer_dims(weights)
     if (dims[-1], dims[0]) != problem.shape:
-        raise ValueError(
+        raise InputError(
             f"weights give an end-to-end matrix of shape {(dims[-1], dims[0])}, "
             f"but the problem's target has shape {problem.shape}"
         )
     xp = array_namespace(*weights)
     if xp is not problem.xp:
-        raise TypeError("arrays from different backends cannot be mixed: the weights and the problem live on "
+        raise InputTypeError("arrays from different backends cannot be mixed: the weights and the problem live on "
                         "different backends; move them to one with dlnref.to_backend or dlnref.to_numpy")
     for l, W in enumerate(weights, start=1):
         if not bool(xp.all(xp.isfinite(W))):
-            raise ValueError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
+            raise InputError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
     auto = isinstance(lr, str) and lr == "auto"
     lr = auto_lr(problem, len(weights), outer_lr_scale) if auto else check_positive("lr", lr)
@@ -378,7 +379,7 @@ def record_row(history, row, steps, state, observe=None, progress=None):
 def _best_validation(row, best, index):
     """``(lowest validation_rmse, its row index)`` after one more row."""
     if "validation_rmse" not in row:
-        raise ValueError("patience needs a problem with validation entries (validation_rmse), got none")
+        raise InputError("patience needs a problem with validation entries (validation_rmse), got none")
     return (row["validation_rmse"], index) if row["validation_rmse"] < best[0] else best
 
 

@@ -11,6 +11,7 @@ import math
 
 from .backend import array_namespace
 from .dynamics import principal_angles, singular_values, top_singular_subspaces
+from .errors import InputError
 
 
 def energy_fraction(s, k):
@@ -56,7 +57,7 @@ def update_rank_measures(w_init, w_mid, w_end, k):
     """
     array_namespace(w_init, w_mid, w_end)
     if not 1 <= k < min(w_init.shape):
-        raise ValueError(f"k must satisfy 1 <= k < min(m, n) = {min(w_init.shape)}, got {k}")
+        raise InputError(f"k must satisfy 1 <= k < min(m, n) = {min(w_init.shape)}, got {k}")
     early, late = w_mid - w_init, w_end - w_init
     s = singular_values(late)
     u1, v1 = top_singular_subspaces(early, k)
@@ -91,7 +92,7 @@ def layer_reports(snapshots, steps, ks):
         ``D(t)`` at every record, NaN at step 0).
     """
     if len(snapshots) < 3:
-        raise ValueError(f"need at least 3 snapshots (start, middle, end), got {len(snapshots)}")
+        raise InputError(f"need at least 3 snapshots (start, middle, end), got {len(snapshots)}")
     mid = len(snapshots) // 2
     reports = []
     for l, k in enumerate(ks):

@@ -7,6 +7,8 @@ Run them with ``dlnref check [--full] [--json] [--claim NAME]``, or call
 
 import importlib
 
+from dlnref.errors import InputError
+
 from .verdict import Finding, Verdict
 
 CLAIMS = ("invariant_subspace", "incremental_learning", "compressed_faster", "exact_dynamics", "compression_size",
@@ -33,7 +35,7 @@ def run(size="quick", seed=0, claims=CLAIMS, progress=None, executor=None):
     """
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
-        raise ValueError(f"claim must be one of {CLAIMS}, got {unknown[0]!r}")
+        raise InputError(f"claim must be one of {CLAIMS}, got {unknown[0]!r}")
     if executor is not None:
         from .parallel import run_parallel
 

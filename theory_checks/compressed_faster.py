@@ -35,6 +35,7 @@ whether the conclusion holds on them.
 import functools
 
 from dlnref.compare import compare_with_snapshots, run_compare, setup
+from dlnref.errors import InputError
 
 from .verdict import Finding, Verdict
 
@@ -133,6 +134,6 @@ def check(size="quick", seed=0, part=None):
     """
     chosen = _parts(size, seed)
     if part is not None and part not in chosen:
-        raise ValueError(f"part must be one of {tuple(chosen)}, got {part!r}")
+        raise InputError(f"part must be one of {tuple(chosen)}, got {part!r}")
     findings = [find() for name, find in chosen.items() if part is None or name == part]
     return Verdict("compressed_faster", CLAIM, PAPER, findings if part is not None else combine(findings))

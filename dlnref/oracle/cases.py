@@ -35,6 +35,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..data import gaussian_operators, low_rank_matrix, random_mask
+from ..errors import InputError
 from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
 from .strategies import seeds
 
@@ -53,7 +54,7 @@ MAX_SIZE = 6
 def check_layout(layout):
     """Raise ``ValueError`` unless ``layout`` is one of :data:`LAYOUTS`."""
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
 def to_layout(weights, layout):
@@ -103,7 +104,7 @@ def build_case(kind, dims, weight_seed, problem_seed=0, rank=1, observed=None, m
     if kind == "backward":
         return weights, np.random.default_rng(problem_seed).standard_normal((m, n))
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'backward' or one of {KINDS}, got {kind!r}")
+        raise InputError(f"kind must be 'backward' or one of {KINDS}, got {kind!r}")
     target_rng, side_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(problem_seed).spawn(2))
     target = low_rank_matrix(m, n, rank, seed=target_rng)
     target = target / np.linalg.norm(target)
@@ -284,7 +285,7 @@ def problem_cases(kind=None, max_inner_layers=3):
         The network has ``1 + len(inner)`` layers, ``len(inner) <= max_inner_layers``.
     """
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"problem must be one of {KINDS} or None, got {kind!r}")
+        raise InputError(f"problem must be one of {KINDS} or None, got {kind!r}")
     kinds = KINDS if kind is None else (kind,)
     return st.one_of(*[_problem_case(k, max_inner_layers) for k in kinds]).filter(_collision_free)
 

@@ -21,6 +21,7 @@ ignored or rescaled ``lr`` shows.
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
+from ..errors import InputError
 from ..network import backward, end_to_end
 from ..train import step_sizes
 from .cases import (ALPHA_CANDIDATES, KINDS, backward_cases, case_alpha, check_layout, from_layout,
@@ -262,7 +263,7 @@ def _trajectory_diagnosis(t, x, weights, problem, lr, alpha, tol):
 
 def _problem_kind(problem):
     if problem is not None and problem not in KINDS:
-        raise ValueError(f"problem must be one of {KINDS} or None (all kinds), got {problem!r}; the cases are drawn "
+        raise InputError(f"problem must be one of {KINDS} or None (all kinds), got {problem!r}; the cases are drawn "
                          "so that the diagnosis can tell causes apart (dlnref.oracle.build_case rebuilds any of them)")
     return problem
 
@@ -358,7 +359,7 @@ def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=None, oute
     low, high = trajectory_lr_range(kind, steps, outer_lr_scale)
     lr = high / 2 if lr is None else lr
     if not low < lr <= high:
-        raise ValueError(
+        raise InputError(
             f"lr={lr!r} is outside the range (0, {high:.4g}] in which dlnref's reference run provably stays bounded "
             f"for {kind or 'every kind'} at steps={steps}, outer_lr_scale={outer_lr_scale}: this is a usage error, "
             "not a failure of your code. Pass a smaller lr or fewer steps (see dlnref.oracle.trajectory_lr_range)")

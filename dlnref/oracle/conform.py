@@ -14,6 +14,8 @@ import tempfile
 
 import numpy as np
 
+from ..errors import InputError
+
 CHECK_KINDS = ("backward", "step", "trajectory")
 PROBLEM_KINDS = ("factorization", "completion", "sensing")
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -52,20 +54,20 @@ def load_function(spec):
     """The callable named by ``MODULE:FUNCTION``; ``ValueError`` saying what is wrong otherwise."""
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
-        raise ValueError(f"expected MODULE:FUNCTION (say mymodule:my_step), got {spec!r}")
+        raise InputError(f"expected MODULE:FUNCTION (say mymodule:my_step), got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r}: {error}") from None
+        raise InputError(f"cannot import module {module_name!r}: {error}") from None
     function = module
     for part in name.split("."):
         if not hasattr(function, part):
-            raise ValueError(f"module {module_name!r} has no attribute {name!r}")
+            raise InputError(f"module {module_name!r} has no attribute {name!r}")
         function = getattr(function, part)
     if not callable(function):
-        raise ValueError(f"{spec} is a {type(function).__name__}, not a function")
+        raise InputError(f"{spec} is a {type(function).__name__}, not a function")
     return function
 
 
@@ -119,7 +121,7 @@ def run_conform(args):
     try:
         import hypothesis  # noqa: F401  (the checks draw their cases with it)
     except ImportError:
-        raise ValueError('dlnref conform needs hypothesis: pip install "dlnref[test]"') from None
+        raise InputError('dlnref conform needs hypothesis: pip install "dlnref[test]"') from None
     function = load_function(args.function)
     rows = []
     with _scratch_hypothesis_home():

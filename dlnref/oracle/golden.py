@@ -41,6 +41,7 @@ import numpy as np
 from .._io import atomic_path
 from ..compress import compress
 from ..data import gaussian_operators, low_rank_matrix, random_mask
+from ..errors import InputError
 from ..network import end_to_end, init_weights
 from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
 from ..train import gradient_descent
@@ -160,16 +161,16 @@ def read_manifest(directory):
     """
     path = os.path.join(directory, "manifest.json")
     if not os.path.exists(path):
-        raise ValueError(f"{path} does not exist; write the golden files with: dlnref golden export {directory}")
+        raise InputError(f"{path} does not exist; write the golden files with: dlnref golden export {directory}")
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); export the golden files again") from None
+        raise InputError(f"{path} is not valid JSON ({error}); export the golden files again") from None
     cases = manifest.get("cases") if isinstance(manifest, dict) else None
     if not isinstance(cases, dict) or not all(
             isinstance(e, dict) and {"file", "sha256", "config"} <= set(e) for e in cases.values()):
-        raise ValueError(f"{path} is not a golden manifest: it needs a 'cases' object whose entries hold "
+        raise InputError(f"{path} is not a golden manifest: it needs a 'cases' object whose entries hold "
                          "'file', 'sha256' and 'config'; export the golden files again")
     return manifest
 
