@@ -13,16 +13,21 @@ def atomic_path(path):
 
     A crash or an exception while writing leaves ``path`` as it was (absent
     or with its old content), never half written, and the temporary file is
-    removed. The temporary name keeps ``path``'s extension, so writers that
-    pick a format from it (matplotlib, NumPy) write the same format; a writer
-    that appends its own extension to a name without one must be told the
-    format instead (as :func:`dlnref.plots.save` does).
+    removed. An ``OSError`` while writing (a full disk, say) is raised again
+    with ``path`` as its file name, never the temporary one. The temporary
+    name keeps ``path``'s extension, so writers that pick a format from it
+    (matplotlib, NumPy) write the same format; a writer that appends its own
+    extension to a name without one must be told the format instead (as
+    :func:`dlnref.plots.save` does).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     stem, suffix = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.tmp-", suffix=suffix)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.tmp-", suffix=suffix)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), path) from error
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -30,13 +35,15 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:   # name the user's file, not the temporary one (say "No space left on device: x.png")
+        raise OSError(error.errno, error.strerror or str(error), path) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
 
 
 def check_writable_folder(name, folder):
-    """Raise ``ValueError`` unless files can be written into ``folder`` (created later if absent).
+    """Raise :class:`InputError` unless files can be written into ``folder`` (created later if absent).
 
     Parameters
     ----------
@@ -59,7 +66,7 @@ def check_writable_folder(name, folder):
 
 
 def check_writable_file(name, path, extensions=None, default_extension=None):
-    """Return the path a result file will be written to, or raise ``ValueError`` saying why it cannot be.
+    """Return the path a result file will be written to, or raise :class:`InputError` saying why it cannot be.
 
     The file's folder must exist (a mistyped folder is refused, not created).
 

@@ -1,18 +1,26 @@
 """The dlnref command: deep linear networks and their compression (Kwon et al., AISTATS 2024).
 
-Every subcommand follows one exit-code contract (:data:`EXIT_CODES`). Commands
-added by other modules inherit it: :func:`main` turns a ``ValueError``,
-``TypeError``, ``OSError`` or :class:`UsageError` into a one-line message and
-exit code 2, and a :class:`dlnref.DivergenceError` into exit code 1.
+Every subcommand keeps one exit-code contract (:data:`EXIT_CODES`), enforced
+in one place, :func:`main`:
+
+- bad input (dlnref's :class:`dlnref.errors.InputError`, a missing backend or
+  Dask, or an ``OSError`` on a path the user named) is one line on stderr and
+  exit code 2;
+- a diverged training run is one line with what to try, exit code 1;
+- Ctrl-C is one line, exit code 130;
+- anything else is a bug in dlnref: its traceback, a line saying so, and
+  exit code :data:`BUG`.
 """
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -22,14 +30,22 @@ from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command, format_optional
 from .compare import DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, run_compare
 from .data import MOVIELENS_SPLITS
+from .errors import InputError
 from .executor import add_executor_options, executor_from_args
 from .oracle.conform import add_conform_command
 from .problems import PROBLEMS
 from .sweep import add_sweep_command
 from .train import DivergenceError
 
-EXIT_CODES = ("exit codes: 0 done; 1 training diverged or an exact claim failed; 2 bad usage or bad input "
-              "(a one-line message says which argument and what it expects). A traceback means a bug in dlnref.")
+#: Exit code of a bug in dlnref (sysexits.h's EX_SOFTWARE, "internal software error").
+BUG = 70
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+EXIT_CODES = ("exit codes: 0 done; 1 training diverged, or a check found a failure (an exact claim, a conform check, "
+              "a golden file, a sweep run); 2 bad usage or bad input (a one-line message names the option or file "
+              f"and what it expects); {INTERRUPTED} interrupted (Ctrl-C); {BUG} a bug in dlnref (a traceback, "
+              "please report it).")
 
 #: Longest error message printed; the rest is cut (a message may quote user input).
 MAX_MESSAGE = 1000
@@ -37,8 +53,11 @@ MAX_MESSAGE = 1000
 #: Rows of the compare tables, in order: the networks, then the ALS baseline.
 ROWS = (*NETWORKS, "als")
 
+#: Errors that are the user's input or environment, not a bug: exit code 2.
+BAD_INPUT = (InputError, BackendUnavailableError, MemoryError)
 
-class UsageError(Exception):
+
+class UsageError(InputError):
     """A problem with the command line itself (exit code 2)."""
 
 
@@ -50,12 +69,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv=None):
-    """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code.
-
-    0 done, 1 diverged or an exact claim failed, 2 bad usage or bad input (one
-    line on stderr, no traceback). Any other exception is a bug and keeps its
-    traceback.
-    """
+    """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code (:data:`EXIT_CODES`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
         args, unknown = parser.parse_known_args(argv)
@@ -67,14 +82,50 @@ def main(argv=None):
         return 2
     except SystemExit as exit:  # --help or --version has been printed
         return 0 if exit.code is None else exit.code
+    return run_command(args, argv)
+
+
+def run_command(args, argv):
+    """Run a parsed subcommand under the exit-code contract (:data:`EXIT_CODES`)."""
     try:
         return args.run(args)
     except DivergenceError as error:
         _print_error(args.command, error, prefix="")
         return 1
-    except (ValueError, TypeError, OSError, MemoryError, BackendUnavailableError, UsageError) as error:
+    except BAD_INPUT as error:
         _print_error(args.command, error)
         return 2
+    except OSError as error:
+        if not _on_user_path(error, args, argv):
+            return _report_bug(args.command)
+        _print_error(args.command, error)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ndlnref {args.command}: interrupted", file=sys.stderr, flush=True)
+        return INTERRUPTED
+    except Exception:  # anything else is a bug in dlnref: say so, with the traceback
+        return _report_bug(args.command)
+
+
+def _report_bug(command):
+    """Print the traceback of the exception being handled and a line naming it a bug; return :data:`BUG`."""
+    traceback.print_exc()
+    print(f"dlnref {command}: this is a bug in dlnref, not a problem with your input: please report it with the "
+          "traceback above and the command line", file=sys.stderr, flush=True)
+    return BUG
+
+
+def _on_user_path(error, args, argv):
+    """True when ``error`` concerns a path the user gave (or a command's default output folder)."""
+    names = [name for name in (error.filename, error.filename2) if isinstance(name, (str, os.PathLike))]
+    if not names:
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)   # a full disk, whatever the file
+    given = [value for value in [*argv, *vars(args).values()] if isinstance(value, str) and value]
+    for name in map(os.path.abspath, names):
+        for path in map(os.path.abspath, given):
+            if name == path or name.startswith(path.rstrip(os.sep) + os.sep):
+                return True
+    return False
 
 
 def _print_error(command, error, prefix="error: "):
@@ -342,10 +393,7 @@ def _plot_path(args):
 def _cli_divergence(error):
     """The same divergence, with advice in the command line's option names."""
     alpha = " or --outer-lr-scale" if error.network == "compressed DLN" else ""
-    advice = f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale."
-    if error.auto:
-        advice = f"--lr auto chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
-    return DivergenceError(error.step, error.loss, error.lr, network=error.network, advice=advice)
+    return error.renamed(advice=f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale.")
 
 
 def _add_check(commands):
@@ -498,7 +546,7 @@ def format_compare(result):
     names = [name for name in ROWS if name in result]
     lines = [
         f"{c['problem']}: d={c['d']}, rank={c['rank']}, depth={c['depth']}, eps={c['scale']:g}, "
-        f"lr={c['lr']:.4g} ({c['lr_rule']}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
+        f"lr={c['lr']:.4g} ({_lr_rule(c)}), alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, "
         f"seed={c['seed']}, compression={c['compression']}",
         "parameters: " + "  ".join(f"{name} {result[name]['params']:,}" for name in names),
         "",
@@ -530,7 +578,7 @@ def format_compare(result):
 def _format_ratings(result):
     c = result["config"]
     lines = [f"ratings {c['data']} (split {c['split']}, {c['validation_fraction']:g} of train for validation): "
-             f"depth={c['depth']}, eps={c['scale']:g}, lr={c['lr']:.4g} ({c['lr_rule']}), "
+             f"depth={c['depth']}, eps={c['scale']:g}, lr={c['lr']:.4g} ({_lr_rule(c)}), "
              f"alpha (compressed)={c['outer_lr_scale']:g}, width={c['width']}, seed={c['seed']}",
              f"{'network':>10} | {'params':>9} | {'best valid.':>11} {'at step':>8} {'at s':>8} | "
              f"{'test RMSE there':>15} | {'final test':>10}"]
@@ -540,6 +588,13 @@ def _format_ratings(result):
                      f"{run['best_seconds']:>8.2f} | {run['test_rmse_at_best']:>15.4f} | {run['final_test_rmse']:>10.4f}")
     lines.append("the step is chosen on the validation ratings; the test ratings are only reported")
     return "\n".join(lines)
+
+
+def _lr_rule(config):
+    """How the lr was chosen, in words: "given", "auto", or "auto, halved twice after divergences"."""
+    halvings = config.get("lr_halvings", 0)
+    times = {0: "", 1: ", halved once after a divergence", 2: ", halved twice after divergences"}
+    return config["lr_rule"] + times.get(halvings, f", halved {halvings} times after divergences")
 
 
 def _progress_printer(name, every_seconds=2.0):

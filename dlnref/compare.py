@@ -18,7 +18,7 @@ from .errors import InputError
 from .network import init_weights
 from .problems import RecoveryProblem, make_problem
 from .sparse import SparseCompletion, synthetic_completion
-from .train import DivergenceError, auto_lr, gradient_descent
+from .train import DivergenceError, auto_lr, gradient_descent, halving_on_divergence
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -149,10 +149,14 @@ SETUPS = {
 
 
 def setup(size, problem, seed=0, **changes):
-    """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes."""
+    """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes, resolved.
+
+    Resolved (:meth:`CompareConfig.resolved`): its depth, width, outer-layer
+    scale and networks are numbers and names, as the checks and figures read them.
+    """
     if size not in SETUPS:
         raise InputError(f"size must be 'quick' or 'full', got {size!r}")
-    return dataclasses.replace(SETUPS[size][problem], seed=seed, **changes)
+    return dataclasses.replace(SETUPS[size][problem], seed=seed, **changes).resolved()
 
 
 def build(config):
@@ -268,8 +272,10 @@ def run_compare(config, progress=None, observe=None, announce=None):
     -------
     dict
         ``config`` (resolved, with the numeric lr, ``lr_rule`` "auto" or
-        "given", and ``sparse_engine``: the engine of a problem built from
-        observed entries, else None), and per network (:data:`NETWORKS`): ``params``,
+        "given", ``lr_halvings``, the times lr="auto" was halved after a
+        divergence (:func:`dlnref.train.halving_on_divergence`: every network
+        then trains again at the halved lr), and ``sparse_engine``: the engine
+        of a problem built from observed entries, else None), and per network (:data:`NETWORKS`): ``params``,
         ``steps_to`` and ``seconds_to`` (threshold string -> value or None when
         not reached), ``final_error``, ``steps_run`` and the ``history``
         columns (with validation data: ``best_validation_rmse`` and the
@@ -284,24 +290,18 @@ def run_compare(config, progress=None, observe=None, announce=None):
     say = announce or (lambda line: None)
     rule = "auto" if config.lr == "auto" else "given"
     lr = auto_lr(problem, config.depth, config.outer_lr_scale) if rule == "auto" else config.lr
-    config = dataclasses.replace(config, lr=lr)
     say(f"lr {lr:.4g} ({'lr=auto: from the problem, see dlnref.train.auto_lr' if rule == 'auto' else 'given'})")
     _warn_nothing_held_out(problem, say)
-    result = {"config": {**dataclasses.asdict(config), "lr_rule": rule,
-                         "sparse_engine": getattr(problem, "engine", None)}}  # SparseCompletion's, else None
-    patience = config.patience if config.data is not None else None
-    for name, (weights, alpha) in starts.items():
-        if announce is not None:
-            _announce_time(problem, weights, lr, alpha, config, name, say)
-        callback = progress(name) if progress is not None else None
-        try:
-            run = _trainer(name, config)(problem, weights, lr, config.steps, outer_lr_scale=alpha,
-                                         record_every=config.record_every, tol=config.tol, progress=callback,
-                                         observe=observe, patience=patience)
-        except DivergenceError as error:
-            raise DivergenceError(error.step, error.loss, error.lr, error.auto, network=f"{name} DLN") from None
-        params = weights.parameter_count() if hasattr(weights, "parameter_count") else parameter_count(weights)
-        result[name] = _summary(run, params)
+
+    def train_all(lr):   # every network, at one lr: a halving of lr="auto" trains them all again
+        return {name: _train(name, problem, weights, alpha, lr, config, progress, observe, announce)
+                for name, (weights, alpha) in starts.items()}
+
+    runs, lr, halvings = halving_on_divergence(train_all, lr, rule == "auto", say)
+    config = dataclasses.replace(config, lr=lr)
+    result = {"config": {**dataclasses.asdict(config), "lr_rule": rule, "lr_halvings": halvings,
+                         "sparse_engine": getattr(problem, "engine", None)},  # SparseCompletion's, else None
+              **runs}
     baseline = _run_als(problem, config)
     if baseline is not None:
         result["als"] = baseline
@@ -312,6 +312,22 @@ def run_compare(config, progress=None, observe=None, announce=None):
             for kind in ("steps_to", "seconds_to")
         }
     return result
+
+
+def _train(name, problem, weights, alpha, lr, config, progress, observe, announce):
+    """Train network ``name`` from ``weights`` and summarise its run (:func:`_summary`)."""
+    callback = progress(name) if progress is not None else None
+    patience = config.patience if config.data is not None else None
+    try:
+        if announce is not None:
+            _announce_time(problem, weights, lr, alpha, config, name, announce)
+        run = _trainer(name, config)(problem, weights, lr, config.steps, outer_lr_scale=alpha,
+                                     record_every=config.record_every, tol=config.tol, progress=callback,
+                                     observe=observe, patience=patience)
+    except DivergenceError as error:
+        raise error.renamed(network=f"{name} DLN") from None
+    params = weights.parameter_count() if hasattr(weights, "parameter_count") else parameter_count(weights)
+    return _summary(run, params)
 
 
 def _warn_nothing_held_out(problem, say):

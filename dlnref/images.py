@@ -21,8 +21,8 @@ IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-l
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
 
-class MissingDataError(FileNotFoundError, ValueError):
-    """A data file or folder is missing: a ``FileNotFoundError`` that the CLI reports as bad usage (exit 2)."""
+class MissingDataError(FileNotFoundError, InputError):
+    """A data file or folder is missing: a ``FileNotFoundError`` and an :class:`InputError` (exit 2 in the CLI)."""
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ def read_idx(path):
 
     Raises
     ------
-    ValueError
+    InputError
         Naming the file, for a bad magic number, a header that runs past the
         end, or a data size that disagrees with the header's counts.
     FileNotFoundError
@@ -156,24 +156,29 @@ def load_idx_dir(directory):
     Raises
     ------
     MissingDataError
-        A ``FileNotFoundError`` (and ``ValueError``) naming the missing file.
-    ValueError
-        Naming the file: malformed IDX (:func:`read_idx`), images that are not
-        3-D unsigned bytes, labels that are not 1-D, or a label count that
-        differs from the image count.
+        A ``FileNotFoundError`` (and :class:`InputError`) naming the missing file.
+    InputError
+        Naming the file: a file given for the folder, malformed IDX
+        (:func:`read_idx`), images that are not 3-D unsigned bytes with at
+        least one image, row and column, labels that are not 1-D unsigned
+        bytes (at least one), or a label count that differs from the image count.
     """
     directory = os.fspath(directory)
+    if os.path.isfile(directory):
+        raise InputError(f"{directory} is a file, not a folder: give the folder that holds "
+                         + ", ".join(IDX_FILES.values()) + " (each possibly .gz)")
     if not os.path.isdir(directory):
         raise MissingDataError(f"data directory {directory!r} does not exist")
     arrays = {}
     for role, name in IDX_FILES.items():
         path = _find(directory, name)
         array = read_idx(path)
-        if role.endswith("images") and (array.ndim != 3 or array.dtype != np.uint8):
-            raise InputError(f"{path}: expected unsigned-byte images of shape (n, rows, cols), "
+        if role.endswith("images") and (array.ndim != 3 or array.dtype != np.uint8 or 0 in array.shape):
+            raise InputError(f"{path}: expected unsigned-byte images of shape (n, rows, cols), each at least 1, "
                              f"got {array.dtype} of shape {array.shape}")
-        if role.endswith("labels") and array.ndim != 1:
-            raise InputError(f"{path}: expected labels of shape (n,), got shape {array.shape}")
+        if role.endswith("labels") and (array.ndim != 1 or array.dtype != np.uint8 or array.size == 0):
+            raise InputError(f"{path}: expected at least one unsigned-byte label, of shape (n,), got {array.dtype} "
+                             f"of shape {array.shape}")
         arrays[role] = (path, array)
     for part in ("train", "test"):
         (image_path, images), (label_path, labels) = arrays[f"{part}_images"], arrays[f"{part}_labels"]

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -28,28 +29,84 @@ SINGLE_THREAD_MAX_WIDTH = 256
 AUTO_LR_SAFETY = 0.5
 
 
+#: Times ``lr="auto"`` is halved after a divergence, training again from the start, before it gives up.
+AUTO_LR_HALVINGS = 3
+
+
 class DivergenceError(FloatingPointError):
-    """The training loss became inf or NaN.
+    """Training diverged: the loss became inf or NaN (or, for the MLP, blew up; see :func:`dlnref.mlp.train_mlp`).
 
     Attributes
     ----------
     step : int
-        The step at which the non-finite loss was seen.
+        The step at which the diverged loss was seen.
     loss : float
     lr : float
     auto : bool
-        True when ``lr="auto"`` chose ``lr``.
+        True when ``lr="auto"`` chose ``lr`` (after ``halvings`` halvings).
     network : str or None
         Which network diverged (say "compressed DLN"), where the caller trains several.
+    halvings : int
+        How many times ``lr="auto"`` had already been halved after a divergence (:func:`halving_on_divergence`).
     """
 
-    def __init__(self, step, loss, lr, auto=False, network=None, advice=None):
+    def __init__(self, step, loss, lr, auto=False, network=None, advice=None, halvings=0):
         self.step, self.loss, self.lr, self.auto, self.network = step, loss, lr, auto, network
+        self.advice, self.halvings = advice, halvings
         advice = advice or f"Try a smaller lr (say {lr / 2:g}), a smaller outer_lr_scale, or a smaller init scale."
         if auto:
-            advice = f"lr='auto' chose this lr, which is a bug in dlnref: please report it. Meanwhile: {advice}"
+            chosen = "lr='auto' chose this lr" + (f" and halved it {halvings} times after divergences" if halvings else "")
+            advice = (f"{chosen}: the automatic step size failed, which is a bug in dlnref, not a problem with your "
+                      f"input; please report it. Meanwhile: {advice}")
         super().__init__(f"{'the ' + network if network else 'training'} diverged: the loss is {loss} "
                          f"at step {step} (lr={lr:g}). {advice}")
+
+    def renamed(self, network=None, advice=None, halvings=None):
+        """The same divergence, naming ``network`` and giving ``advice`` (where not None)."""
+        return DivergenceError(self.step, self.loss, self.lr, self.auto, network or self.network,
+                               advice or self.advice, self.halvings if halvings is None else halvings)
+
+
+def halving_on_divergence(train, lr, auto, say):
+    """``train(lr)``; with ``auto``, after a divergence, ``train(lr / 2)`` again, at most :data:`AUTO_LR_HALVINGS` times.
+
+    How ``lr="auto"`` backs off where its estimate of the stability limit is
+    too high (:func:`auto_lr`, say on ratings whose sampling is far from
+    uniform): each halving is said through ``say``, and the caller records
+    how many there were.
+
+    Parameters
+    ----------
+    train : callable
+        ``train(lr)`` trains from the start; it raises :class:`DivergenceError` on divergence.
+    lr : float
+    auto : bool
+        Whether ``lr="auto"`` chose ``lr``; a given lr is never changed.
+    say : callable
+        ``say(line)`` for each halving.
+
+    Returns
+    -------
+    value, lr, halvings
+        What ``train`` returned, the lr it ran at, and the halvings made.
+
+    Raises
+    ------
+    DivergenceError
+        With ``auto`` and ``halvings`` set, when the last try diverged too (or at once, without ``auto``).
+    """
+    halvings = 0
+    while True:
+        try:
+            return train(lr), lr, halvings
+        except DivergenceError as error:
+            if not auto or halvings == AUTO_LR_HALVINGS:
+                raise DivergenceError(error.step, error.loss, lr, auto, error.network, error.advice,
+                                      halvings) from None
+            where = f"the {error.network}" if error.network else "training"
+            say(f"lr=auto: {where} diverged at step {error.step} with lr {lr:.4g}; halving it to {lr / 2:.4g} "
+                "and training again from the start")
+            lr, halvings = lr / 2, halvings + 1
 
 
 @dataclasses.dataclass
@@ -125,9 +182,12 @@ class TrainResult:
     converged : bool
         True if training stopped because the recovery error reached ``tol``.
     lr : float
-        The step size used (the one :func:`auto_lr` chose, for ``lr="auto"``).
+        The step size used (for ``lr="auto"``, the one :func:`auto_lr` chose,
+        halved ``lr_halvings`` times).
     stopped_early : bool
         True if ``validation_rmse`` stopped improving for ``patience`` rows.
+    lr_halvings : int
+        How often ``lr="auto"`` was halved after a divergence (:func:`halving_on_divergence`).
     """
 
     weights: list
@@ -136,6 +196,7 @@ class TrainResult:
     converged: bool
     lr: float = float("nan")
     stopped_early: bool = False
+    lr_halvings: int = 0
 
 
 def step_sizes(depth, lr, outer_lr_scale=1.0):
@@ -254,7 +315,9 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     weights : list of array, W_l of shape (d_l, d_{l-1})
         The starting point; not modified.
     lr : float or "auto"
-        Step size eta > 0; "auto" takes :func:`auto_lr`.
+        Step size eta > 0; "auto" takes :func:`auto_lr`, and halves it after a
+        divergence, training again from the start (at most
+        :data:`AUTO_LR_HALVINGS` times, each with a ``RuntimeWarning``).
     steps : int
         Maximum number of updates.
     outer_lr_scale : float
@@ -289,7 +352,7 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     ValueError
         For weights that hold NaN or inf before training (bad input, not a divergence).
     DivergenceError
-        As soon as the loss is inf or NaN.
+        As soon as the loss is inf or NaN (under ``lr="auto"``, after the last halving).
 
     Notes
     -----
@@ -321,14 +384,22 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     record_every = check_int("record_every", record_every, 1)
     tol = check_positive("tol", tol, allow_zero=True)
     patience = None if patience is None else check_int("patience", patience, 1)
-    sizes = step_sizes(len(weights), lr, outer_lr_scale)
-    # A diverging run overflows inside the products before its loss reads inf; the loss check below
+
+    def train(lr):
+        sizes = step_sizes(len(weights), lr, outer_lr_scale)
+        return _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe, patience,
+                        lambda step, loss: DivergenceError(step, loss, lr))
+
+    # A diverging run overflows inside the products before its loss reads inf; the loss check
     # reports it (DivergenceError), so NumPy's overflow warnings would only repeat it as noise.
     with _blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), np.errstate(over="ignore", invalid="ignore"):
-        result = _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe,
-                          patience, lambda step, loss: DivergenceError(step, loss, lr, auto))
-    result.lr = lr
-    return result
+        result, lr, halvings = halving_on_divergence(train, lr, auto, _warn)
+    return dataclasses.replace(result, lr=lr, lr_halvings=halvings)
+
+
+def _warn(line):
+    """Say a halving of ``lr="auto"`` as a ``RuntimeWarning``."""
+    warnings.warn(line, RuntimeWarning, stacklevel=3)
 
 
 def _descend(problem, weights, sizes, steps, record_every, tol, progress, observe, patience, diverged):

@@ -265,7 +265,9 @@ def test_top_level_help_states_the_exit_codes_without_rest_markup(capsys):
     assert main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "``" not in text
-    assert "exit codes: 0 done; 1 training diverged or an exact claim failed; 2 bad usage or bad input" in text
+    assert ("exit codes: 0 done; 1 training diverged, or a check found a failure (an exact claim, a conform check, a "
+            "golden file, a sweep run); 2 bad usage or bad input") in text
+    assert "130 interrupted (Ctrl-C); 70 a bug in dlnref" in text
 
 
 def test_every_subcommand_help_states_the_exit_codes(capsys):

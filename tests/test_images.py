@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dlnref import images
+from dlnref.errors import InputError
 
 
 def _idx_bytes(array, code=0x08):
@@ -100,8 +101,31 @@ def test_images_of_the_wrong_shape_or_type(tmp_path):
         images.load_idx_dir(tmp_path)
     (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((7, 3, 4), dtype=np.uint8)))
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros((7, 1), dtype=np.uint8)))
-    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: expected labels of shape \(n,\), got shape \(7, 1\)"):
+    with pytest.raises(InputError, match=r"train-labels-idx1-ubyte: expected at least one unsigned-byte label, of "
+                                         r"shape \(n,\), got uint8 of shape \(7, 1\)"):
         images.load_idx_dir(tmp_path)
+
+
+@pytest.mark.parametrize("name, array, code, fragment", [
+    ("train-labels-idx1-ubyte", np.full(7, np.nan), 0x0E, "expected at least one unsigned-byte label"),
+    ("train-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8), 0x08, "got uint8 of shape (0,)"),
+    ("train-images-idx3-ubyte", np.zeros((7, 0, 0), dtype=np.uint8), 0x08, "each at least 1, got uint8 of shape (7, 0, 0)"),
+])
+def test_nan_labels_and_empty_images_are_named(tmp_path, name, array, code, fragment):
+    _write_dir(tmp_path)
+    (tmp_path / name).write_bytes(_idx_bytes(array, code))
+    with pytest.raises(InputError) as info:
+        images.load_idx_dir(tmp_path)
+    assert str(info.value).startswith(str(tmp_path / name)) and fragment in str(info.value)
+
+
+def test_an_empty_file_and_a_file_for_the_folder_are_named(tmp_path):
+    _write_dir(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"")
+    with pytest.raises(InputError, match=r"t10k-labels-idx1-ubyte: bad IDX magic number \(empty file\)"):
+        images.load_idx_dir(tmp_path)
+    with pytest.raises(InputError, match=r"t10k-labels-idx1-ubyte is a file, not a folder: give the folder"):
+        images.load_idx_dir(tmp_path / "t10k-labels-idx1-ubyte")
 
 
 def test_missing_files_and_directory(tmp_path):
