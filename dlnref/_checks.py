@@ -57,6 +57,13 @@ def check_positive(name, value, *, allow_zero=False):
     return value
 
 
+def check_choice(name, value, choices):
+    """Return ``value``, or raise unless it is one of ``choices``."""
+    if isinstance(value, (list, dict, set)) or value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
 def check_fraction(name, value):
     """Return ``value`` as a float, or raise if it is outside (0, 1]."""
     value = check_positive(name, value)

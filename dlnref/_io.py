@@ -57,6 +57,8 @@ def check_writable_folder(name, folder):
         ``folder`` as a string.
     """
     folder = os.fspath(folder)
+    if not folder.strip():
+        raise InputError(f"{name} {folder!r} is empty; give a folder to write into (. for this one)")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{name} {folder} is a file, not a folder; give a folder to write into")
     problem = _unwritable(folder)
@@ -86,6 +88,8 @@ def check_writable_file(name, path, extensions=None, default_extension=None):
         ``path``, with ``default_extension`` added where it had none.
     """
     path = os.fspath(path)
+    if not path.strip():
+        raise InputError(f"{name} {path!r} is empty; give a file name, such as figure.{default_extension or 'png'}")
     if os.path.isdir(path):
         raise InputError(f"{name} {path} is a folder; give a file name, such as "
                          f"{os.path.join(path, 'figure.' + (default_extension or 'png'))}")

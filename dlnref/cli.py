@@ -28,7 +28,8 @@ from ._io import check_writable_file, check_writable_folder
 from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .classify import add_classify_command, format_optional
-from .compare import DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, run_compare
+from .compare import (DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, check_config,
+                      option_name, run_compare)
 from .data import MOVIELENS_SPLITS
 from .errors import InputError
 from .executor import add_executor_options, executor_from_args
@@ -308,7 +309,7 @@ def _run_compare(args):
 
 
 def compare_config(args):
-    """The :class:`CompareConfig` of parsed ``compare`` arguments.
+    """The :class:`CompareConfig` of parsed ``compare`` arguments, checked (:func:`dlnref.compare.check_config`).
 
     An option that another synthetic problem would use (``--fraction`` with
     ``--problem sensing``) gets a note on stderr.
@@ -316,31 +317,22 @@ def compare_config(args):
     Raises
     ------
     UsageError
-        For options that cannot go together (``--split`` without ``--data``;
-        ``--data`` with ``--problem``, ``--d``, ``--fraction`` or
-        ``--measurements``), a missing ``--data`` file, or sizes that do not
-        fit together (rank, width, d).
+        For options that cannot go together (``--data`` with ``--problem``,
+        ``--d``, ``--fraction`` or ``--measurements``).
+    InputError
+        From :func:`dlnref.compare.check_config`, naming the options.
     """
     problem = args.problem or CompareConfig.problem
     if args.data is not None:
         _check_ratings_options(args)
         problem = "completion"
-    elif args.split is not None:
-        raise UsageError(f"--split {args.split} needs --data PATH (the ratings file whose split it names)")
     for option, (field, problems) in _PROBLEM_ONLY.items():
         if getattr(args, field) is not None and problem not in problems:
             print(f"dlnref compare: note: {option} is unused: it applies to --problem {' or '.join(problems)}, "
                   f"not {problem}", file=sys.stderr)
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    config = CompareConfig(**{**given, "problem": problem}).resolved()
-    if config.data is None:
-        _check_synthetic_sizes(config)
-    if config.width < config.rank:
-        raise UsageError(f"--width {config.width} is below --rank {config.rank}: the compressed DLN's product has "
-                         f"rank at most its width, so it cannot fit a rank-{config.rank} target; "
-                         f"use --width {config.rank} or more (the default is 2 * rank)")
-    return config
+    return check_config(CompareConfig(**{**given, "problem": problem}), option_name)
 
 
 def _check_ratings_options(args):
@@ -350,23 +342,6 @@ def _check_ratings_options(args):
     if unused:
         raise UsageError(f"--data completes the ratings matrix of its file, so {', '.join(unused)} cannot be "
                          "used with it (the matrix's shape comes from the file)")
-    if not os.path.exists(args.data):
-        raise UsageError(f"--data {args.data}: no such file; give the path of MovieLens 100K's u.data")
-    if os.path.isdir(args.data):
-        raise UsageError(f"--data {args.data} is a folder; give the ratings file inside it, "
-                         f"such as {os.path.join(args.data, 'u.data')}")
-
-
-def _check_synthetic_sizes(config):
-    d, rank = config.d, config.rank
-    if 2 * rank > d:
-        raise UsageError(f"--rank {rank} is too large for --d {d}: the synthetic target keeps every other "
-                         f"singular value of a random matrix, which needs 2 * rank <= d (rank <= {d // 2} here)")
-    if config.width > d:
-        raise UsageError(f"--width {config.width} exceeds --d {d}: the compressed DLN's inner width is at most d")
-    if config.problem == "completion" and math.floor(config.fraction * d * d) == 0:
-        raise UsageError(f"--fraction {config.fraction:g} observes no entry of a {d} x {d} target; "
-                         f"use at least {1 / (d * d):.2g}")
 
 
 def _check_compare_fits(config):

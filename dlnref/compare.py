@@ -6,17 +6,20 @@
 
 import dataclasses
 import functools
+import math
+import os
 
 import numpy as np
 
+from ._checks import check_choice, check_fraction, check_int, check_positive
 from .als import als
-from .backend import to_numpy
+from .backend import BACKENDS, to_numpy
 from .compress import compress, parameter_count
 from .compress_exact import compress_exact, train_exact
-from .data import load_movielens, split_entries
-from .errors import InputError
+from .data import MOVIELENS_SPLITS, load_movielens, split_entries
+from .errors import InputError, InputTypeError
 from .network import init_weights
-from .problems import RecoveryProblem, make_problem
+from .problems import PROBLEMS, RecoveryProblem, make_problem
 from .sparse import SparseCompletion, synthetic_completion
 from .train import DivergenceError, auto_lr, gradient_descent, halving_on_divergence
 
@@ -98,6 +101,114 @@ class CompareConfig:
             width=2 * self.rank if self.width is None else self.width,
             networks=tuple(networks),
         )
+
+
+def option_name(field):
+    """The command-line option of a :class:`CompareConfig` field: ``outer_lr_scale`` -> ``--outer-lr-scale``."""
+    return "--" + field.replace("_", "-")
+
+
+def check_config(config, option=str):
+    """``config`` resolved (:meth:`CompareConfig.resolved`), after checking every field; the one check of a run.
+
+    ``dlnref compare`` and every run of ``dlnref sweep`` pass through here
+    before any work starts, so the two refuse the same configurations.
+
+    Parameters
+    ----------
+    config : CompareConfig
+    option : callable
+        ``option(field)`` names a field in the caller's words (the command
+        line's ``--d`` for ``d``); the default keeps the field's name.
+
+    Returns
+    -------
+    CompareConfig
+
+    Raises
+    ------
+    InputError
+        Naming the option, the value and what is expected: a value out of
+        range, or values that do not fit together (``split`` without ``data``,
+        a rank too large for ``d``, a width below the rank or above ``d``, a
+        fraction that observes nothing, the exact compression of ratings).
+    """
+    c = config
+    check_choice(option("problem"), c.problem, tuple(PROBLEMS))
+    for field, minimum in (("d", 1), ("rank", 1), ("measurements", 1), ("steps", 0), ("record_every", 1),
+                           ("seed", 0), ("patience", 1)):
+        check_int(option(field), getattr(c, field), minimum)
+    for field, minimum in (("depth", 2), ("width", 1)):
+        if getattr(c, field) is not None:
+            check_int(option(field), getattr(c, field), minimum)
+    check_fraction(option("fraction"), c.fraction)
+    check_positive(option("scale"), c.scale)
+    if c.lr not in (None, "auto"):
+        check_positive(option("lr"), c.lr)
+    if c.outer_lr_scale is not None:
+        check_positive(option("outer_lr_scale"), c.outer_lr_scale)
+    check_positive(option("tol"), c.tol, allow_zero=True)
+    check_choice(option("backend"), c.backend, BACKENDS)
+    check_choice(option("split"), c.split, ("random", *MOVIELENS_SPLITS))
+    check_choice(option("compression"), c.compression, tuple(COMPRESSIONS))
+    if not isinstance(c.als, bool):
+        raise InputTypeError(f"{option('als')} must be true or false, got {c.als!r}")
+    if not 0 < check_fraction(option("validation_fraction"), c.validation_fraction) < 1:
+        raise InputError(f"{option('validation_fraction')} must lie in (0, 1), got {c.validation_fraction}")
+    if c.networks is not None and (not isinstance(c.networks, (tuple, list)) or not c.networks
+                                   or any(name not in NETWORKS for name in c.networks)):
+        raise InputError(f"{option('networks')} must be a non-empty selection of {', '.join(NETWORKS)}, "
+                         f"got {c.networks!r}")
+    if c.data is None:
+        if c.split != "random":
+            raise InputError(f"{option('split')} {c.split} needs {option('data')} PATH (the ratings file whose split "
+                             "it names)")
+    else:
+        _check_ratings_file(c, option)
+    resolved = c.resolved()
+    _check_sizes(resolved, option)
+    return resolved
+
+
+def _check_ratings_file(config, option):
+    data = config.data
+    if not isinstance(data, (str, os.PathLike)) or not os.path.exists(data):
+        raise InputError(f"{option('data')} {data}: no such file; give the path of MovieLens 100K's u.data")
+    if os.path.isdir(data):
+        raise InputError(f"{option('data')} {data} is a folder; give the ratings file inside it, "
+                         f"such as {os.path.join(data, 'u.data')}")
+    if config.compression == "exact":
+        raise InputError(f"{option('compression')} exact needs a synthetic dense problem (the law-of-parsimony form "
+                         f"is built from the wide network on a d x d target); with {option('data')} use "
+                         f"{option('compression')} spectral")
+
+
+def _check_sizes(config, option):
+    """The sizes of a resolved config fit together (see :func:`check_config`)."""
+    d, rank, width = config.d, config.rank, config.width
+    if width < rank:
+        raise InputError(f"{option('width')} {width} is below {option('rank')} {rank}: the compressed DLN's product "
+                         f"has rank at most its width, so it cannot fit a rank-{rank} target; use {option('width')} "
+                         f"{rank} or more (the default is 2 * rank)")
+    if config.data is not None:
+        return
+    if 2 * rank > d:
+        raise InputError(f"{option('rank')} {rank} is too large for {option('d')} {d}: the synthetic target keeps "
+                         f"every other singular value of a random matrix, which needs 2 * rank <= d "
+                         f"(rank <= {d // 2} here)")
+    if width > d:
+        raise InputError(f"{option('width')} {width} exceeds {option('d')} {d}: the compressed DLN's inner width is "
+                         "at most d")
+    if config.problem == "completion" and math.floor(config.fraction * d * d) == 0:
+        raise InputError(f"{option('fraction')} {config.fraction:g} observes no entry of a {d} x {d} target; "
+                         f"use at least {1 / (d * d):.2g}")
+    if config.compression == "exact":
+        if width != 2 * rank:
+            raise InputError(f"{option('compression')} exact has width 2 * rank = {2 * rank}, its invariant "
+                             f"subspace; {option('width')} {width} cannot be used with it")
+        if config.problem == "completion" and d > DENSE_MAX_D:
+            raise InputError(f"{option('compression')} exact needs a dense problem; a completion with "
+                             f"{option('d')} above {DENSE_MAX_D} runs from its observed entries")
 
 
 #: The depth of the paper's synthetic runs.
@@ -182,7 +293,8 @@ def _problem(config, seed):
             raise InputError(f"ratings are completed from their observed entries on NumPy only, got backend {config.backend!r}")
         rng = np.random.default_rng(seed)
         ratings = load_movielens(config.data, config.split, seed=rng)
-        train, validation = split_entries(ratings.train, config.validation_fraction, rng)
+        train, validation = split_entries(ratings.train, config.validation_fraction, rng,
+                                          name=f"{config.data} (its training ratings, for validation)")
         return SparseCompletion(*train, ratings.shape, validation=validation, test=ratings.test)
     if config.problem == "completion" and config.d > DENSE_MAX_D:
         if config.backend != "numpy":
@@ -282,10 +394,7 @@ def run_compare(config, progress=None, observe=None, announce=None):
         ``test_rmse`` at that step); plus ``speedup`` (wide / compressed) per
         threshold when both ran; ``als`` (the same summary) for completion.
     """
-    config = config.resolved()
-    if config.data is None and config.width < config.rank:
-        raise InputError(f"width {config.width} is below the target's rank {config.rank}: the compressed network "
-                         "cannot fit it; pass a width of at least the rank (2 * rank is the paper's choice)")
+    config = check_config(config)
     problem, starts = build(config)
     say = announce or (lambda line: None)
     rule = "auto" if config.lr == "auto" else "given"

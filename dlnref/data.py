@@ -180,7 +180,7 @@ class Entries(NamedTuple):
     values: np.ndarray
 
 
-def split_entries(entries, fraction, seed=0):
+def split_entries(entries, fraction, seed=0, name="entries"):
     """Split entries at random into ``(kept, held_out)``, holding out ``floor(fraction * k)``.
 
     Parameters
@@ -188,15 +188,23 @@ def split_entries(entries, fraction, seed=0):
     entries : Entries
     fraction : float in (0, 1)
     seed : int or numpy.random.Generator
+    name : str
+        What the entries are, for the message (say the ratings file's path).
 
     Returns
     -------
     kept, held_out : Entries
+
+    Raises
+    ------
+    InputError
+        When either part would be empty (too few entries for ``fraction``).
     """
     fraction = check_fraction("fraction", fraction)
     count = math.floor(fraction * len(entries.rows))
     if count == 0 or count == len(entries.rows):
-        raise InputError(f"holding out a fraction {fraction} of {len(entries.rows)} entries leaves an empty part")
+        raise InputError(f"{name}: holding out a fraction {fraction:g} of its {len(entries.rows)} entries leaves an "
+                         f"empty part; it needs at least {math.ceil(1 / min(fraction, 1 - fraction))} entries")
     held = np.zeros(len(entries.rows), dtype=bool)
     held[as_generator(seed).permutation(len(entries.rows))[:count]] = True
     return Entries(*(a[~held] for a in entries)), Entries(*(a[held] for a in entries))
@@ -263,7 +271,7 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
         raise InputError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
     ratings = _read_ratings(path)
     if split == "random":
-        train, test = split_entries(ratings, test_fraction, seed)
+        train, test = split_entries(ratings, test_fraction, seed, name=f"{path} (a random test split)")
     else:
         folder = os.path.dirname(os.fspath(path))
         train, test = (_read_ratings(_split_file(folder, f"{split}.{part}"))

@@ -49,6 +49,10 @@ QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin
 POLL_SECONDS = 0.2
 
 
+class LostTaskError(RuntimeError):
+    """A task whose workers died more than ``retries`` times (Dask's ``KilledWorker``): it never ran to its end."""
+
+
 class DaskUnavailableError(BackendUnavailableError):
     """More than one worker was asked for and Dask distributed is not installed (exit code 2)."""
 
@@ -162,12 +166,12 @@ class DaskExecutor:
     def as_completed(self, fn, items, failed=None):
         """Yield ``(index, value, error)`` for each item as its task ends (in any order).
 
-        ``error`` is the exception the task raised, or ``KilledWorker`` when
-        its workers died more than ``retries`` times; ``failed`` as for
+        ``error`` is the exception the task raised, or a :class:`LostTaskError`
+        when its workers died more than ``retries`` times; ``failed`` as for
         :meth:`SerialExecutor.as_completed`. Closing the generator
         (say on KeyboardInterrupt) cancels the tasks not yet finished.
         """
-        from distributed import as_completed
+        from distributed import KilledWorker, as_completed
 
         self.progress.start(len(items))
         futures = [self.client.submit(call_with_one_blas_thread, fn, item, pure=False) for item in items]
@@ -182,6 +186,8 @@ class DaskExecutor:
                 for future in batch:
                     if future.status == "error":
                         value, error = None, future.exception()
+                        if isinstance(error, KilledWorker):
+                            error = LostTaskError(f"the workers running this task died: {error}")
                     else:
                         value, error = future.result(), None
                     future.release()

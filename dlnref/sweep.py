@@ -23,17 +23,18 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 import tomllib
 import types
 import typing
+import warnings
 
 from . import __version__
-from ._io import atomic_path
-from .compare import THRESHOLDS, CompareConfig, run_compare
+from ._io import atomic_path, check_writable_folder
+from .compare import THRESHOLDS, CompareConfig, check_config, option_name, run_compare
 from .errors import InputError
-from .executor import add_executor_options, default_workers, executor_from_args
+from .executor import LostTaskError, add_executor_options, default_workers, executor_from_args
+from .train import DivergenceError
 
 #: The grid's keys: the fields of CompareConfig, and ``seeds`` for ``seed``.
 ALIASES = {"seeds": "seed"}
@@ -136,7 +137,7 @@ def _convert(field, item, kinds):
         if kind is bool and isinstance(item, (bool, str)) and str(item).lower() in ("true", "false"):
             return str(item).lower() == "true"
         if kind is int and not isinstance(item, (bool, float)):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, TypeError):
                 return int(item)
         if kind is float and not isinstance(item, bool):
             with contextlib.suppress(ValueError, TypeError):
@@ -173,7 +174,9 @@ def config_hash(config):
 
 
 def run_row(config, compute=run_compare):
-    """Run one configuration and return its table row; an exception becomes an error row.
+    """Run one configuration and return its table row; a divergence or bad input found while running is an error row.
+
+    Any other exception is a bug and propagates (the sweep stops, its table is written).
 
     Parameters
     ----------
@@ -197,7 +200,7 @@ def run_row(config, compute=run_compare):
         row.update(result["config"])
         row.update(result_columns(result))
         row.update(status="ok", error="")
-    except Exception as error:  # the sweep goes on; the row keeps the message
+    except (DivergenceError, InputError) as error:  # the sweep goes on; the row keeps the message
         row.update(status="error", error=f"{type(error).__name__}: {error}")
     row.update(seconds=time.perf_counter() - start, worker=f"{socket.gethostname()}:{os.getpid()}",
                dlnref_version=__version__, config_hash=config_hash(config))
@@ -232,17 +235,25 @@ class RunStore:
 
     def __init__(self, out):
         self.folder = os.path.join(os.fspath(out), "runs")
+        self.unreadable = []   # stored files that load could not read back: their runs are computed again
 
     def path(self, config):
         return os.path.join(self.folder, f"{config_hash(config)}.json")
 
     def load(self, config):
-        """The stored row of ``config``, or None."""
+        """The stored row of ``config``, or None (also for a file that cannot be read back, named in :attr:`unreadable`)."""
+        path = self.path(config)
         try:
-            with open(self.path(config)) as f:
-                return json.load(f)
+            with open(path, encoding="utf-8") as f:
+                row = json.load(f)
         except FileNotFoundError:
             return None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            row = None
+        if not (isinstance(row, dict) and row.get("status") in ("ok", "error")):   # truncated, edited, not a row
+            self.unreadable.append(path)
+            return None
+        return row
 
     def save(self, config, row):
         with atomic_path(self.path(config)) as tmp, open(tmp, "w") as f:
@@ -262,8 +273,8 @@ class SweepReport:
 
 
 def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=False, x=None, threshold=None,
-              plot=True):
-    """Run every configuration not yet stored under ``out``, then write the table and the figure.
+              plot=True, note=None):
+    """Check every configuration, run those not yet stored under ``out``, then write the table and the figure.
 
     Parameters
     ----------
@@ -279,15 +290,26 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
     x, threshold, plot :
         The figure's swept parameter (default: the one with the most values), the
         error threshold of its speedups (default 1e-3), and whether to draw it.
+    note : callable or None
+        ``note(line)`` for a stored run that cannot be read back (None: a ``RuntimeWarning``).
 
     Returns
     -------
     SweepReport
+
+    Raises
+    ------
+    InputError
+        Before any run, for a configuration that ``dlnref compare`` would refuse (:func:`check_grid`).
     """
     start = time.perf_counter()
+    check_grid(grid_configs)
+    note = note or functools.partial(warnings.warn, category=RuntimeWarning, stacklevel=2)
     store = RunStore(out)
     unique = list({config_hash(c): c for c in grid_configs}.values())
     rows = {config_hash(c): store.load(c) for c in unique}
+    for path in store.unreadable:
+        note(f"{path} cannot be read back (a run cut off while stored?); its run is computed again")
     todo = [c for c in unique if rows[config_hash(c)] is None
             or (retry_errors and rows[config_hash(c)]["status"] == "error")]
     skipped, computed = len(unique) - len(todo), 0
@@ -296,8 +318,10 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
             if error is None:
                 store.save(todo[i], row)
                 computed += 1
-            else:
+            elif isinstance(error, LostTaskError):
                 row = failure_row(todo[i], error)
+            else:   # a bug in dlnref (run_row keeps divergences and bad input as rows): stop, after the table
+                raise error
             rows[config_hash(todo[i])] = row
     finally:
         table = [rows[config_hash(c)] for c in unique if rows[config_hash(c)] is not None]
@@ -306,6 +330,29 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
             files.append(plot_sweep(table, os.path.join(os.fspath(out), "sweep.png"), unique, x, threshold))
     failed = sum(row["status"] == "error" for row in table)
     return SweepReport(table, computed, skipped, failed, files, time.perf_counter() - start)
+
+
+def check_grid(grid_configs, option=option_name):
+    """Check every configuration as ``dlnref compare`` would (:func:`dlnref.compare.check_config`), before any run.
+
+    Raises
+    ------
+    InputError
+        Naming the first bad run of the grid, its values, and the option.
+    """
+    for i, config in enumerate(grid_configs, start=1):
+        try:
+            check_config(config, option)
+        except InputError as error:
+            raise InputError(f"run {i} of {len(grid_configs)} of the grid ({_differences(config)}): {error}") from None
+
+
+def _differences(config):
+    """The fields of ``config`` that differ from the defaults, as ``name=value`` text."""
+    default = CompareConfig()
+    changed = [f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(default, f.name)]
+    return ", ".join(changed) or "the defaults"
 
 
 def _is_error(row):
@@ -416,15 +463,20 @@ def _lines(rows, x, others, column):
     """``(label, {x value: [values over seeds]}, runs without a value)`` per setting of ``others``."""
     groups = {}
     for row in rows:
-        key = tuple(row.get(name) for name in others)
+        key = tuple(_point(row.get(name)) for name in others)
         points, missing = groups.setdefault(key, ({}, [0]))
         value = row.get(column)
         if row.get("status") == "ok" and value is not None and row.get(x) is not None:
-            points.setdefault(row[x], []).append(value)
+            points.setdefault(_point(row[x]), []).append(value)
         else:
             missing[0] += 1
     return [(", ".join(f"{n}={v}" for n, v in zip(others, key)) or "all runs", points, missing[0])
             for key, (points, missing) in groups.items() if points]
+
+
+def _point(value):
+    """A stored value as a point of the figure: a list (a tuple field, say ``networks``) as its text "a,b"."""
+    return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
 def _median(values):
@@ -454,7 +506,7 @@ def add_sweep_command(commands):
     p.add_argument("--retry-errors", action="store_true", help="run again the stored runs that raised")
     p.add_argument("--x", default=None, metavar="FIELD", help="the figure's horizontal axis (default: the swept "
                    "field, seed aside, with the most values)")
-    p.add_argument("--threshold", type=float, default=THRESHOLDS[2],
+    p.add_argument("--threshold", type=float, choices=THRESHOLDS, default=THRESHOLDS[2],
                    help="error threshold of the figure's speedups (default %(default)g)")
     p.add_argument("--no-plot", action="store_true", help="draw no figure")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -475,26 +527,18 @@ def _run_sweep(args):
     grid = grid_from_args(args)
     if args.x is not None and args.x not in grid_fields():
         raise InputError(f"--x must be a field of the grid, one of {', '.join(grid_fields())}; got {args.x!r}")
-    _check_writable(args.out)
     todo = configs(grid)
+    check_grid(todo)   # before a cluster starts or a folder is made
+    check_writable_folder("--out", args.out)
     with executor_from_args(args, default_workers=None, label="sweep") as executor:
         if not args.quiet:
             print(f"[sweep] {len(todo)} runs on {executor.description}; results under {args.out}",
                   file=sys.stderr, flush=True)
         report = run_sweep(todo, args.out, executor, retry_errors=args.retry_errors, x=args.x,
-                           threshold=args.threshold, plot=not args.no_plot)
+                           threshold=args.threshold, plot=not args.no_plot,
+                           note=lambda line: print(f"dlnref sweep: note: {line}", file=sys.stderr, flush=True))
     print(f"{len(report.rows)} runs: {report.computed} computed, {report.skipped} already stored, "
           f"{report.failed} failed ({report.seconds:.0f} s)")
     for path in report.files:
         print(path)
     return 1 if report.failed else 0
-
-
-def _check_writable(folder):
-    """Create ``folder`` if needed and make sure a file can be written there, before any run starts."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise InputError(f"--out {folder!r} is not a folder this process can write to ({error.strerror})") from None

@@ -11,6 +11,7 @@ import pytest
 
 from dlnref.cli import main
 from dlnref.compare import CompareConfig, run_compare
+from dlnref.errors import InputError
 from dlnref.executor import DaskUnavailableError, Progress, SerialExecutor, open_executor
 from dlnref.sweep import config_hash, configs, make_grid, run_row, run_sweep
 
@@ -119,16 +120,72 @@ def test_cluster_rows_equal_serial_rows(cluster, tmp_path):
     assert {r["worker"] for r in on_cluster.rows}.isdisjoint({r["worker"] for r in in_process.rows})
 
 
-def test_a_run_that_raises_becomes_an_error_row(cluster, tmp_path):
-    grid = tiny_grid(rank=[2, 7])  # rank 7 > d/2: make_problem refuses the spread spectrum
+def test_a_run_that_diverges_becomes_an_error_row(cluster, tmp_path):
+    grid = tiny_grid(lr=[3.0, 1e6])  # lr 1e6 diverges at once
     report = run_sweep(grid, tmp_path, cluster, plot=False)
-    bad = [r for r in report.rows if r["rank"] == 7]
+    bad = [r for r in report.rows if r["lr"] == 1e6]
     assert report.failed == len(bad) == 4 and report.computed == 8
-    assert all(r["status"] == "error" and "ValueError" in r["error"] and "rank 7" in r["error"] for r in bad)
-    assert all(r["status"] == "ok" and r["compressed_final_error"] < 1 for r in report.rows if r["rank"] == 2)
+    assert all(r["status"] == "error" and r["error"].startswith("DivergenceError: the wide DLN diverged")
+               for r in bad)
+    assert all(r["status"] == "ok" and r["compressed_final_error"] < 1 for r in report.rows if r["lr"] == 3.0)
     again = run_sweep(grid, tmp_path, cluster, plot=False)
     assert again.computed == 0 and again.skipped == 8
     assert run_sweep(grid, tmp_path, cluster, plot=False, retry_errors=True).computed == 4
+
+
+def test_values_that_compare_refuses_stop_the_sweep_before_any_run(tmp_path):
+    grid = tiny_grid(rank=[2, 7])  # rank 7 > d/2: compare refuses the spread spectrum
+    with pytest.raises(InputError, match=r"run 5 of 8 of the grid \(d=12, rank=7, .*\): --rank 7 is too large for --d 12"):
+        run_sweep(grid, tmp_path, SerialExecutor(Progress("t", quiet=True)), plot=False)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--problem", "denoising"], "--problem must be one of 'factorization', 'completion', 'sensing', got 'denoising'"),
+    (["--d", "-4"], "--d must be >= 1, got -4"),
+    (["--depth", "1"], "--depth must be >= 2, got 1"),
+    (["--networks", "wide,deep"], "--networks must be a non-empty selection of wide, compressed, got ('wide', 'deep')"),
+    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+])
+def test_sweep_refuses_what_compare_refuses_with_exit_2(tmp_path, capsys, argv, fragment):
+    out = tmp_path / "out"
+    assert main(["sweep", *argv, "--steps", "5", "--out", str(out), "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_nested_list_in_a_grid_file_is_refused(tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("d = [[8, 10], 12]\n")
+    assert main(["sweep", "--config", str(grid), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    assert "d must be int, got [8, 10]" in capsys.readouterr().err
+
+
+def test_a_bug_inside_a_run_stops_the_sweep_as_a_bug(tmp_path, capsys, monkeypatch):
+    def planted(config):
+        raise ZeroDivisionError("planted fault")
+
+    monkeypatch.setattr("dlnref.compare.build", planted)
+    code = main(["sweep", "--d", "8", "--rank", "1", "--steps", "5", "--out", str(tmp_path), "--workers", "1",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 70 and "ZeroDivisionError: planted fault" in err and "this is a bug in dlnref" in err
+
+
+def test_a_truncated_stored_run_is_computed_again(tmp_path, capsys):
+    argv = ["sweep", "--d", "8", "--rank", "1", "--steps", "20", "--out", str(tmp_path), "--workers", "1",
+            "--quiet", "--no-plot"]
+    assert main(argv) == 0
+    stored = next((tmp_path / "runs").iterdir())
+    text = stored.read_text()
+    stored.write_text(text[:len(text) // 2])
+    capsys.readouterr()
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert f"note: {stored} cannot be read back" in err and "1 computed, 0 already stored" in out
+    assert json.loads(stored.read_text()) == json.loads(text) | {k: json.loads(stored.read_text())[k]
+                                                                  for k in ("seconds", "worker")}
 
 
 def _die_once(marker, config):
@@ -161,7 +218,8 @@ def test_a_run_that_kills_every_worker_it_meets_is_an_error_row_not_stored(clust
     grid = tiny_grid()[:1]
     report = run_sweep(grid, tmp_path, cluster, compute=_always_die, plot=False)
     assert report.failed == 1 and report.computed == 0
-    assert report.rows[0]["status"] == "error" and "KilledWorker" in report.rows[0]["error"]
+    assert report.rows[0]["status"] == "error"
+    assert report.rows[0]["error"].startswith("LostTaskError: the workers running this task died")
     assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")
     assert run_sweep(grid, tmp_path, cluster, plot=False).computed == 1  # a rerun tries it again
 
@@ -243,7 +301,7 @@ def test_sweep_command_refuses_an_out_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("")
     assert main(["sweep", "--d", "12", "--out", str(out), "--workers", "1"]) == 2
-    assert f"--out '{out}' is not a folder this process can write to" in capsys.readouterr().err
+    assert f"--out {out} is a file, not a folder; give a folder to write into" in capsys.readouterr().err
 
 
 def test_without_dask_more_workers_say_how_to_install_it(monkeypatch, tmp_path, capsys):
@@ -350,3 +408,15 @@ def test_progress_line_counts_and_estimates_the_time_left():
     progress.finished(False)
     progress.show(running=2)
     assert stream.getvalue() == "[sweep] 2/4 done, 2 running, 1 failed, 10s elapsed, ETA 10s\n"
+
+
+def test_the_stored_run_hash_covers_every_field_of_the_configuration():
+    """A run is stored under the hash of its whole configuration: changing any one field gives a new hash."""
+    other = {"problem": "sensing", "d": 50, "rank": 3, "fraction": 0.5, "measurements": 300, "depth": 4,
+             "scale": 0.1, "lr": 2.0, "outer_lr_scale": 2.0, "width": 7, "steps": 10, "tol": 1e-3, "record_every": 5,
+             "seed": 1, "backend": "array_api_strict", "data": "u.data", "split": "u1", "networks": ("wide",),
+             "validation_fraction": 0.2, "patience": 10, "als": False, "compression": "exact"}
+    assert set(other) == {f.name for f in dataclasses.fields(CompareConfig)}   # a new field needs a value here
+    base = CompareConfig()
+    hashes = {config_hash(dataclasses.replace(base, **{name: value})) for name, value in other.items()}
+    assert len(hashes | {config_hash(base)}) == len(other) + 1
