@@ -9,18 +9,16 @@ more than 2x faster "without compromising generalization" (FashionMNIST: about
 
 import dataclasses
 import functools
-import json
-import sys
-import time
 
 from threadpoolctl import threadpool_limits
 
-from ._checks import check_fraction, check_int, check_positive
-from .backend import BACKENDS, default_backend
+from ._checks import check_choice, check_fraction, check_int, check_positive
+from .backend import BACKENDS
 from .compress import parameter_count
 from .errors import InputError
 from .images import load_digits, load_idx_dir
 from .mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
+from .train import DivergenceError
 from .update_rank import layer_reports
 
 
@@ -65,6 +63,38 @@ class ClassifyConfig:
         return dataclasses.replace(self, width=2 * self.rank if self.width is None else self.width, steps=steps)
 
 
+def check_classify_config(config, option=str):
+    """Check every field of a :class:`ClassifyConfig` before any data are read; ``option(field)`` names a field.
+
+    Raises
+    ------
+    InputError
+        Naming the option, the value and what is expected (a width above
+        ``hidden``, say, names both options).
+    """
+    c = config
+    for field, minimum in (("hidden", 1), ("relu_layers", 1), ("depth", 2), ("rank", 1), ("steps", 0),
+                           ("record_every", 1), ("seed", 0)):
+        check_int(option(field), getattr(c, field), minimum)
+    for field in ("width", "epochs", "batch_size", "blas_threads"):
+        if getattr(c, field) is not None:
+            check_int(option(field), getattr(c, field), 1)
+    for field in ("lr", "first_lr_scale", "scale"):
+        check_positive(option(field), getattr(c, field))
+    check_fraction(option("target_accuracy"), c.target_accuracy)
+    check_choice(option("block"), c.block, BLOCKS)
+    check_choice(option("block_init"), c.block_init, BLOCK_INITS)
+    check_choice(option("backend"), c.backend, BACKENDS)
+    if c.block_init == "spectral" and c.block != "linear":
+        raise InputError(f"{option('block_init')} spectral needs {option('block')} linear: a ReLU block has no "
+                         "end-to-end gradient")
+    width = 2 * c.rank if c.width is None else c.width
+    if width > c.hidden:
+        given = f"{option('width')} {width}" if c.width is not None else f"2 * {option('rank')} = {width}"
+        raise InputError(f"the compressed block's width ({given}) exceeds {option('hidden')} {c.hidden}, the width "
+                         f"of the block's ends; use a width of at most {c.hidden}, or a larger {option('hidden')}")
+
+
 def load_data(config):
     """The digits with their fixed split (no ``data``), or the MNIST-format IDX files in ``config.data``."""
     return load_digits() if config.data is None else load_idx_dir(config.data)
@@ -89,13 +119,7 @@ def run_classify(config, progress=None):
         ``seconds_per_step`` and the ``history`` columns; and ``speedup``, wide
         over compressed, of those three times.
     """
-    check_fraction("target_accuracy", config.target_accuracy)
-    for name in ("lr", "first_lr_scale", "scale"):   # cheap checks before the data are read
-        check_positive(name, getattr(config, name))
-    if config.block_init not in BLOCK_INITS:
-        raise InputError(f"block_init must be one of {BLOCK_INITS}, got {config.block_init!r}")
-    if config.block_init == "spectral" and config.block != "linear":
-        raise InputError("block_init='spectral' needs block='linear': a ReLU block has no end-to-end gradient")
+    check_classify_config(config)   # before the data are read
     images = load_data(config)
     config = config.resolved(images.train_labels.size)
     train = labelled_set(images.train_images, images.train_labels, images.classes, config.backend)
@@ -114,9 +138,13 @@ def run_classify(config, progress=None):
                        "test": int(images.test_labels.size), "pixels": int(images.train_images.shape[1]),
                        "classes": images.classes}}
     for name, weights, layout in (("wide", wide, wide_layout), ("compressed", small, small_layout)):
-        run = train_mlp(weights, layout, train, config.lr, config.steps, test=test, batch_size=config.batch_size,
-                        first_lr_scale=config.first_lr_scale, record_every=config.record_every, seed=config.seed,
-                        progress=progress(name) if progress is not None else None, blas_threads=config.blas_threads)
+        try:
+            run = train_mlp(weights, layout, train, config.lr, config.steps, test=test, batch_size=config.batch_size,
+                            first_lr_scale=config.first_lr_scale, record_every=config.record_every, seed=config.seed,
+                            progress=progress(name) if progress is not None else None,
+                            blas_threads=config.blas_threads)
+        except DivergenceError as error:
+            raise error.renamed(network=f"{name} MLP") from None
         result[name] = _summary(run, layout, config.target_accuracy)
     result["speedup"] = {key: _ratio(result["wide"][key], result["compressed"][key])
                          for key in ("seconds_to", "steps_to", "seconds_per_step")}
@@ -216,87 +244,3 @@ def format_classify(result):
 def format_optional(value, spec, unit=""):
     """``value`` formatted by ``spec`` with ``unit`` after it, or "-" for a value never reached (None)."""
     return "-" if value is None else f"{value:{spec}}{unit}"
-
-
-def add_classify_command(commands):
-    """Add ``dlnref classify`` to the CLI's subparsers."""
-    defaults = ClassifyConfig()
-    p = commands.add_parser(
-        "classify", help="train an MLP with a wide and with a compressed deep linear block on images, and compare",
-        description="Train an MLP (ReLU layers, then a deep linear block, then the output layer) twice from one "
-                    "seed, with the wide block (h x h layers) and with the compressed one (h -> w -> ... -> w -> h), "
-                    "and report test accuracy, seconds, steps, parameters and the speedup. Data: scikit-learn's "
-                    "8x8 digits by default, or MNIST-format IDX files (MNIST, FashionMNIST) with --data DIR.",
-    )
-    p.add_argument("--data", metavar="DIR", default=None,
-                   help="folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-* (optionally .gz)")
-    p.add_argument("--hidden", type=int, default=defaults.hidden,
-                   help="width h of the ReLU layers and of the block's ends (default %(default)s)")
-    p.add_argument("--relu-layers", type=int, default=defaults.relu_layers,
-                   help="ReLU layers before the block (default %(default)s)")
-    p.add_argument("--depth", type=int, default=defaults.depth, help="layers in the block (default %(default)s)")
-    p.add_argument("--rank", type=int, default=defaults.rank, help="r: the compressed width is 2r (default %(default)s)")
-    p.add_argument("--width", type=int, default=None, help="inner width of the compressed block (default 2 * rank)")
-    p.add_argument("--block", choices=BLOCKS, default=defaults.block,
-                   help="linear: no activation inside the block (the paper's text); relu: a ReLU after each block "
-                        "layer (the official code) (default %(default)s)")
-    p.add_argument("--block-init", choices=BLOCK_INITS, default=defaults.block_init,
-                   help="compressed block: random orthogonal like every layer (the official code), or spectral "
-                        "(top singular vectors of the wide block's gradient at init) (default %(default)s)")
-    p.add_argument("--scale", type=float, default=defaults.scale,
-                   help="every layer starts as scale x a random orthogonal matrix (default %(default)s)")
-    p.add_argument("--lr", type=float, default=defaults.lr, help="step size (default %(default)s)")
-    p.add_argument("--first-lr-scale", type=float, default=defaults.first_lr_scale,
-                   help="the first layer's step is lr x this (the official code's dlr) (default %(default)s)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=defaults.steps, help="updates per model (default %(default)s)")
-    length.add_argument("--epochs", type=int, default=None, help="passes over the training set, instead of --steps")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full-batch gradient descent)")
-    p.add_argument("--record-every", type=int, default=defaults.record_every,
-                   help="evaluate every this many steps (not timed) (default %(default)s)")
-    p.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
-                   help="report the steps and seconds to this test accuracy (default %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the init and the batches")
-    p.add_argument("--blas-threads", type=int, default=defaults.blas_threads,
-                   help="BLAS threads while training (default %(default)s: faster on 2 shared cores)")
-    p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
-                   help="array backend (default: $DLNREF_BACKEND or numpy)")
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    p.add_argument("--plot", default="dlnref_classify.png", metavar="PATH",
-                   help="where to write the loss and accuracy figure (default %(default)s)")
-    p.add_argument("--no-plot", action="store_true", help="write no figure")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(run=_run_classify)
-
-
-def _run_classify(args):
-    fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    config = ClassifyConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    try:
-        result = run_classify(config, progress=None if args.quiet else _progress_printer)
-    except ImportError as error:   # scikit-learn missing for the digits: bad usage, with the install hint
-        raise InputError(str(error)) from error
-    if not args.no_plot:
-        from .mlp_plots import plot_classify
-
-        plot_classify(result, args.plot)
-        result["plot"] = args.plot
-    if args.json:
-        print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "history"} if isinstance(v, dict) else v)
-                          for k, v in result.items()}, indent=2))
-    else:
-        print(format_classify(result))
-    return 0
-
-
-def _progress_printer(name, every_seconds=2.0):
-    last = [time.perf_counter()]
-
-    def report(step, steps, row):
-        now = time.perf_counter()
-        if now - last[0] >= every_seconds or step == steps:
-            last[0] = now
-            print(f"[{name}] step {step}/{steps}  loss {row['loss']:.3f}  test accuracy {row['test_accuracy']:.4f}  "
-                  f"{row['seconds']:.1f} s", file=sys.stderr, flush=True)
-
-    return report

@@ -27,7 +27,8 @@ import numpy as np
 from ._io import check_writable_file, check_writable_folder
 from ._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
-from .classify import add_classify_command, format_optional
+from .classify import (BLOCK_INITS, BLOCKS, ClassifyConfig, check_classify_config, format_classify, format_optional,
+                       run_classify)
 from .compare import (DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, check_config,
                       option_name, run_compare)
 from .data import MOVIELENS_SPLITS
@@ -151,7 +152,7 @@ def build_parser():
     _add_figures(commands)
     _add_golden(commands)
     add_conform_command(commands)
-    add_classify_command(commands)
+    _add_classify(commands)
     add_sweep_command(commands)
     for sub in _subparsers(parser):
         sub.epilog = sub.epilog or EXIT_CODES
@@ -572,17 +573,100 @@ def _lr_rule(config):
     return config["lr_rule"] + times.get(halvings, f", halved {halvings} times after divergences")
 
 
-def _progress_printer(name, every_seconds=2.0):
-    """A ``gradient_descent`` progress callback printing to stderr at most every ``every_seconds``."""
+def _progress_printer(name, every_seconds=2.0, measure=None):
+    """A training loop's progress callback: one line on stderr at most every ``every_seconds``.
+
+    ``measure(row)`` says what the row shows; by default the validation RMSE
+    (ratings) or the recovery error.
+    """
+    measure = measure or (lambda row: f"validation RMSE {row['validation_rmse']:.4f}" if "validation_rmse" in row
+                          else f"error {row['recovery_error']:.2e}")
     last = [time.perf_counter()]
 
     def report(step, steps, row):
         now = time.perf_counter()
         if now - last[0] >= every_seconds or step == steps:
             last[0] = now
-            measure = (f"validation RMSE {row['validation_rmse']:.4f}" if "validation_rmse" in row
-                       else f"error {row['recovery_error']:.2e}")
-            print(f"[{name}] step {step}/{steps}  {measure}  {row['seconds']:.1f} s", file=sys.stderr, flush=True)
+            print(f"[{name}] step {step}/{steps}  {measure(row)}  {row['seconds']:.1f} s", file=sys.stderr, flush=True)
 
     return report
 
+
+def _add_classify(commands):
+    """Add ``dlnref classify`` to the CLI's subparsers."""
+    defaults = ClassifyConfig()
+    p = commands.add_parser(
+        "classify", help="train an MLP with a wide and with a compressed deep linear block on images, and compare",
+        description="Train an MLP (ReLU layers, then a deep linear block, then the output layer) twice from one "
+                    "seed, with the wide block (h x h layers) and with the compressed one (h -> w -> ... -> w -> h), "
+                    "and report test accuracy, seconds, steps, parameters and the speedup. Data: scikit-learn's "
+                    "8x8 digits by default, or MNIST-format IDX files (MNIST, FashionMNIST) with --data DIR.",
+    )
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-* (optionally .gz)")
+    p.add_argument("--hidden", type=int, default=defaults.hidden,
+                   help="width h of the ReLU layers and of the block's ends (default %(default)s)")
+    p.add_argument("--relu-layers", type=int, default=defaults.relu_layers,
+                   help="ReLU layers before the block (default %(default)s)")
+    p.add_argument("--depth", type=int, default=defaults.depth, help="layers in the block (default %(default)s)")
+    p.add_argument("--rank", type=int, default=defaults.rank, help="r: the compressed width is 2r (default %(default)s)")
+    p.add_argument("--width", type=int, default=None, help="inner width of the compressed block (default 2 * rank)")
+    p.add_argument("--block", choices=BLOCKS, default=defaults.block,
+                   help="linear: no activation inside the block (the paper's text); relu: a ReLU after each block "
+                        "layer (the official code) (default %(default)s)")
+    p.add_argument("--block-init", choices=BLOCK_INITS, default=defaults.block_init,
+                   help="compressed block: random orthogonal like every layer (the official code), or spectral "
+                        "(top singular vectors of the wide block's gradient at init) (default %(default)s)")
+    p.add_argument("--scale", type=float, default=defaults.scale,
+                   help="every layer starts as scale x a random orthogonal matrix (default %(default)s)")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="step size (default %(default)s)")
+    p.add_argument("--first-lr-scale", type=float, default=defaults.first_lr_scale,
+                   help="the first layer's step is lr x this (the official code's dlr) (default %(default)s)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=defaults.steps, help="updates per model (default %(default)s)")
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training set, instead of --steps")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full-batch gradient descent)")
+    p.add_argument("--record-every", type=int, default=defaults.record_every,
+                   help="evaluate every this many steps (not timed) (default %(default)s)")
+    p.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
+                   help="report the steps and seconds to this test accuracy (default %(default)s)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the init and the batches")
+    p.add_argument("--blas-threads", type=int, default=defaults.blas_threads,
+                   help="BLAS threads while training (default %(default)s: faster on 2 shared cores)")
+    p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
+                   help="array backend (default: $DLNREF_BACKEND or numpy)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="also draw loss and test accuracy against seconds into this figure (.png when PATH has no "
+                        "extension); the results are printed before it is drawn")
+    p.add_argument("--no-plot", action="store_true", help="draw no figure (the default; kept for scripts)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=_run_classify)
+
+
+def _run_classify(args):
+    fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
+    config = ClassifyConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    check_classify_config(config, option_name)
+    plot = _plot_path(args)
+    try:
+        result = run_classify(config, progress=None if args.quiet else _classify_progress)
+    except ImportError as error:   # scikit-learn missing for the digits: bad usage, with the install hint
+        raise InputError(str(error)) from error
+    except DivergenceError as error:
+        raise error.renamed(advice=f"Try a smaller --lr (say {error.lr / 2:g}), a smaller --first-lr-scale, "
+                                   "or a smaller --scale.") from None
+    if plot is not None:
+        result["plot"] = plot
+    print(json.dumps(_without_history(result), indent=2) if args.json else format_classify(result), flush=True)
+    if plot is not None:
+        from .mlp_plots import plot_classify
+
+        plot_classify(result, plot)
+    return 0
+
+
+def _classify_progress(name):
+    """:func:`_progress_printer` showing the MLP's training loss and test accuracy."""
+    return _progress_printer(name, measure=lambda row: f"loss {row['loss']:.3f}  test accuracy "
+                                                       f"{row['test_accuracy']:.4f}")

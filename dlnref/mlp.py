@@ -54,6 +54,12 @@ from .errors import InputError
 from .network import backward, init_weights, prefix_products
 from .train import DivergenceError, History
 
+#: A training loss above this many times its reference, the larger of the loss at step 0 and
+#: ``log K`` (the cross-entropy of a uniform guess over K classes), is a divergence. A step too large
+#: for the network throws its logits far out (at lr 1e6 on the digits the loss went from 2.3 to 1e23
+#: in one step) and then kills every ReLU, after which the loss reads ``log K`` again, finite but dead.
+LOSS_BLOWUP = 1e3
+
 #: What sits between two layers of the block: nothing ("linear", the default) or a ReLU ("relu").
 BLOCKS = ("linear", "relu")
 #: Initialisations of a compressed block: random orthogonal like every layer, or spectral.
@@ -450,7 +456,7 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
     Raises
     ------
     DivergenceError
-        When the loss becomes inf or NaN.
+        When a step's loss is inf or NaN, or above :data:`LOSS_BLOWUP` times its reference.
     """
     lr, first_lr_scale = check_positive("lr", lr), check_positive("first_lr_scale", first_lr_scale)
     steps, record_every = check_int("steps", steps, 0), check_int("record_every", record_every, 1)
@@ -488,8 +494,10 @@ def _descend(weights, layout, sets, sizes, steps, record_every, batches, epochs_
         if t == steps:
             break
         loss, updated = step(weights, layout, *next(batches), sizes)
-        if not math.isfinite(float(loss)):
-            raise DivergenceError(t, float(loss), sizes[-1], network="MLP", advice=(
+        loss = float(loss)
+        reference = max(loss, math.log(layout.dims[-1])) if t == 0 else reference
+        if not loss <= LOSS_BLOWUP * reference:   # inf, NaN or blown up
+            raise DivergenceError(t, loss, sizes[-1], network="MLP", advice=(
                 f"Try a smaller lr (say {sizes[-1] / 2:g}), a smaller first_lr_scale, or a smaller init scale."))
         weights = updated
     return MLPRun(weights, history, steps)

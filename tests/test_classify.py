@@ -1,7 +1,9 @@
 """Update-rank measures against closed forms; ``dlnref classify`` end to end on small settings."""
 
+import contextlib
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -110,17 +112,46 @@ def test_classify_reads_an_idx_folder(tmp_path, capsys):
     (["--steps", "5", "--epochs", "2"], "not allowed with argument"),
     (["--block-init", "exact"], "invalid choice"),
     (["--data", "/nonexistent/fashion"], "does not exist"),
-    (["--width", "40", "--hidden", "16"], "block_width must be <= hidden = 16, got 40"),
-    (["--lr", "0"], "lr must be a finite number > 0"),
-    (["--target-accuracy", "2"], "target_accuracy must lie in"),
+    (["--data", __file__], f"{__file__} is a file, not a folder: give the folder that holds train-images-idx3-ubyte"),
+    (["--width", "40", "--hidden", "16"], "the compressed block's width (--width 40) exceeds --hidden 16"),
+    (["--hidden", "16"], "the compressed block's width (2 * --rank = 20) exceeds --hidden 16, the width of the "
+                         "block's ends; use a width of at most 16, or a larger --hidden"),
+    (["--hidden", "0"], "--hidden must be >= 1, got 0"),
+    (["--lr", "0"], "--lr must be a finite number > 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--target-accuracy", "2"], "--target-accuracy must lie in (0, 1], got 2.0"),
+    (["--plot", ""], "--plot '' is empty; give a file name, such as figure.png"),
+    (["--plot", "results.txt"], "--plot results.txt: unknown file type .txt"),
 ])
-def test_classify_bad_usage_exits_2(argv, message, capsys):
-    try:
-        code = main(["classify", *argv, "--no-plot", "--quiet"])
-    except SystemExit as stop:   # argparse's own errors
-        code = stop.code
-    assert code == 2
-    assert message in capsys.readouterr().err
+def test_classify_bad_usage_exits_2_before_training(argv, message, capsys):
+    code = main(["classify", *argv, "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert message in err
+
+
+def test_classify_writes_no_figure_unasked_and_prints_before_drawing(tmp_path, capsys, monkeypatch):
+    with contextlib.chdir(tmp_path):
+        assert main(["classify", "--hidden", "32", "--rank", "2", "--steps", "3", "--quiet"]) == 0
+    assert os.listdir(tmp_path) == [] and "wide |" in capsys.readouterr().out
+
+    def full_disk(result, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("dlnref.mlp_plots.plot_classify", full_disk)
+    code = main(["classify", "--hidden", "32", "--rank", "2", "--steps", "3", "--quiet", "--json",
+                 "--plot", str(tmp_path / "f.png")])
+    out, err = capsys.readouterr()
+    assert code == 2 and json.loads(out)["plot"] == str(tmp_path / "f.png")   # the results came first
+    assert err.strip() == f"dlnref classify: error: No space left on device: {tmp_path / 'f.png'}"
+
+
+def test_a_diverging_classify_run_exits_1(capsys):
+    code = main(["classify", "--hidden", "32", "--rank", "2", "--steps", "5", "--lr", "1e6", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert "the wide MLP diverged: the loss is" in err and "at step 1 (lr=1e+06)" in err
+    assert "Try a smaller --lr (say 500000)" in err
 
 
 def test_low_rank_updates_check_reports_every_layer():

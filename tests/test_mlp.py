@@ -1,5 +1,7 @@
 """The MLP with a deep linear block: gradients against finite differences, layouts, init, training, backends."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.special
@@ -203,3 +205,18 @@ def test_every_backend_gives_numpys_gradients_and_steps(backend):
     for a, b in zip(host(runs[0].weights), runs[1].weights):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     assert runs[0].history["test_accuracy"] == runs[1].history["test_accuracy"]
+
+
+def test_relu_derivative_is_zero_at_zero():
+    """The subgradient convention: d relu / dZ = [Z > 0], so 0 at Z = 0 (as the official code's jax.nn.relu)."""
+    Z = np.array([[-1.0, 0.0, 2.0], [0.0, 3.0, -0.0]])
+    np.testing.assert_array_equal(mlp.relu_backward(np.full_like(Z, 7.0), Z), [[0.0, 0.0, 7.0], [0.0, 7.0, 0.0]])
+
+
+def test_a_blown_up_loss_is_a_divergence_even_when_finite():
+    """lr 1e6 throws the loss from about log 3 to a finite 1e20-odd at step 1, then the ReLUs die."""
+    data = _digits_like()
+    layout = mlp.mlp_layout(6, 3, 8)
+    with pytest.raises(dlnref.DivergenceError, match=r"the MLP diverged: the loss is .*e\+\d+ at step 1 ") as info:
+        mlp.train_mlp(mlp.init_mlp(layout, seed=0), layout, data, lr=1e6, steps=5)
+    assert math.isfinite(info.value.loss) and info.value.loss > mlp.LOSS_BLOWUP * math.log(3)

@@ -119,3 +119,27 @@ def test_backends_train_to_the_same_weights(backend):
                                   outer_lr_scale=2.0).weights
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_tol_equal_to_a_recorded_error_stops_there():
+    """``tol`` is reached when the error is <= tol: a tol equal to the error recorded at step 40 stops at step 40."""
+    problem = dlnref.make_problem("factorization", (8, 8), 1, seed=0)
+    W = dlnref.compress(problem, 3, 2, scale=0.1)
+    free = dlnref.gradient_descent(problem, W, 3.0, 200, record_every=10)
+    errors = free.history["recovery_error"]
+    assert all(a > b for a, b in zip(errors, errors[1:]))        # decreasing: step 40 is the first at or below it
+    stopped = dlnref.gradient_descent(problem, W, 3.0, 200, record_every=10, tol=errors[4])
+    assert stopped.converged and stopped.steps == 40 and stopped.history["step"][-1] == 40
+
+
+def test_patience_counts_recorded_rows_not_steps():
+    """Validation entries that training moves away from: the best validation RMSE is at row 0, so a run
+    recording every 5 steps with patience 3 stops at row 3, step 15."""
+    rows, cols = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    problem = dlnref.SparseCompletion(rows, cols, np.ones(4), (3, 2), validation=(np.array([2]), np.array([0]),
+                                                                                   np.array([-5.0])))
+    weights = [np.full((1, 2), 0.5), np.array([[0.5], [0.5], [0.5]])]
+    run = dlnref.gradient_descent(problem, weights, 0.5, 100, record_every=5, patience=3)
+    rmse = run.history["validation_rmse"]
+    assert all(a < b for a, b in zip(rmse, rmse[1:]))               # getting worse from the start
+    assert run.stopped_early and run.history["step"] == [0, 5, 10, 15] and run.steps == 15
