@@ -495,7 +495,8 @@ def _descend(weights, layout, sets, sizes, steps, record_every, batches, epochs_
             break
         loss, updated = step(weights, layout, *next(batches), sizes)
         loss = float(loss)
-        reference = max(loss, math.log(layout.dims[-1])) if t == 0 else reference
+        if t == 0:   # the scale a blow-up is measured against
+            reference = max(loss, math.log(layout.dims[-1]))
         if not loss <= LOSS_BLOWUP * reference:   # inf, NaN or blown up
             raise DivergenceError(t, loss, sizes[-1], network="MLP", advice=(
                 f"Try a smaller lr (say {sizes[-1] / 2:g}), a smaller first_lr_scale, or a smaller init scale."))

@@ -62,6 +62,10 @@ def _search(check, cases, max_examples):
         raise AssertionError(check(failing[-1], True)) from None
 
 
+class ExitCalled(Exception):
+    """The checked function called ``sys.exit``: reported as its failure, never as dlnref's exit."""
+
+
 def _rounded(arrays, dtype):
     """The arrays rounded to ``dtype`` and back to float64: both sides start from the same numbers."""
     return [np.asarray(a).astype(dtype).astype(np.float64) for a in arrays]
@@ -74,6 +78,8 @@ def _call(fn, weights, layout, dtype, *args):
         return [np.asarray(x, dtype=np.float64) for x in from_layout(list(out), layout)]
     except Exception as error:  # noqa: BLE001  (the user's code may raise anything: it is reported)
         return error
+    except SystemExit as stop:   # nor may it end dlnref's process
+        return ExitCalled(f"sys.exit({stop.code!r})")
 
 
 def _other(layout):
@@ -84,7 +90,7 @@ def _found(case, result, mismatch):
     """What differs: the exception the function raised, or the layer and its differences."""
     if isinstance(result, Exception):
         found = f"your function raised {type(result).__name__}: {result}"
-        if len(set(case.dims)) > 1:
+        if len(set(case.dims)) > 1 and any(word in str(result).lower() for word in ("shape", "dimension", "align")):
             found += f" (these widths {tuple(case.dims)} chain different shapes: a product in the wrong order fails here)"
         return found
     found = (f"layer {mismatch.layer} (1 = input side): max abs difference {mismatch.max_abs:.3e}, max relative "

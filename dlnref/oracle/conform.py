@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from .._checks import check_int, check_positive
 from ..errors import InputError
 
 CHECK_KINDS = ("backward", "step", "trajectory")
@@ -61,6 +62,14 @@ def load_function(spec):
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise InputError(f"cannot import module {module_name!r}: {error}") from None
+    except SyntaxError as error:
+        raise InputError(f"cannot import module {module_name!r}: {type(error).__name__} in {error.filename}, "
+                         f"line {error.lineno}: {error.msg}") from None
+    except SystemExit as stop:
+        raise InputError(f"importing module {module_name!r} called sys.exit({stop.code!r}); a module to check must "
+                         "define its function without exiting") from None
+    except Exception as error:  # noqa: BLE001  (the user's module may raise anything on import: it is reported)
+        raise InputError(f"importing module {module_name!r} raised {type(error).__name__}: {error}") from None
     function = module
     for part in name.split("."):
         if not hasattr(function, part):
@@ -122,6 +131,13 @@ def run_conform(args):
         import hypothesis  # noqa: F401  (the checks draw their cases with it)
     except ImportError:
         raise InputError('dlnref conform needs hypothesis: pip install "dlnref[test]"') from None
+    for value in args.lr or []:
+        check_positive("--lr", value)
+    for value in args.alpha or []:
+        check_positive("--alpha", value)
+    check_int("--steps", args.steps, 1)
+    if args.max_examples is not None:
+        check_int("--max-examples", args.max_examples, 1)
     function = load_function(args.function)
     rows = []
     with _scratch_hypothesis_home():

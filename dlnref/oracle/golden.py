@@ -32,9 +32,11 @@ the seeds and the init rules are needed only to regenerate a case, not to
 replay it.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -121,10 +123,22 @@ def sha256(path):
 
 
 def export(directory):
-    """Write every case and ``manifest.json`` into ``directory``; returns the manifest."""
+    """Write every case and ``manifest.json`` into ``directory``, all or none of them; returns the manifest."""
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    try:
+        return _export(directory, written)
+    except BaseException:   # all or nothing: a failed export (a full disk, Ctrl-C) leaves none of its files
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        raise
+
+
+def _export(directory, written):
+    """:func:`export`'s work; ``written`` collects the paths of the files written so far."""
     from .. import __version__
 
-    os.makedirs(directory, exist_ok=True)
     manifest = {"dlnref_version": __version__, "format": FORMAT, "conventions": CONVENTIONS,
                 "recorded_steps": list(STEPS), "cases": {}}
     for name, config in CASES.items():
@@ -134,10 +148,12 @@ def export(directory):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, config_json=config_bytes(meta), **arrays)
+        written.append(path)
         manifest["cases"][name] = {"file": f"{name}.npz", "sha256": sha256(path), "config": config,
                                    "arrays": {k: list(v.shape) for k, v in arrays.items()}}
     with atomic_path(os.path.join(directory, "manifest.json")) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
+    written.append(os.path.join(directory, "manifest.json"))
     return manifest
 
 
@@ -172,6 +188,13 @@ def read_manifest(directory):
             isinstance(e, dict) and {"file", "sha256", "config"} <= set(e) for e in cases.values()):
         raise InputError(f"{path} is not a golden manifest: it needs a 'cases' object whose entries hold "
                          "'file', 'sha256' and 'config'; export the golden files again")
+    for name, entry in cases.items():
+        for key, kind in (("file", str), ("sha256", str), ("config", dict)):
+            if not isinstance(entry[key], kind):
+                raise InputError(f"{path}: cases.{name}.{key} must be a {'string' if kind is str else 'JSON object'}, "
+                                 f"got {entry[key]!r}; export the golden files again")
+        if os.path.basename(entry["file"]) != entry["file"]:
+            raise InputError(f"{path}: cases.{name}.file must name a file in {directory}, got {entry['file']!r}")
     return manifest
 
 
@@ -204,8 +227,11 @@ def verify(directory):
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{entry['file']}: the manifest's config cannot be recomputed ({error!r})")
             continue
-        with np.load(path) as stored:
-            problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
+        try:
+            with np.load(path) as stored:
+                problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:   # truncated, or not an npz at all
+            problems.append(f"{entry['file']}: not a readable .npz file ({type(error).__name__}: {error})")
     return problems
 
 
