@@ -79,11 +79,11 @@ def ms_per_step(problem, weights, steps):
     return (time.perf_counter() - start) / steps * 1e3
 
 
-def speed(backends, budget):
+def speed(backends, budget, sizes=SIZES):
     """Print ms/step for the compressed DLN always, and the wide DLN while the budget allows."""
     start = time.perf_counter()
     print(f"{'backend':>16} {'d':>5} {'compressed ms':>14} {'wide ms':>10}")
-    for d in SIZES:
+    for d in sizes:
         problems = {backend: completion_problem(d, 5, backend) for backend in backends}
         # One spectral init (the d x d SVD) on the last backend, the GPU by default; copied to the others.
         compressed_host = [dlnref.to_numpy(w) for w in dlnref.compress(problems[backends[-1]], 3, 10, 1e-2)]
@@ -106,6 +106,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["numpy", "cupy"])
     parser.add_argument("--budget", type=float, default=200.0, help="seconds for the speed table (default 200)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="d of the speed table")
+    parser.add_argument("--parity-steps", type=int, default=200, help="steps of the parity runs (default 200)")
     args = parser.parse_args()
     available = []
     for backend in args.backends:
@@ -119,8 +121,8 @@ def main():
         return
     start = time.perf_counter()
     device_report(available)
-    parity(available)
-    speed(available, args.budget)
+    parity(available, args.parity_steps)
+    speed(available, args.budget, args.sizes)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

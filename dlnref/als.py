@@ -112,4 +112,7 @@ def _solve_rows(entries, other, ridge):
     rhs = entries @ other
     empty = counts == 0
     gram[empty] = np.eye(r)  # a row with no observed entry stays at 0
-    return np.linalg.solve(gram, rhs[..., None])[..., 0]
+    try:
+        return np.linalg.solve(gram, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:   # a Gram matrix singular in floating point: the least-norm solutions instead
+        return (np.linalg.pinv(gram) @ rhs[..., None])[..., 0]   # (rows with fewer than r entries, a tiny ridge)

@@ -291,7 +291,8 @@ def _run_compare(args):
         _check_compare_fits(config)
     announce = None if args.quiet else (lambda line: print(f"[compare] {line}", file=sys.stderr, flush=True))
     try:
-        result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce)
+        result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce,
+                             option=option_name)
     except DivergenceError as error:
         raise _cli_divergence(error) from None
     if plot is not None:

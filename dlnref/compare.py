@@ -183,6 +183,16 @@ def _check_ratings_file(config, option):
                          f"{option('compression')} spectral")
 
 
+def _check_ratings_width(shape, config, option):
+    """The compressed width fits the ratings matrix of ``shape``."""
+    if config.width > min(shape):
+        given = f"{option('width')} {config.width}" if config.width != 2 * config.rank else \
+            f"2 * {option('rank')} = {config.width}"
+        raise InputError(f"the compressed DLN's width ({given}) exceeds the smaller side {min(shape)} of the "
+                         f"{shape[0]} x {shape[1]} ratings matrix of {option('data')} {config.data}; use a smaller "
+                         f"{option('rank')} or {option('width')}")
+
+
 def _check_sizes(config, option):
     """The sizes of a resolved config fit together (see :func:`check_config`)."""
     d, rank, width = config.d, config.rank, config.width
@@ -364,7 +374,7 @@ def _run_als(problem, config):
     return _summary(run, (m + n) * config.rank)
 
 
-def run_compare(config, progress=None, observe=None, announce=None):
+def run_compare(config, progress=None, observe=None, announce=None, option=str):
     """Train the chosen networks on the problem of ``config`` and collect the comparison.
 
     Parameters
@@ -379,6 +389,8 @@ def run_compare(config, progress=None, observe=None, announce=None):
         Called with one line of text each: the chosen lr, and per network the
         seconds a step takes (from a timed first step) and the most the run
         can take.
+    option : callable
+        ``option(field)`` names a config field in messages (:func:`check_config`).
 
     Returns
     -------
@@ -394,7 +406,9 @@ def run_compare(config, progress=None, observe=None, announce=None):
         ``test_rmse`` at that step); plus ``speedup`` (wide / compressed) per
         threshold when both ran; ``als`` (the same summary) for completion.
     """
-    config = check_config(config)
+    config = check_config(config, option)
+    if config.data is not None:   # the ratings' shape is known once they are read
+        _check_ratings_width(load_movielens(config.data, config.split).shape, config, option)
     problem, starts = build(config)
     say = announce or (lambda line: None)
     rule = "auto" if config.lr == "auto" else "given"

@@ -35,3 +35,11 @@ def test_als_recovers_a_low_rank_matrix_on_both_paths():
     np.testing.assert_allclose(X, dense.target, atol=1e-8)
     assert runs[1].converged
     np.testing.assert_allclose(runs[1].weights[1] @ runs[1].weights[0], X, atol=1e-8)
+
+
+def test_rows_with_fewer_entries_than_the_rank_do_not_crash():
+    """About 4 entries a row at rank 5: the Gram matrices are singular in floating point; ALS goes on (and fails
+    to recover, as it must), where it raised LinAlgError."""
+    problem = dlnref.synthetic_completion((2100, 2100), 5, 0.002, seed=0)
+    run = als(problem, 5, 3)
+    assert len(run.history) == 4 and all(np.isfinite(run.history["loss"]))

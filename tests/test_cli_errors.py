@@ -308,11 +308,52 @@ def test_verdicts_hold_python_booleans_and_numbers():
     assert verdict["findings"][0]["measured"] == {"gap": 0.5, "ok": True, "t": [0, 1]}
 
 
-def test_check_json_gives_json_booleans(capsys, monkeypatch):
-    monkeypatch.setattr("theory_checks.run", lambda size, seed, claims, progress, executor=None: [numpy_verdict()])
-    code, out, _ = run(["check", "--json", "--quiet"], capsys)
+def test_check_json_gives_json_booleans(capsys):
+    code, out, _ = run(["check", "--claim", "compression_size", "--json", "--quiet"], capsys)
     assert code == 0
-    assert '"holds": true' in out and '"exact": false' in out and '"True"' not in out
+    assert '"holds": true' in out and '"exact": true' in out and '"True"' not in out
+    assert json.loads(out)[0]["findings"][1]["measured"]["compressed"] == 2100
+
+
+# --- a bug in dlnref never poses as the user's mistake -------------------------------------------------
+
+@pytest.mark.parametrize("fault", [ValueError("planted"), TypeError("planted"), KeyError("planted"),
+                                   FileNotFoundError(2, "No such file or directory", "/nonexistent/internal")])
+def test_a_fault_inside_dlnref_is_reported_as_a_bug(capsys, monkeypatch, fault):
+    def planted(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr("dlnref.compare.auto_lr", planted)
+    code, out, err = run(["compare", "--d", "8", "--rank", "1", "--quiet"], capsys)
+    assert code == 70 and out == ""
+    assert "Traceback (most recent call last)" in err and f"{type(fault).__name__}" in err
+    assert err.strip().splitlines()[-1] == ("dlnref compare: this is a bug in dlnref, not a problem with your input: "
+                                            "please report it with the traceback above and the command line")
+
+
+def test_an_os_error_on_the_users_own_path_is_bad_input(tmp_path, capsys, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")   # no file name: atomic_path names the user's file
+
+    monkeypatch.setattr("dlnref.plots.Figure.savefig", full_disk)
+    code, out, err = run(TINY + ["--plot", str(tmp_path / "f.png")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == f"dlnref compare: error: No space left on device: {tmp_path / 'f.png'}"
+    assert files_under(tmp_path) == []
+
+
+def test_ctrl_c_prints_one_line_and_exits_130():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dlnref", "compare", "--steps", "10000000", "--tol", "0",
+                             "--networks", "wide"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline().startswith("[compare] lr")   # training has begun
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "dlnref compare: interrupted"
 
 
 # --- the contract over the argument space -----------------------------------------------------------
@@ -382,3 +423,79 @@ def test_parser_errors_are_one_line(argv, fragment, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err
+
+
+# --- the inputs of the trust issue, each with its message ---------------------------------------------
+
+def test_a_one_line_ratings_file_is_named(tmp_path, capsys):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n")
+    assert_usage_error(["compare", "--data", str(ratings)], capsys,
+                       f"{ratings} (a random test split): holding out a fraction 0.2 of its 1 entries leaves an "
+                       "empty part; it needs at least 5 entries")
+
+
+def test_ratings_with_a_width_above_their_smaller_side(tmp_path, capsys):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("".join(f"{u}\t{i}\t{1 + (u + i) % 5}\t0\n" for u in range(1, 7) for i in range(1, 9)))
+    assert_usage_error(["compare", "--data", str(ratings), "--rank", "4"], capsys,
+                       "the compressed DLN's width (2 * --rank = 8) exceeds the smaller side 6 of the 6 x 8 ratings "
+                       f"matrix of --data {ratings}; use a smaller --rank or --width")
+
+
+def test_exact_compression_of_ratings_is_refused(tmp_path, capsys):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n")
+    assert_usage_error(["compare", "--data", str(ratings), "--compression", "exact"], capsys,
+                       "--compression exact needs a synthetic dense problem", "with --data use --compression spectral")
+
+
+def test_an_empty_plot_path_is_refused(capsys):
+    assert_usage_error(TINY + ["--plot", ""], capsys, "--plot '' is empty; give a file name, such as figure.png")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda m: m["cases"]["factorization"].update(file=3), "cases.factorization.file must be a string, got 3"),
+    (lambda m: m["cases"]["sensing"].update(config="small"), "cases.sensing.config must be a JSON object, got 'small'"),
+    (lambda m: m["cases"]["completion"].update(file="../x.npz"), "cases.completion.file must name a file in"),
+])
+def test_golden_manifest_fields_of_the_wrong_type_are_named(tmp_path, capsys, edit, fragment):
+    assert main(["golden", "export", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    edit(manifest)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert_usage_error(["golden", "verify", str(tmp_path)], capsys, str(tmp_path / "manifest.json"), fragment)
+
+
+def test_golden_verify_reports_a_truncated_file(tmp_path, capsys):
+    import hashlib
+
+    assert main(["golden", "export", str(tmp_path)]) == 0
+    npz = tmp_path / "completion.npz"
+    npz.write_bytes(npz.read_bytes()[:1000])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["cases"]["completion"]["sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()   # hash and all
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    code, out, err = run(["golden", "verify", str(tmp_path)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "FAIL completion.npz: not a readable .npz file (BadZipFile" in out
+
+
+def test_a_golden_export_on_a_full_disk_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from dlnref.oracle import golden
+
+    real, calls = np.savez, []
+
+    def third_fills_the_disk(file, **arrays):
+        calls.append(file)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(file, **arrays)
+
+    monkeypatch.setattr(golden.np, "savez", third_fills_the_disk)
+    code, out, err = run(["golden", "export", str(tmp_path / "g")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == f"dlnref golden: error: No space left on device: {tmp_path / 'g' / 'sensing.npz'}"
+    assert files_under(tmp_path) == []
