@@ -1,7 +1,7 @@
 """Checks of the paper's claims. Each module exposes ``check(size, seed) -> Verdict``.
 
 Run them with ``dlnref check [--full] [--json] [--claim NAME]``, or call
-:func:`run`. ``quick`` (the default) finishes within 3 minutes on 2 cores;
+:func:`run`. ``quick`` (the default) takes about 12 s on 2 cores;
 ``full`` uses the paper's sizes.
 """
 
