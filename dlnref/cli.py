@@ -249,15 +249,20 @@ def _add_compare(commands):
                    help="with --data: 'random' (seeded, 20%% held out; the default) or a split shipped with the data")
     p.add_argument("--compression", choices=("spectral", "exact"), default="spectral",
                    help="the compressed network: the paper's C-DLN (default) or the wide DLN's exact law-of-parsimony form")
+    _add_output_options(p, "the error curves")
+    p.set_defaults(run=_run_compare)
+
+
+def _add_output_options(p, figure):
+    """--backend, --json, --plot PATH (of ``figure``), --no-plot and --quiet: the options of a training command."""
     p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
                    help="array backend (default: $DLNREF_BACKEND or numpy)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--plot", default=None, metavar="PATH",
-                   help="also draw the error curves into this figure (.png when PATH has no extension); "
+                   help=f"also draw {figure} into this figure (.png when PATH has no extension); "
                         "the results are printed before it is drawn")
     p.add_argument("--no-plot", action="store_true", help="draw no figure (the default; kept for scripts)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(run=_run_compare)
 
 
 #: Options of ``compare`` that only some problems use: option -> (config field, problems that use it).
@@ -634,14 +639,7 @@ def _add_classify(commands):
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the init and the batches")
     p.add_argument("--blas-threads", type=int, default=defaults.blas_threads,
                    help="BLAS threads while training (default %(default)s: faster on 2 shared cores)")
-    p.add_argument("--backend", choices=BACKENDS, default=default_backend(),
-                   help="array backend (default: $DLNREF_BACKEND or numpy)")
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    p.add_argument("--plot", default=None, metavar="PATH",
-                   help="also draw loss and test accuracy against seconds into this figure (.png when PATH has no "
-                        "extension); the results are printed before it is drawn")
-    p.add_argument("--no-plot", action="store_true", help="draw no figure (the default; kept for scripts)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_output_options(p, "loss and test accuracy against seconds")
     p.set_defaults(run=_run_classify)
 
 
