@@ -18,10 +18,10 @@ import dataclasses
 import os
 import time
 
-from dlnref.classify import ClassifyConfig
+from dlnref.experiments.classify import ClassifyConfig
 from dlnref.compress import parameter_count
-from dlnref.images import load_digits
-from dlnref.mlp import init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
+from dlnref.nn.images import load_digits
+from dlnref.nn.mlp import init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
 
 
 def models(config, train, pixels, classes):
@@ -66,7 +66,7 @@ def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10):
     """
     from threadpoolctl import threadpool_limits
 
-    from dlnref.mlp import step
+    from dlnref.nn.mlp import step
 
     sizes = [config.lr * config.first_lr_scale] + [config.lr] * (config.relu_layers + config.depth)
     best = {}

@@ -8,7 +8,7 @@ observed entries (:func:`dlnref.synthetic_completion`), trained by the
 compressed DLN (depth 3, width 10) with BLAS pinned to one thread, as
 :func:`dlnref.gradient_descent` pins it. The ``O(|Omega| w)`` work (residual,
 sparse products) runs on the problem's own ``threads`` (``--threads``; default
-:func:`dlnref.sparse.default_threads`, one per CPU this process may use): the
+:func:`dlnref.problems.sparse.default_threads`, one per CPU this process may use): the
 BLAS pin does not limit them, and ``--threads 1`` measures one core. ``--engine``
 sets :attr:`dlnref.SparseCompletion.engine` (default "auto": the numba kernel
 where numba is installed, ``pip install "dlnref[fast]"``). Each size

@@ -18,8 +18,11 @@ from .dynamics import (
     top_singular_subspaces,
 )
 from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
-from .problems import MatrixCompletion, MatrixFactorization, MatrixSensing, RecoveryProblem, make_problem
-from .sparse import SparseCompletion, synthetic_completion
+from .errors import InputError, InputTypeError
+from .problems import (
+    MatrixCompletion, MatrixFactorization, MatrixSensing, Problem, RecoveryProblem, SparseCompletion, make_problem,
+    problem_names, register_problem, synthetic_completion,
+)
 from .train import DivergenceError, History, TrainResult, auto_lr, gradient_descent, gradient_step, step_sizes
 
 __version__ = "0.1.0"
@@ -34,4 +37,5 @@ __all__ = [
     "dynamics", "first_reach_times", "invariant_subspace_residuals", "principal_angles", "saxe_mode",
     "singular_values", "top_singular_subspaces",
     "ExactCompression", "compress_exact", "train_exact",
+    "InputError", "InputTypeError", "Problem", "problem_names", "register_problem",
 ]

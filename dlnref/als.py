@@ -9,7 +9,7 @@ with ``V`` fixed and of every row of ``V`` with ``U`` fixed:
 and the same with the roles swapped (the ridge weighted by the row's count is
 ALS-WR's, Zhou et al. 2008). Each half-step costs ``O(|Omega| r^2 + (m + n) r^3)``.
 It runs on the observed entries of a :class:`dlnref.MatrixCompletion` or a
-:class:`dlnref.sparse.SparseCompletion` (NumPy only), and records the same error
+:class:`dlnref.problems.sparse.SparseCompletion` (NumPy only), and records the same error
 measures as :func:`dlnref.gradient_descent`, so that ``dlnref compare`` can put it
 next to the networks.
 """

@@ -160,6 +160,16 @@ def to_numpy(x):
     return np.from_dlpack(x)
 
 
+def inner(a, b, xp=None):
+    """Frobenius inner product ``<a, b> = sum_ij a_ij b_ij`` as a 0-d array, in one fused pass.
+
+    ``xp`` is the arrays' namespace where the caller has it (a training step
+    spares the lookup); None finds it from ``a`` and ``b``.
+    """
+    xp = array_namespace(a, b) if xp is None else xp
+    return xp.vecdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,)))
+
+
 def svd(x):
     """Thin SVD with a fixed sign convention, on any backend.
 

@@ -25,18 +25,18 @@ import traceback
 import numpy as np
 
 from ._io import check_writable_file, check_writable_folder
-from ._memory import check_fits, compare_bytes
+from .experiments._memory import check_fits, compare_bytes
 from .backend import BACKENDS, BackendUnavailableError, default_backend
-from .classify import (BLOCK_INITS, BLOCKS, ClassifyConfig, check_classify_config, format_classify, format_optional,
+from .experiments.classify import (BLOCK_INITS, BLOCKS, ClassifyConfig, check_classify_config, format_classify, format_optional,
                        run_classify)
-from .compare import (DENSE_MAX_D, NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, check_config,
+from .experiments.compare import (NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, check_config,
                       option_name, run_compare)
 from .data import MOVIELENS_SPLITS
 from .errors import InputError
-from .executor import add_executor_options, executor_from_args
+from .experiments.executor import add_executor_options, executor_from_args
 from .oracle.conform import add_conform_command
-from .problems import PROBLEMS
-from .sweep import add_sweep_command
+from .problems import problem_class, problem_names
+from .experiments.sweep import add_sweep_command
 from .train import DivergenceError
 
 #: Exit code of a bug in dlnref (sysexits.h's EX_SOFTWARE, "internal software error").
@@ -208,7 +208,7 @@ def _add_compare(commands):
                     + ", ".join(f"{t:g}" for t in THRESHOLDS) + ". Defaults: the paper's completion run. "
                     "The results are printed first; a figure is drawn only with --plot PATH.",
     )
-    p.add_argument("--problem", choices=tuple(PROBLEMS), default=None,
+    p.add_argument("--problem", choices=problem_names(), default=None,
                    help=f"the synthetic problem (default {defaults.problem})")
     p.add_argument("--d", type=integer(1), default=None, help=f"the target is d x d (default {defaults.d})")
     p.add_argument("--rank", type=integer(1), default=defaults.rank,
@@ -265,10 +265,18 @@ def _add_output_options(p, figure):
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-#: Options of ``compare`` that only some problems use: option -> (config field, problems that use it).
-_PROBLEM_ONLY = {"--d": ("d", ("factorization", "completion", "sensing")),
-                 "--fraction": ("fraction", ("completion",)),
-                 "--measurements": ("measurements", ("sensing",))}
+def problem_only_options():
+    """Options of ``compare`` that only some problems use: option -> (config field, the problems that use it).
+
+    ``--d``, used by every synthetic problem, then each registered problem's
+    own options (:attr:`dlnref.problems.Problem.options`).
+    """
+    options = {"--d": ("d", problem_names())}
+    for field in dataclasses.fields(CompareConfig):
+        users = tuple(name for name in problem_names() if field.name in problem_class(name).options)
+        if users:
+            options[option_name(field.name)] = (field.name, users)
+    return options
 
 
 def _lr(text):
@@ -316,7 +324,7 @@ def _run_compare(args):
 
 
 def compare_config(args):
-    """The :class:`CompareConfig` of parsed ``compare`` arguments, checked (:func:`dlnref.compare.check_config`).
+    """The :class:`CompareConfig` of parsed ``compare`` arguments, checked (:func:`dlnref.experiments.compare.check_config`).
 
     An option that another synthetic problem would use (``--fraction`` with
     ``--problem sensing``) gets a note on stderr.
@@ -327,13 +335,13 @@ def compare_config(args):
         For options that cannot go together (``--data`` with ``--problem``,
         ``--d``, ``--fraction`` or ``--measurements``).
     InputError
-        From :func:`dlnref.compare.check_config`, naming the options.
+        From :func:`dlnref.experiments.compare.check_config`, naming the options.
     """
     problem = args.problem or CompareConfig.problem
     if args.data is not None:
         _check_ratings_options(args)
         problem = "completion"
-    for option, (field, problems) in _PROBLEM_ONLY.items():
+    for option, (field, problems) in problem_only_options().items():
         if getattr(args, field) is not None and problem not in problems:
             print(f"dlnref compare: note: {option} is unused: it applies to --problem {' or '.join(problems)}, "
                   f"not {problem}", file=sys.stderr)
@@ -343,7 +351,7 @@ def compare_config(args):
 
 
 def _check_ratings_options(args):
-    unused = [option for option, (field, _) in _PROBLEM_ONLY.items() if getattr(args, field) is not None]
+    unused = [option for option, (field, _) in problem_only_options().items() if getattr(args, field) is not None]
     if args.problem not in (None, "completion"):
         unused.insert(0, f"--problem {args.problem}")
     if unused:
@@ -352,14 +360,13 @@ def _check_ratings_options(args):
 
 
 def _check_compare_fits(config):
-    sensing = config.problem == "sensing"
-    dense = not (config.problem == "completion" and config.d > DENSE_MAX_D)
-    advice = "choose a smaller --d" + (" or --measurements" if sensing else "")
+    counts = [option for option in problem_class(config.problem).options if isinstance(getattr(config, option), int)]
+    advice = "choose a smaller --d" + "".join(f" or {option_name(option)}" for option in counts)
     if "wide" in config.networks:
         advice += ", or train the compressed DLN alone (--networks compressed)"
     check_fits(f"--problem {config.problem} with --d {config.d}"
-               + (f" and --measurements {config.measurements}" if sensing else ""),
-               compare_bytes(config, dense), advice)
+               + "".join(f" and {option_name(option)} {getattr(config, option)}" for option in counts),
+               compare_bytes(config), advice)
 
 
 def _plot_path(args):
@@ -462,7 +469,7 @@ def _add_figures(commands):
 
 
 def _run_figures(args):
-    from .figures import make_figures
+    from .experiments.figures import make_figures
 
     start = time.perf_counter()
 
@@ -659,7 +666,7 @@ def _run_classify(args):
         result["plot"] = plot
     print(json.dumps(_without_history(result), indent=2) if args.json else format_classify(result), flush=True)
     if plot is not None:
-        from .mlp_plots import plot_classify
+        from .nn.plots import plot_classify
 
         plot_classify(result, plot)
     return 0

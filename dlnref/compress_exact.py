@@ -81,15 +81,14 @@ The data part's top-r singular vectors are separated from the rest by ``s_r(M)``
 
 import dataclasses
 import math
-import time
 
-from ._checks import check_int, check_shape
-from .backend import array_namespace, svd
+from ._checks import check_int, check_positive, check_shape
+from .backend import array_namespace, inner, svd
 from .compress import parameter_count
 from .errors import InputError
-from .network import _backprop, _prefix_products, end_to_end, layer_dims
+from .network import backprop, end_to_end, forward_products, layer_dims
 from .problems import MatrixFactorization, MatrixSensing
-from .train import DivergenceError, History, TrainResult, record_row, step_sizes
+from .train import Divergence, auto_lr, descend, resolve_lr, step_sizes, train_with
 
 #: Largest ``|W_l^T W_l / eps^2 - I|`` entry accepted as an orthogonal init: a Haar
 #: draw by QR is orthogonal to a few hundred ulps at the sizes dlnref runs.
@@ -286,7 +285,7 @@ def subspace_gradient(problem, compression):
     -------
     SubspaceGradient
     """
-    prefixes = _prefix_products(compression.narrow)   # the narrow layers chain by construction
+    prefixes = forward_products(compression.narrow)   # the narrow layers chain by construction
     pi = math.prod(compression.rho)
     reduced = compression.reduced
     if "target" in reduced:
@@ -294,7 +293,7 @@ def subspace_gradient(problem, compression):
     xp = problem.xp
     if "operators" in reduced:
         Y = prefixes[-1] - pi * xp.eye(compression.width, dtype=prefixes[-1].dtype)
-        residual = reduced["operators"] @ xp.reshape(Y, (-1,)) + pi * reduced["on_P"] - reduced["measurements"]
+        residual = reduced["operators"] @ xp.reshape(Y, (-1,)) + pi * reduced["on_P"] - reduced["y"]
         loss = xp.vecdot(residual, residual) / 2
         block = xp.reshape(residual @ reduced["operators"], Y.shape)
         on_P = xp.vecdot(residual, reduced["on_P"])
@@ -303,7 +302,7 @@ def subspace_gradient(problem, compression):
         X = _rebuilt_end_to_end(compression, prefixes[-1])
         loss, G = problem.loss_and_gradient(X)
         block = compression.bases[-1].T @ (G @ compression.bases[0])
-        on_P = _inner(xp, G, compression.init_end_to_end) / compression.scale ** len(compression.rho)
+        on_P = inner(G, compression.init_end_to_end, xp) / compression.scale ** len(compression.rho)
     trace = xp.sum(xp.linalg.diagonal(block))
     g = (on_P - trace) / compression.complement if compression.complement > 0 else xp.zeros_like(trace)
     return SubspaceGradient(loss, block, g, prefixes, X)
@@ -314,13 +313,8 @@ def _factorization_gradient(problem, compression, prefixes, pi):
     xp = problem.xp
     size = problem.shape[0] * problem.shape[1]
     residual = prefixes[-1] - compression.reduced["target"]
-    loss = (_inner(xp, residual, residual) + compression.complement * pi**2) / (2 * size)
+    loss = (inner(residual, residual, xp) + compression.complement * pi**2) / (2 * size)
     return SubspaceGradient(loss, residual / size, pi / size, prefixes)
-
-
-def _inner(xp, a, b):
-    """``<a, b> = sum_ij a_ij b_ij``."""
-    return xp.vecdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,)))
 
 
 def _reduce(problem, bases, P_L):
@@ -334,7 +328,7 @@ def _reduce(problem, bases, P_L):
         reduced = xp.matmul(xp.matmul(B_L.T, problem.operators), B_0)          # A~_i = B_L^T A_i B_0
         flat = xp.reshape(problem.operators, (count, -1))
         return {"operators": xp.reshape(reduced, (count, width * width)),
-                "on_P": flat @ xp.reshape(P_L, (-1,)), "measurements": problem.measurements}
+                "on_P": flat @ xp.reshape(P_L, (-1,)), "y": problem.y}
     return {}
 
 
@@ -353,7 +347,7 @@ def exact_update(compression, gradient, sizes):
     -------
     ExactCompression
     """
-    grads = _backprop(compression.narrow, gradient.block, gradient.prefixes)   # A~_l^T G~ R~_l^T
+    grads = backprop(compression.narrow, gradient.block, gradient.prefixes)   # A~_l^T G~ R~_l^T
     narrow = [W - size * dW for W, size, dW in zip(compression.narrow, sizes, grads)]
     rho = compression.rho
     others = [math.prod(rho[:l] + rho[l + 1:]) for l in range(len(rho))]
@@ -368,13 +362,14 @@ def exact_step(problem, compression, lr, outer_lr_scale=1.0):
 
 
 def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
-                progress=None, observe=None):
+                progress=None, observe=None, patience=None):
     """Gradient descent on the wide network, carried out on its exact compression.
 
-    Takes the arguments of :func:`dlnref.gradient_descent`, with the pair from
-    :func:`compress_exact` in place of the weights, and records the same
-    history (the wide network's loss and errors). ``observe(step, compression)``
-    gets the pair.
+    Takes the arguments of :func:`dlnref.gradient_descent` (``lr="auto"``
+    included: :func:`dlnref.train.auto_lr` at the pair's depth), with the pair
+    from :func:`compress_exact` in place of the weights, runs the one training
+    loop (:func:`dlnref.train.descend`), and records the same history (the
+    wide network's loss and errors). ``observe(step, compression)`` gets the pair.
 
     Returns
     -------
@@ -384,38 +379,34 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
 
     Raises
     ------
+    InputError
+        For an lr, outer_lr_scale or schedule out of range.
     DivergenceError
-        As soon as the loss is inf or NaN.
+        As soon as the loss is inf or NaN (under ``lr="auto"``, after the last halving).
     """
-    steps = check_int("steps", steps, 0)
-    record_every = check_int("record_every", record_every, 1)
-    sizes = step_sizes(len(compression.narrow), lr, outer_lr_scale)
+    outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
+    depth = len(compression.narrow)
+    auto, lr = resolve_lr(lr, lambda: auto_lr(problem, depth, outer_lr_scale))
     target_norm = float(array_namespace(problem.target).linalg.vector_norm(problem.target))
-    history = History()
-    start = time.perf_counter()
-    for step in range(steps + 1):
-        gradient = subspace_gradient(problem, compression)
-        loss = float(gradient.loss)
-        if not math.isfinite(loss):
-            raise DivergenceError(step, loss, lr)
-        if step % record_every == 0 or step == steps:
-            row = _record(problem, compression, gradient, step, loss, target_norm, start)
-            start += record_row(history, row, steps, compression, observe, progress)
-            if row["recovery_error"] <= tol:
-                return TrainResult(compression, history, step, converged=True)
-        if step == steps:
-            break
-        compression = exact_update(compression, gradient, sizes)
-    return TrainResult(compression, history, steps, converged=False)
+
+    def train(lr):
+        sizes = step_sizes(depth, lr, outer_lr_scale)
+
+        def step(t, pair, update, record):
+            gradient = subspace_gradient(problem, pair)
+            measures = lambda t: _record(problem, pair, gradient, float(gradient.loss), target_norm)  # noqa: E731
+            return float(gradient.loss), measures, exact_update(pair, gradient, sizes) if update else pair
+
+        return descend(step, compression, steps, record_every=record_every, tol=tol, patience=patience,
+                       progress=progress, observe=observe, divergence=Divergence(lr))
+
+    return train_with(train, lr, auto)
 
 
-def _record(problem, compression, gradient, step, loss, target_norm, start):
+def _record(problem, compression, gradient, loss, target_norm):
+    """The wide network's recovery error and metrics at the pair (from the loss, for factorization)."""
     if "target" in compression.reduced:   # factorization: loss = ||X - M||_F^2 / (2 m n)
-        row = {"step": step, "loss": loss,
-               "recovery_error": math.sqrt(2 * problem.shape[0] * problem.shape[1] * loss) / target_norm}
-    else:
-        X = compression.end_to_end() if gradient.X is None else gradient.X
-        row = {"step": step, "loss": loss, "recovery_error": float(problem.recovery_error(X))}
-        row.update({name: float(value) for name, value in problem.metrics(X).items()})
-    row["seconds"] = time.perf_counter() - start
-    return row
+        return {"recovery_error": math.sqrt(2 * problem.shape[0] * problem.shape[1] * loss) / target_norm}
+    X = compression.end_to_end() if gradient.X is None else gradient.X
+    return {"recovery_error": float(problem.recovery_error(X)),
+            **{name: float(value) for name, value in problem.metrics(X).items()}}

@@ -15,7 +15,6 @@ import numpy as np
 from ._checks import as_generator, check_fraction, check_int
 from .backend import to_backend
 from .errors import InputError
-from .network import _orthonormal
 
 
 def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
@@ -63,8 +62,44 @@ def low_rank_matrix(m, n, rank, seed=0, spectrum="spread", backend=None):
         s = np.asarray(spectrum, dtype=np.float64)
         if s.shape != (rank,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
             raise InputError(f"spectrum must hold {rank} finite positive singular values, got {spectrum!r}")
-        U, Vh = _orthonormal(rng, m, rank), _orthonormal(rng, n, rank).T
+        U, Vh = haar_orthonormal(rng, m, rank), haar_orthonormal(rng, n, rank).T
     return to_backend((U * s) @ Vh, backend)
+
+
+def problem_streams(seed):
+    """The two random streams of a synthetic problem: ``(target, side)``, for its target and its mask or operators.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.SeedSequence, or a pair of numpy.random.Generator
+        An int or a ``SeedSequence`` gives two independent child streams
+        (``SeedSequence.spawn(2)``); a pair of generators is used as it is.
+
+    Returns
+    -------
+    target, side : numpy.random.Generator
+    """
+    if isinstance(seed, tuple) and len(seed) == 2 and all(isinstance(s, np.random.Generator) for s in seed):
+        return seed
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
+    target, side = (np.random.default_rng(s) for s in seq.spawn(2))
+    return target, side
+
+
+def haar_orthonormal(rng, m, n):
+    r"""Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n).
+
+    For a Gaussian ``Z`` of shape ``(max(m, n), min(m, n))``,
+
+    .. math:: Z = QR, \qquad O = Q \operatorname{diag}(\operatorname{sign} R_{11}, \dots, \operatorname{sign} R_{nn})
+
+    is Haar (Mezzadri, Notices AMS 2007). ``Q`` alone is not: LAPACK's sign
+    convention for ``R`` biases it. The signs make ``Z = O (diag(sign R_ii) R)``
+    the unique QR factorization with a positive diagonal, whose ``O`` is Haar.
+    """
+    Q, R = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
+    Q = Q * np.sign(np.diag(R))  # column j times sign(R_jj): the unique QR with R_jj > 0, hence Haar
+    return Q if m >= n else Q.T
 
 
 def spread_indices(k, rank):
@@ -258,7 +293,7 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
     Returns
     -------
     Ratings
-        For :class:`dlnref.sparse.SparseCompletion`; memory is ``O(ratings)``.
+        For :class:`dlnref.problems.sparse.SparseCompletion`; memory is ``O(ratings)``.
 
     Raises
     ------

@@ -10,33 +10,14 @@ first layer acts first and the end-to-end matrix is
 ``dims = (d_0, d_1, ..., d_L)`` lists the widths from input to output.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 
 from ._checks import as_generator, check_int, check_positive, check_shape
 from .backend import array_namespace, to_backend
+from .data import haar_orthonormal
 from .errors import InputError
 
 INIT_KINDS = ("orthogonal", "gaussian", "uniform")
-
-
-class FactorGradients(NamedTuple):
-    """``dLoss/dX`` seen through the factors of ``X = left @ right``: the gradients with respect to them.
-
-    What back-propagation needs from ``G = dLoss/dX`` (:func:`backward`),
-    returned by ``problem.evaluate(left, right, factored=True)``.
-
-    Attributes
-    ----------
-    left : array, shape (m, k)
-        ``dLoss/d(left) = G @ right^T``.
-    right : array, shape (k, n)
-        ``dLoss/d(right) = left^T @ G``.
-    """
-
-    left: object
-    right: object
 
 
 def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
@@ -74,25 +55,9 @@ def init_weights(dims, scale, kind="orthogonal", seed=0, backend=None):
     if kind not in INIT_KINDS:
         raise InputError(f"kind must be one of {INIT_KINDS}, got {kind!r}")
     rng = as_generator(seed)
-    draw = {"orthogonal": _orthonormal, "gaussian": _gaussian, "uniform": _uniform}[kind]
+    draw = {"orthogonal": haar_orthonormal, "gaussian": _gaussian, "uniform": _uniform}[kind]
     host = [scale * draw(rng, d_out, d_in) for d_in, d_out in zip(dims[:-1], dims[1:])]
     return [to_backend(w, backend) for w in host]
-
-
-def _orthonormal(rng, m, n):
-    """Haar-random ``(m, n)`` matrix with orthonormal columns (m >= n) or rows (m < n).
-
-    For a Gaussian ``Z`` of shape ``(max(m, n), min(m, n))``,
-
-    .. math:: Z = Q R,   O = Q diag(sign R_11, ..., sign R_nn)
-
-    is Haar (Mezzadri, Notices AMS 2007). ``Q`` alone is not: LAPACK's sign
-    convention for ``R`` biases it. The signs make ``Z = O (diag(sign R_ii) R)``
-    the unique QR factorization with a positive diagonal, whose ``O`` is Haar.
-    """
-    Q, R = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
-    Q = Q * np.sign(np.diag(R))  # column j times sign(R_jj): the unique QR with R_jj > 0, hence Haar
-    return Q if m >= n else Q.T
 
 
 def _gaussian(rng, m, n):
@@ -149,11 +114,11 @@ def prefix_products(weights):
         end-to-end matrix. Costs L - 1 matmuls.
     """
     layer_dims(weights)
-    return _prefix_products(weights)
+    return forward_products(weights)
 
 
-def _prefix_products(weights):
-    """``[P_1, ..., P_L]`` with :math:`P_l = W_l P_{l-1}`, without the checks."""
+def forward_products(weights):
+    """:func:`prefix_products` without the checks, for the training step: ``P_1 = W_1``, ``P_l = W_l P_{l-1}``."""
     products = [weights[0]]
     for W in weights[1:]:
         products.append(W @ products[-1])
@@ -175,7 +140,7 @@ def end_to_end(weights):
 
 
 def backward(weights, G, prefixes=None):
-    """Gradient of ``<G, W_L ... W_1>`` with respect to every layer.
+    r"""Gradient of ``<G, W_L ... W_1>`` with respect to every layer.
 
     Parameters
     ----------
@@ -202,7 +167,7 @@ def backward(weights, G, prefixes=None):
     pass and carrying ``D_l = (W_L ... W_{l+1})^T G`` down from the top
     (``D_L = G``):
 
-    .. math:: dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,
+    .. math:: dW_l = D_l P_{l-1}^T, \qquad D_{l-1} = W_l^T D_l,
 
     for l = L, ..., 2, and ``dW_1 = D_1``, since ``P_0 = I`` (the empty product).
     """
@@ -210,8 +175,8 @@ def backward(weights, G, prefixes=None):
     check_shape("G", G, (dims[-1], dims[0]))
     array_namespace(G, *weights)
     if prefixes is None:
-        prefixes = _prefix_products(weights)
-    return _backprop(weights, G, prefixes)
+        prefixes = forward_products(weights)
+    return backprop(weights, G, prefixes)
 
 
 def step_flops(dims):
@@ -233,25 +198,19 @@ def step_flops(dims):
     return 3 * sum(2 * dims[l] * dims[l - 1] * dims[0] for l in range(2, len(dims)))
 
 
-def _backprop(weights, G, prefixes):
-    """``[dW_1, ..., dW_L]`` from ``G = dLoss/dX`` and ``prefixes = [P_1, ..., P_{L-1}]``, without the checks.
+def backprop(weights, G, prefixes):
+    r""":func:`backward` without the checks, for the training step: the four-line loop.
 
-    .. math:: D_L = G,   dW_l = D_l P_{l-1}^T,   D_{l-1} = W_l^T D_l,   P_0 = I
-
-    ``G`` may be the :class:`FactorGradients` ``(G P_{L-1}^T, W_L^T G)`` of
-    ``X = W_L P_{L-1}`` (L >= 2): the first step's two products, made by the problem.
+    .. math:: D_L = G, \quad dW_l = D_l P_{l-1}^T, \quad D_{l-1} = W_l^T D_l, \quad P_0 = I
 
     Python lists are 0-based: layer ``l`` is ``weights[l - 1]`` and ``P_l`` is
-    ``prefixes[l - 1]``, so the loop index ``i = l - 1``. ``P_L`` is not used
-    (it may be there: :func:`backward` passes all of ``prefix_products``).
+    ``prefixes[l - 1]``, so the loop index ``i = l - 1``. ``prefixes`` holds at
+    least ``[P_1, ..., P_{L-1}]`` (``P_L`` is not used).
     """
     grads = [None] * len(weights)
     D = G                                    # D_L = dLoss/dX
     for i in reversed(range(1, len(weights))):  # i = l - 1, layers l = L .. 2
-        if isinstance(D, FactorGradients):   # the problem gave G's products with W_L and P_{L-1} (i = L - 1)
-            grads[i], D = D
-        else:
-            grads[i] = D @ prefixes[i - 1].T  # dW_l = D_l P_{l-1}^T, P_{l-1} = W_{l-1} ... W_1
-            D = weights[i].T @ D              # D_{l-1} = W_l^T D_l
+        grads[i] = D @ prefixes[i - 1].T     # dW_l = D_l P_{l-1}^T, P_{l-1} = W_{l-1} ... W_1
+        D = weights[i].T @ D                 # D_{l-1} = W_l^T D_l
     grads[0] = D                             # dW_1 = D_1 P_0^T = D_1, since P_0 = I
     return grads

@@ -70,7 +70,7 @@ def error_curves(history, ax=None, x="step", column="recovery_error", **line):
     ----------
     history : History or dict of str -> list
         ``run.history`` of :func:`dlnref.gradient_descent`, or its ``columns``
-        (as :func:`dlnref.compare.run_compare` returns them).
+        (as :func:`dlnref.experiments.compare.run_compare` returns them).
     ax : matplotlib.axes.Axes, optional
     x : {"step", "seconds"} or str
         The column on the x axis.
@@ -251,7 +251,7 @@ def plot_compare(result, path):
     Parameters
     ----------
     result : dict
-        The output of :func:`dlnref.compare.run_compare`.
+        The output of :func:`dlnref.experiments.compare.run_compare`.
     path : str or os.PathLike
         Where to write the PNG.
 

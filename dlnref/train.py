@@ -1,8 +1,14 @@
-"""Full-batch gradient descent with per-layer (discrepant) step sizes.
+"""Training: the one loop, and the paper's gradient-descent step with per-layer (discrepant) step sizes.
 
-This is the one place where a problem and a network meet: the problem gives
-``G = dLoss/dX`` at the end-to-end matrix, the network turns ``G`` into
-per-layer gradients.
+:func:`descend` is the one training loop of dlnref: it owns recording,
+timing, ``tol``, ``patience`` and divergence. Each family that trains hands
+it a step: :func:`gradient_descent` the paper's step on a DLN
+(:func:`gradient_step`), :func:`dlnref.train_exact` the step of the exact
+compression, :func:`dlnref.nn.mlp.train_mlp` the MLP's.
+
+This is also the one place where a problem and a network meet: the problem
+gives ``dLoss/dX`` at the end-to-end matrix (or its products with the
+factors), the network turns it into per-layer gradients.
 """
 
 import contextlib
@@ -16,7 +22,7 @@ import numpy as np
 from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
 from .errors import InputError, InputTypeError
-from .network import _backprop, _prefix_products, layer_dims
+from .network import backprop, forward_products, layer_dims
 
 #: A matmul whose thinnest side is at most this size is bound by memory, not by
 #: flops, and so is every element-wise pass: on a 2-core machine such steps run
@@ -34,7 +40,7 @@ AUTO_LR_HALVINGS = 3
 
 
 class DivergenceError(FloatingPointError):
-    """Training diverged: the loss became inf or NaN (or, for the MLP, blew up; see :func:`dlnref.mlp.train_mlp`).
+    """Training diverged: the loss became inf or NaN (or, for the MLP, blew up; see :func:`dlnref.nn.mlp.train_mlp`).
 
     Attributes
     ----------
@@ -274,7 +280,7 @@ def gradient_step(problem, weights, sizes, record=True):
 
     Parameters
     ----------
-    problem : RecoveryProblem or SparseCompletion
+    problem : dlnref.problems.Problem
     weights : list of array, W_l of shape (d_l, d_{l-1})
     sizes : list of float
         The per-layer step sizes ``lr * s_l`` (:func:`step_sizes`).
@@ -284,23 +290,27 @@ def gradient_step(problem, weights, sizes, record=True):
     Returns
     -------
     evaluation : dlnref.problems.Evaluation
-        Loss and ``G = dLoss/dX`` at the given weights (``G`` as its
-        :class:`dlnref.network.FactorGradients` where the problem gives them, see :func:`forward`).
+        Loss and ``dLoss/dX`` at the given weights, as the problem's
+        :class:`~dlnref.problems.FactorGradients` when L >= 2.
     weights : list of array
         ``W_l - lr s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T``.
     """
-    prefixes, evaluation = forward(problem, weights, record)  # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
-    grads = _backprop(weights, evaluation.gradient, prefixes)  # dW_l = (W_L ... W_{l+1})^T G P_{l-1}^T
+    prefixes, evaluation = forward(problem, weights, record)   # P_l = W_l ... W_1; loss and G at X = W_L P_{L-1}
+    if len(weights) == 1:
+        grads = [evaluation.gradient]                           # dW_1 = G
+    else:
+        dW_L, D = evaluation.gradient                            # G P_{L-1}^T and D_{L-1} = W_L^T G, from the problem
+        grads = [*backprop(weights[:-1], D, prefixes), dW_L]     # dW_l = (W_{L-1} ... W_{l+1})^T D_{L-1} P_{l-1}^T
     return evaluation, [W - size * g for W, size, g in zip(weights, sizes, grads)]
 
 
 def forward(problem, weights, record=True):
     """Prefix products ``[P_1, ..., P_{L-1}]`` and ``problem.evaluate`` at ``X = W_L P_{L-1}`` (``W_1`` if L = 1).
 
-    The evaluation's gradient may come as :class:`dlnref.network.FactorGradients`
-    (``factored=True``): back-propagation needs only ``G``'s products with the factors.
+    The evaluation's gradient comes factored (``factored=True``):
+    back-propagation needs only ``G``'s products with ``W_L`` and ``P_{L-1}``.
     """
-    prefixes = _prefix_products(weights[:-1]) if len(weights) > 1 else []
+    prefixes = forward_products(weights[:-1]) if len(weights) > 1 else []
     return prefixes, problem.evaluate(weights[-1], prefixes[-1] if prefixes else None, factored=True, record=record)
 
 
@@ -310,7 +320,7 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
 
     Parameters
     ----------
-    problem : RecoveryProblem or SparseCompletion
+    problem : dlnref.problems.Problem
         Supplies ``evaluate`` and ``errors``.
     weights : list of array, W_l of shape (d_l, d_{l-1})
         The starting point; not modified.
@@ -322,26 +332,16 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
         Maximum number of updates.
     outer_lr_scale : float
         The paper's alpha > 0: the first and last layers take ``alpha * eta``.
-    record_every : int
-        Record a history row every this many steps (and always at step 0 and
-        at the last step).
-    tol : float
-        Stop at the first recorded step whose recovery error is ``<= tol``.
-    progress : callable or None
-        Called as ``progress(step, steps, row)`` after each recorded row.
-    observe : callable or None
-        Called as ``observe(step, weights)`` at each recorded step; the dict
-        it returns is added to the row (say singular values or a snapshot,
-        from :mod:`dlnref.dynamics`). Not timed in ``seconds``.
+    record_every, tol, progress, observe, patience
+        As for :func:`descend`: a history row every ``record_every`` steps;
+        stop once the recovery error is ``<= tol``; ``progress(step, steps,
+        row)`` after each row; ``observe(step, weights)`` adds to the row;
+        early stopping on ``validation_rmse``.
     blas_threads : "auto", int or None
         BLAS threads during training (NumPy backend only). "auto" uses one
         thread unless some layer's matmuls are thick on every side (all of
         ``d_l``, ``d_{l-1}``, ``d_0`` above ``SINGLE_THREAD_MAX_WIDTH``), which
         only the wide network's are; None leaves the BLAS setting alone.
-    patience : int or None
-        Early stopping on real data: stop once ``validation_rmse`` (the
-        problem's validation entries, never its test entries) has not reached
-        a new minimum for this many recorded rows.
 
     Returns
     -------
@@ -349,7 +349,7 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
 
     Raises
     ------
-    ValueError
+    InputError
         For weights that hold NaN or inf before training (bad input, not a divergence).
     DivergenceError
         As soon as the loss is inf or NaN (under ``lr="auto"``, after the last halving).
@@ -365,86 +365,174 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     the history describes the weights after ``t`` updates.
     """
     dims = layer_dims(weights)
-    if (dims[-1], dims[0]) != problem.shape:
+    if (dims[-1], dims[0]) != tuple(problem.shape):
         raise InputError(
             f"weights give an end-to-end matrix of shape {(dims[-1], dims[0])}, "
-            f"but the problem's target has shape {problem.shape}"
+            f"but the problem's target has shape {tuple(problem.shape)}"
         )
     xp = array_namespace(*weights)
     if xp is not problem.xp:
         raise InputTypeError("arrays from different backends cannot be mixed: the weights and the problem live on "
-                        "different backends; move them to one with dlnref.to_backend or dlnref.to_numpy")
+                             "different backends; move them to one with dlnref.to_backend or dlnref.to_numpy")
     for l, W in enumerate(weights, start=1):
         if not bool(xp.all(xp.isfinite(W))):
             raise InputError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
-    auto = isinstance(lr, str) and lr == "auto"
-    lr = auto_lr(problem, len(weights), outer_lr_scale) if auto else check_positive("lr", lr)
-    steps = check_int("steps", steps, 0)
-    record_every = check_int("record_every", record_every, 1)
-    tol = check_positive("tol", tol, allow_zero=True)
-    patience = None if patience is None else check_int("patience", patience, 1)
+    auto, lr = resolve_lr(lr, lambda: auto_lr(problem, len(weights), outer_lr_scale))
 
     def train(lr):
         sizes = step_sizes(len(weights), lr, outer_lr_scale)
-        return _descend(problem, list(weights), sizes, steps, record_every, tol, progress, observe, patience,
-                        lambda step, loss: DivergenceError(step, loss, lr))
+
+        def step(t, weights, update, record):
+            if update:
+                evaluation, updated = gradient_step(problem, weights, sizes, record)
+            else:
+                evaluation, updated = forward(problem, weights)[1], weights
+            return float(evaluation.loss), (lambda t: problem.errors(evaluation)), updated
+
+        return descend(step, list(weights), steps, record_every=record_every, tol=tol, patience=patience,
+                       progress=progress, observe=observe, divergence=Divergence(lr))
 
     # A diverging run overflows inside the products before its loss reads inf; the loss check
     # reports it (DivergenceError), so NumPy's overflow warnings would only repeat it as noise.
-    with _blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), np.errstate(over="ignore", invalid="ignore"):
-        result, lr, halvings = halving_on_divergence(train, lr, auto, _warn)
+    with limit_blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), \
+            np.errstate(over="ignore", invalid="ignore"):
+        return train_with(train, lr, auto)
+
+
+def resolve_lr(lr, automatic):
+    """``(auto, lr)``: whether ``lr`` is "auto", and the number, from ``automatic()`` for "auto".
+
+    Raises
+    ------
+    InputError
+        Unless ``lr`` is "auto" or a finite number > 0.
+    """
+    if isinstance(lr, str) and lr == "auto":
+        return True, automatic()
+    return False, check_positive("lr", lr)
+
+
+def train_with(train, lr, auto):
+    """``train(lr)`` under :func:`halving_on_divergence` (a ``RuntimeWarning`` per halving), the lr recorded."""
+    result, lr, halvings = halving_on_divergence(train, lr, auto, _warn)
     return dataclasses.replace(result, lr=lr, lr_halvings=halvings)
 
 
 def _warn(line):
     """Say a halving of ``lr="auto"`` as a ``RuntimeWarning``."""
-    warnings.warn(line, RuntimeWarning, stacklevel=3)
+    warnings.warn(line, RuntimeWarning, stacklevel=4)
 
 
-def _descend(problem, weights, sizes, steps, record_every, tol, progress, observe, patience, diverged):
-    history = History()
+@dataclasses.dataclass(frozen=True)
+class Divergence:
+    """When :func:`descend` stops a run as diverged, and what its message says.
+
+    A loss that is inf or NaN always counts; with ``blowup``, so does a loss
+    above ``blowup`` times the reference ``max(loss at step 0, floor)``.
+
+    Attributes
+    ----------
+    lr : float
+        The step size, for the message.
+    blowup : float or None
+    floor : float
+    network : str or None
+    advice : str or None
+        What to try (None: the default of :class:`DivergenceError`).
+    """
+
+    lr: float
+    blowup: float = None
+    floor: float = 0.0
+    network: str = None
+    advice: str = None
+
+    def check(self, step, loss, reference):
+        """Raise :class:`DivergenceError` when ``loss`` at ``step`` counts as diverged against ``reference``."""
+        if not math.isfinite(loss) or (self.blowup is not None and loss > self.blowup * reference):
+            raise DivergenceError(step, loss, self.lr, network=self.network, advice=self.advice)
+
+
+def descend(step, state, steps, *, record_every=1, tol=None, patience=None, progress=None, observe=None,
+            divergence=None, clock_records=True):
+    """The one training loop: steps, records, times, stops at ``tol`` or by ``patience``, and diverges.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(t, state, update, record) -> (loss, measures, next_state)``:
+        the loss at ``state`` (a float, or None where the step computes none),
+        ``measures(t)``, called only for a recorded row, giving the row's
+        numbers at ``state`` (a dict), and, with ``update``, the state after
+        one update. ``record`` says whether the row is recorded (a step may
+        then skip what only ``measures`` reads).
+    state : object
+        The starting point (say the list of weights).
+    steps : int
+        Most updates.
+    record_every : int
+        A history row every this many steps, and always at step 0 and at the last step.
+    tol : float or None
+        Stop at the first row whose ``recovery_error`` is ``<= tol``.
+    patience : int or None
+        Early stopping on real data: stop once ``validation_rmse`` (the
+        problem's validation entries, never its test entries) has not reached
+        a new minimum for this many recorded rows.
+    progress : callable or None
+        ``progress(step, steps, row)`` after each recorded row.
+    observe : callable or None
+        ``observe(step, state)`` at each recorded step; the dict it returns is
+        added to the row, stored as given. Not timed in ``seconds``.
+    divergence : Divergence or None
+        When a loss counts as diverged (None: inf or NaN).
+    clock_records : bool
+        Whether ``seconds`` counts the time of ``measures`` (True: the row's
+        evaluation is part of training; False: only the steps are timed).
+
+    Returns
+    -------
+    TrainResult
+        Row ``t`` of the history describes the state after ``t`` updates:
+        ``step``, ``loss``, the measures, ``seconds`` (of training only), and
+        what ``observe`` returned.
+
+    Raises
+    ------
+    DivergenceError
+    """
+    steps = check_int("steps", steps, 0)
+    record_every = check_int("record_every", record_every, 1)
+    tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
+    patience = None if patience is None else check_int("patience", patience, 1)
+    divergence = divergence or Divergence(float("nan"))
+    history, reference, best = History(), None, (math.inf, 0)
     start = time.perf_counter()
-    best = (math.inf, 0)
-    for step in range(steps + 1):
-        recording = step % record_every == 0 or step == steps
-        if step < steps:
-            evaluation, updated = gradient_step(problem, weights, sizes, recording)
-        else:
-            evaluation = forward(problem, weights)[1]
-        loss = float(evaluation.loss)
-        if not math.isfinite(loss):
-            raise diverged(step, loss)
+    for t in range(steps + 1):
+        recording = t % record_every == 0 or t == steps
+        loss, measures, updated = step(t, state, t < steps, recording)
+        if loss is not None:
+            reference = max(loss, divergence.floor) if reference is None else reference
+            divergence.check(t, loss, reference)
         if recording:
-            row = {"step": step, "loss": loss, **problem.errors(evaluation), "seconds": time.perf_counter() - start}
-            start += record_row(history, row, steps, weights, observe, progress)
-            if row["recovery_error"] <= tol:
-                return TrainResult(weights, history, step, converged=True)
+            paused = time.perf_counter()
+            row = {"step": t, "loss": loss, **measures(t)}
+            row["seconds"] = (time.perf_counter() if clock_records else paused) - start
+            if observe is not None:
+                row.update(observe(t, state))
+            history.append(row)
+            if progress is not None:
+                progress(t, steps, row)
+            start += time.perf_counter() - (row["seconds"] + start)   # observe and progress are not training
+            if tol is not None and row["recovery_error"] <= tol:
+                return TrainResult(state, history, t, converged=True)
             if patience is not None:
                 best = _best_validation(row, best, len(history) - 1)
                 if len(history) - 1 - best[1] >= patience:
-                    return TrainResult(weights, history, step, converged=False, stopped_early=True)
-        if step < steps:
-            weights = updated
-    return TrainResult(weights, history, steps, converged=False)
-
-
-def record_row(history, row, steps, state, observe=None, progress=None):
-    """Add ``observe(step, state)`` to ``row``, append it to ``history`` and pass it to ``progress``.
-
-    The training loops of :func:`gradient_descent` and :func:`dlnref.train_exact`
-    share it. Returns the seconds that ``observe`` took, which the caller leaves
-    out of its clock, so that ``seconds`` counts training only.
-    """
-    spent = 0.0
-    if observe is not None:
-        paused = time.perf_counter()
-        row.update(observe(row["step"], state))
-        spent = time.perf_counter() - paused
-    history.append(row)
-    if progress is not None:
-        progress(row["step"], steps, row)
-    return spent
+                    return TrainResult(state, history, t, converged=False, stopped_early=True)
+        if t < steps:
+            state = updated
+    return TrainResult(state, history, steps, converged=False)
 
 
 def _best_validation(row, best, index):
@@ -459,12 +547,21 @@ def _thinnest_side(dims):
     return max((min(dims[l], dims[l - 1], dims[0]) for l in range(2, len(dims))), default=1)
 
 
-def _blas_threads(threads, xp, size):
-    """Context that limits NumPy's BLAS threads during training (see ``gradient_descent``)."""
+def limit_blas_threads(threads, xp, thinnest=None):
+    """Context that limits NumPy's BLAS threads during training (a no-op on other backends, or for None).
+
+    Parameters
+    ----------
+    threads : "auto", int or None
+        "auto": one thread unless ``thinnest`` (the thinnest side of the
+        step's thickest matmul) is above :data:`SINGLE_THREAD_MAX_WIDTH`.
+    xp : namespace
+    thinnest : int or None
+    """
     if threads is None or not is_numpy(xp):
         return contextlib.nullcontext()
     if threads == "auto":
-        if size > SINGLE_THREAD_MAX_WIDTH:
+        if thinnest is not None and thinnest > SINGLE_THREAD_MAX_WIDTH:
             return contextlib.nullcontext()
         threads = 1
     from threadpoolctl import threadpool_limits

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import dlnref
-from dlnref.compare import PAPER_STEPS
-from dlnref.sparse import synthetic_completion
+from dlnref.problems import problem_class
+from dlnref.problems.sparse import synthetic_completion
 from dlnref.train import AUTO_LR_SAFETY, auto_lr
 
 
@@ -43,7 +43,7 @@ CASES = [  # (problem, d, rank, options, depth, scale, steps)
 @pytest.mark.parametrize("name, d, rank, options, depth, scale, steps", CASES)
 def test_auto_lr_neither_diverges_nor_stalls(name, d, rank, options, depth, scale, steps):
     problem = dlnref.make_problem(name, (d, d), rank, seed=0, **options)
-    alpha = PAPER_STEPS[name][1]
+    alpha = problem_class(name).paper_steps[1]
     run = dlnref.gradient_descent(problem, dlnref.compress(problem, depth, 2 * rank, scale), "auto", steps,
                                   outer_lr_scale=alpha, record_every=25)
     loss = np.array(run.history["loss"])

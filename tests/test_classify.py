@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from dlnref import classify
+from dlnref.experiments import classify
 from dlnref.cli import main
-from dlnref.images import write_idx
-from dlnref.update_rank import captured_energy, energy_fraction, layer_reports, update_rank_measures
+from dlnref.nn.images import write_idx
+from dlnref.nn.update_rank import captured_energy, energy_fraction, layer_reports, update_rank_measures
 from theory_checks import low_rank_updates
 
 
@@ -138,7 +138,7 @@ def test_classify_writes_no_figure_unasked_and_prints_before_drawing(tmp_path, c
     def full_disk(result, path):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("dlnref.mlp_plots.plot_classify", full_disk)
+    monkeypatch.setattr("dlnref.nn.plots.plot_classify", full_disk)
     code = main(["classify", "--hidden", "32", "--rank", "2", "--steps", "3", "--quiet", "--json",
                  "--plot", str(tmp_path / "f.png")])
     out, err = capsys.readouterr()

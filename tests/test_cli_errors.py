@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dlnref
-from dlnref import _memory
+from dlnref.experiments import _memory
 from dlnref._io import atomic_path
 from dlnref.cli import main
 from theory_checks.verdict import Finding, Verdict
@@ -127,7 +127,7 @@ def test_quick_figures_never_replace_full_size_ones(tmp_path, capsys):
 
 def test_quick_figures_go_to_their_own_folder_by_default(tmp_path, capsys, monkeypatch):
     calls = []
-    monkeypatch.setattr("dlnref.figures.make_figures", lambda size, only, out, progress, executor=None: calls.append((size, out)) or {})
+    monkeypatch.setattr("dlnref.experiments.figures.make_figures", lambda size, only, out, progress, executor=None: calls.append((size, out)) or {})
     with contextlib.chdir(tmp_path):
         assert main(["figures", "--quick", "--quiet"]) == 0
         assert main(["figures", "--quiet"]) == 0
@@ -191,12 +191,12 @@ def test_memory_estimate_uses_the_memory_available(capsys, monkeypatch):
 
 
 def test_memory_estimate_counts_the_problem_and_the_networks_it_trains():
-    from dlnref.compare import CompareConfig
+    from dlnref.experiments.compare import CompareConfig
 
     dense = CompareConfig(d=300).resolved()   # completion, both networks, width 10, depth 3
-    assert _memory.compare_bytes(dense, True) == 8 * (10 * 300**2 + 3 * 3 * 300**2 + 3 * (2 * 300 * 10 + 10**2))
+    assert _memory.compare_bytes(dense) == 8 * (10 * 300**2 + 3 * 3 * 300**2 + 3 * (2 * 300 * 10 + 10**2))
     sparse = CompareConfig(d=10000, fraction=0.02, networks=("compressed",)).resolved()
-    assert _memory.compare_bytes(sparse, False) == 8 * (4 * 2_000_000 + 3 * (2 * 10000 * 10 + 10**2))
+    assert _memory.compare_bytes(sparse) == 8 * (4 * 2_000_000 + 3 * (2 * 10000 * 10 + 10**2))
 
 
 def test_available_memory_is_read(monkeypatch):
@@ -323,7 +323,7 @@ def test_a_fault_inside_dlnref_is_reported_as_a_bug(capsys, monkeypatch, fault):
     def planted(*args, **kwargs):
         raise fault
 
-    monkeypatch.setattr("dlnref.compare.auto_lr", planted)
+    monkeypatch.setattr("dlnref.experiments.compare.auto_lr", planted)
     code, out, err = run(["compare", "--d", "8", "--rank", "1", "--quiet"], capsys)
     assert code == 70 and out == ""
     assert "Traceback (most recent call last)" in err and f"{type(fault).__name__}" in err

@@ -7,7 +7,7 @@ import pytest
 
 import dlnref
 from dlnref.cli import main
-from dlnref.compare import CompareConfig, build, run_compare
+from dlnref.experiments.compare import CompareConfig, build, run_compare
 from movielens_synthetic import write_movielens_like
 
 
@@ -66,7 +66,7 @@ def test_movielens_like_ratings_with_defaults(tmp_path, capsys):
 ])
 def test_full_setups_keep_the_papers_step_sizes(problem, lr, alpha):
     """The full-size runs behind `check --full` and the figures are the paper's (PAPER.md's table), not lr="auto"."""
-    from dlnref.compare import setup
+    from dlnref.experiments.compare import setup
 
     config = setup("full", problem).resolved()
     assert (config.lr, config.outer_lr_scale) == (lr, alpha)

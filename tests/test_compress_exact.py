@@ -179,7 +179,7 @@ def test_compare_with_exact_compression_retraces_the_wide_run(capsys):
 
 
 def test_compare_snapshots_of_the_exact_compression_are_the_wide_layers():
-    from dlnref.compare import CompareConfig, run_compare, snapshot_weights
+    from dlnref.experiments.compare import CompareConfig, run_compare, snapshot_weights
 
     config = CompareConfig(problem="factorization", d=12, rank=2, lr=5.0, steps=20, record_every=10,
                            compression="exact")

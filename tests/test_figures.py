@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dlnref.cli import main
-from dlnref.figures import FIGURES, image_lr, image_width
+from dlnref.experiments.figures import FIGURES, image_lr, image_width
 from dlnref import MatrixCompletion, random_mask
 from dlnref.data import sample_matrix
 
@@ -45,7 +45,7 @@ def test_sample_matrices_and_image_rules():
 def test_depth_figure_unobserved_loss_is_the_notebooks_test_loss():
     """c e^2 (e the unobserved error) equals the notebook's ||P_c(X - M)||^2 / (2 |c|), computed directly."""
     import dlnref
-    from dlnref.figures import _unobserved_loss_factor
+    from dlnref.experiments.figures import _unobserved_loss_factor
 
     problem = dlnref.make_problem("completion", (7, 5), rank=2, fraction=0.4, seed=3)
     X = np.random.default_rng(1).standard_normal((7, 5))

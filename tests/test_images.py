@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlnref import images
+from dlnref.nn import images
 from dlnref.errors import InputError
 
 

@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import dlnref
-from dlnref import mlp
+from dlnref.nn import mlp
 from conftest import host
 from helpers import central_difference_gradient
 
@@ -70,7 +70,7 @@ def test_cross_entropy_against_scipy():
 def test_layout_activations_and_segments():
     linear = mlp.mlp_layout(64, 10, 32, relu_layers=2, block_depth=3, block_width=6)
     assert linear.dims == (64, 32, 32, 6, 6, 32, 10)
-    assert linear.block == (2, 5) and linear.block_width == 6
+    assert linear.block_layers == (2, 5) and linear.block_width == 6
     # ReLU after every layer but the last, except between the block's layers.
     assert linear.relu_after == (True, True, False, False, True, False)
     assert linear.segments == [(0, 1), (1, 2), (2, 5), (5, 6)]

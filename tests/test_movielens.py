@@ -116,7 +116,7 @@ def test_compare_on_ratings_file(tmp_path, capsys):
 
 
 def test_model_selection_never_reads_the_test_ratings(tmp_path):
-    from dlnref.compare import CompareConfig, build, run_compare
+    from dlnref.experiments.compare import CompareConfig, build, run_compare
 
     path, _, _ = _write_ratings(tmp_path, users=40, items=50, density=0.6)
     config = CompareConfig(data=str(path), rank=2, scale=0.1, steps=400, patience=20)
@@ -140,7 +140,7 @@ def test_model_selection_never_reads_the_test_ratings(tmp_path):
 
 
 def test_ratings_default_to_depth_two_and_synthetic_problems_to_the_papers_three():
-    from dlnref.compare import CompareConfig
+    from dlnref.experiments.compare import CompareConfig
 
     assert CompareConfig(data="u.data").resolved().depth == 2
     assert CompareConfig().resolved().depth == 3

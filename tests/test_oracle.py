@@ -124,14 +124,9 @@ def test_dlnref_own_float64_run_passes_its_trajectory_check():
     # dlnref's own float64 trajectory is one of the two orderings the tolerance is measured from; the other
     # ordering (the transposed case) must pass too, on every kind and with the default alpha and lr.
     def transposed_run(layers, problem, lr, alpha, steps):
-        return [X.T for X in in_train([W.T for W in layers[::-1]], _transposed(problem), lr, alpha, steps)]
+        return [X.T for X in in_train([W.T for W in layers[::-1]], problem.transposed(), lr, alpha, steps)]
     for kind in KINDS:
         kit.assert_trajectory_matches(transposed_run, kind, max_examples=EXAMPLES)
-
-
-def _transposed(problem):
-    from dlnref.oracle.reference import _transposed as flip
-    return flip(problem)
 
 
 # --- Wrong implementations: each cause named, and only it --------------------------------------------------------
@@ -208,7 +203,7 @@ def test_missing_half_and_missing_alpha_are_named_together():
 def test_missing_alpha_is_named_at_every_depth(dims):
     # L = 1 included: W_1 is then both outer layers, and a missing alpha is a factor 1/alpha that the
     # case's alpha keeps apart from every normalisation.
-    case = Case("completion", dims, 1, 2, rank=1, observed=5)
+    case = Case("completion", dims, 1, 2, rank=1, sizes=(("observed", 5),))
     message = check_step(lambda W, p, lr, a: out_step(W, p, lr, 1.0), case, layout="output_first")
     assert _only_cause(message) == "the discrepant rate alpha is missing: every layer takes lr"
 
@@ -229,7 +224,7 @@ def test_misplaced_alpha_is_named(placement, cause):
 
 
 # Fixed cases, one layer and three, for the causes whose search end to end is tested above.
-CASES = [Case("completion", (4, 3), 5, 6, observed=7), Case("sensing", (3, 4, 2, 5), 7, 8, measurements=9)]
+CASES = [Case("completion", (4, 3), 5, 6, sizes=(("observed", 7),)), Case("sensing", (3, 4, 2, 5), 7, 8, sizes=(("measurements", 9),))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=["L1", "L3"])

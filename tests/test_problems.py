@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given
 
 import dlnref
+from dlnref.problems import _fused, completion
 from dlnref import testing as dst
 from conftest import host
 from helpers import central_difference_gradient
@@ -100,7 +101,7 @@ def test_bad_masks_raise():
 
 def test_bad_operators_raise():
     M = np.ones((3, 2))
-    with pytest.raises(ValueError, match=r"operators must have shape \(m, 3, 2\)"):
+    with pytest.raises(ValueError, match=r"operators must have shape \(k, 3, 2\)"):
         dlnref.MatrixSensing(M, np.ones((4, 6)))
     with pytest.raises(ValueError, match=r"operators must have shape \(4, 3, 2\)"):
         dlnref.MatrixSensing(M, np.ones((4, 2, 3)))
@@ -145,13 +146,12 @@ def test_fused_completion_step_matches_the_hand_formulas(m, n, k, block_bytes, m
 
     Sizes leave a partial last block; block_bytes 1 makes every block one row.
     """
-    import dlnref.problems as problems
-    monkeypatch.setattr(problems, "FUSED_BLOCK_BYTES", block_bytes)
-    monkeypatch.setattr(problems, "FUSED_MIN_ENTRIES", 1)
+    monkeypatch.setattr(_fused, "FUSED_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(completion, "FUSED_MIN_ENTRIES", 1)
     problem, left, right = _thin_completion(m, n, k)
     evaluation = problem.evaluate(left, right, factored=True)
-    assert isinstance(evaluation.gradient, dlnref.network.FactorGradients)
-    assert isinstance(evaluation.state, problems.ResidualNorms)
+    assert isinstance(evaluation.gradient, dlnref.problems.FactorGradients)
+    assert isinstance(evaluation, completion.NormsEvaluation)
     mask, test_mask, M = problem.mask, problem.test_mask, problem.target
     R = left @ right - M
     G = mask * R / mask.sum()
@@ -168,23 +168,21 @@ def test_fused_completion_step_matches_the_hand_formulas(m, n, k, block_bytes, m
 
 
 def test_fused_completion_step_applies_to_thin_factors_of_large_problems_only():
-    import dlnref.problems as problems
     small, left, right = _thin_completion(100, 100, 10, test=False)
-    assert not isinstance(small.evaluate(left, right, factored=True).state, problems.ResidualNorms)
+    assert not isinstance(small.evaluate(left, right, factored=True), completion.NormsEvaluation)
     large, left, right = _thin_completion(600, 600, 10, test=False)
-    assert isinstance(large.evaluate(left, right, factored=True).state, problems.ResidualNorms)
-    wide = np.random.default_rng(0).standard_normal((600, problems.FUSED_MAX_WIDTH + 1))
-    assert not isinstance(large.evaluate(wide, wide.T, factored=True).state, problems.ResidualNorms)
+    assert isinstance(large.evaluate(left, right, factored=True), completion.NormsEvaluation)
+    wide = np.random.default_rng(0).standard_normal((600, completion.FUSED_MAX_WIDTH + 1))
+    assert not isinstance(large.evaluate(wide, wide.T, factored=True), completion.NormsEvaluation)
     assert isinstance(large.evaluate(left, right).gradient, np.ndarray)   # factored=False: G itself
 
 
 def test_training_with_the_fused_step_retraces_the_unfused_one(monkeypatch):
     """300 steps of the compressed DLN at d = 600 (error 1 to 3e-3): the fused and the unfused step agree."""
-    import dlnref.problems as problems
     problem = dlnref.make_problem("completion", (600, 600), 3, fraction=0.3, seed=0)
     weights = dlnref.compress(problem, 3, 6, 0.3)
     fused = dlnref.gradient_descent(problem, weights, "auto", 300, outer_lr_scale=5.0)
-    monkeypatch.setattr(problems, "FUSED_MIN_ENTRIES", 10**12)
+    monkeypatch.setattr(completion, "FUSED_MIN_ENTRIES", 10**12)
     plain = dlnref.gradient_descent(problem, weights, "auto", 300, outer_lr_scale=5.0)
     assert plain.history["recovery_error"][-1] < 1e-2 < 0.9 < plain.history["recovery_error"][0]   # the run moves
     for a, b in zip(fused.weights, plain.weights):
@@ -195,13 +193,12 @@ def test_training_with_the_fused_step_retraces_the_unfused_one(monkeypatch):
 
 def test_fused_step_without_record_gives_the_same_numbers_and_no_errors(monkeypatch):
     """record=False forms Z_B = P_Omega(X_B) - P_Omega(M)_B: the same bits as P_Omega(X_B - M_B), as the mask is 0/1."""
-    import dlnref.problems as problems
-    monkeypatch.setattr(problems, "FUSED_MIN_ENTRIES", 1)
+    monkeypatch.setattr(completion, "FUSED_MIN_ENTRIES", 1)
     problem, left, right = _thin_completion(300, 500, 6)
     full = problem.evaluate(left, right, factored=True)
     full = (float(full.loss), full.gradient.left.copy(), full.gradient.right.copy())
     light = problem.evaluate(left, right, factored=True, record=False)
-    assert float(light.loss) == full[0] and light.state is None
+    assert float(light.loss) == full[0] and light.norms is None
     np.testing.assert_array_equal(light.gradient.left, full[1])
     np.testing.assert_array_equal(light.gradient.right, full[2])
     with pytest.raises(ValueError, match="record=False"):

@@ -20,7 +20,7 @@ def test_library_example_runs_as_compare_does():
     """The example prints the step count it claims, on the problem and wide init `dlnref compare` builds."""
     import numpy as np
 
-    from dlnref.compare import CompareConfig, build
+    from dlnref.experiments.compare import CompareConfig, build
 
     block = next(b for b in _python_blocks() if "make_problem" in b)
     namespace = {}

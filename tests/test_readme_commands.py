@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from dlnref.cli import main
-from dlnref.images import write_idx
+from dlnref.nn.images import write_idx
 from movielens_synthetic import write_movielens_like
 
 ROOT = pathlib.Path(__file__).parent.parent

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dlnref
-from dlnref.sparse import SparseCompletion, gather_product, sample_positions, synthetic_completion
+from dlnref.problems.sparse import SparseCompletion, gather_product, sample_positions, synthetic_completion
 from helpers import central_difference_gradient
 
 
@@ -102,8 +102,8 @@ def test_bad_entries_raise(args, match):
 def _skewed(monkeypatch):
     """A problem cut into 5 runs of rows: empty rows, and one row of half the entries, inside which the
     entry-balanced cut points fall (20 entries per run were asked; MAX_PARTS caps the count)."""
-    monkeypatch.setattr(dlnref.sparse, "PART_MIN_ENTRIES", 20)
-    monkeypatch.setattr(dlnref.sparse, "MAX_PARTS", 5)
+    monkeypatch.setattr(dlnref.problems.sparse, "PART_MIN_ENTRIES", 20)
+    monkeypatch.setattr(dlnref.problems.sparse, "MAX_PARTS", 5)
     rng = np.random.default_rng(4)
     mask = rng.random((30, 60)) < 0.15
     mask[[0, 3, 4, 17, 29]] = False   # empty rows, the first and the last among them
@@ -138,8 +138,8 @@ def test_threads_give_the_same_bits_as_one_thread(monkeypatch, threads, engine):
     def run(t):
         problem.threads = t
         ev = problem.evaluate(left, right)
-        row = [float(ev.loss), ev.gradient.data.copy(), dlnref.sparse.gradient_times(ev.gradient, B, problem._parts, t),
-               dlnref.sparse.times_gradient(A, ev.gradient, problem._parts, t), problem.errors(ev)["recovery_error"]]
+        row = [float(ev.loss), ev.gradient.data.copy(), dlnref.problems.sparse.gradient_times(ev.gradient, B, problem._parts, t),
+               dlnref.problems.sparse.times_gradient(A, ev.gradient, problem._parts, t), problem.errors(ev)["recovery_error"]]
         factored = problem.evaluate(left, right, factored=True).gradient   # (G right^T, left^T G)
         return row + [factored.left, factored.right]
 
@@ -164,7 +164,7 @@ def test_threads_setting():
     assert synthetic_completion((20, 20), 2, 0.3, threads=3, engine="numpy").threads == 3
     assert synthetic_completion((20, 20), 2, 0.3, engine="numpy").engine == "numpy"
     problem = synthetic_completion((20, 20), 2, 0.3, seed=0)
-    assert problem.threads == dlnref.sparse.default_threads() >= 1
+    assert problem.threads == dlnref.problems.sparse.default_threads() >= 1
     assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), threads=3).threads == 3
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
         problem.threads = 0
@@ -177,7 +177,7 @@ def _kernel_problems(monkeypatch):
     mask[[0, 5, 16]] = False   # empty rows, the first and the last among them
     mask[8] = True             # a heavy row
     A, B = rng.standard_normal((17, 2)), rng.standard_normal((2, 40))
-    tall = dlnref.sparse.synthetic_completion((50, 12), 2, 0.4, seed=1)
+    tall = dlnref.problems.sparse.synthetic_completion((50, 12), 2, 0.4, seed=1)
     return [SparseCompletion.from_dense(A @ B, mask, target_factors=(A, B)), tall, _skewed(monkeypatch)]
 
 
@@ -223,7 +223,7 @@ def test_engine_setting(monkeypatch):
         problem.engine = "fortran"
     assert SparseCompletion(problem.rows, problem.cols, problem.values, (20, 20), engine="numpy").engine == "numpy"
     monkeypatch.setitem(sys.modules, "numba", None)   # numba then fails to import
-    monkeypatch.setitem(sys.modules, "dlnref._sparse_kernel", None)
+    monkeypatch.setitem(sys.modules, "dlnref.problems._sparse_kernel", None)
     problem.engine = "auto"
     assert problem.engine == "numpy"
     with pytest.raises(ValueError, match=r'pip install "dlnref\[fast\]"'):

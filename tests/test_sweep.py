@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from dlnref.cli import main
-from dlnref.compare import CompareConfig, run_compare
+from dlnref.experiments.compare import CompareConfig, run_compare
 from dlnref.errors import InputError
-from dlnref.executor import DaskUnavailableError, Progress, SerialExecutor, open_executor
-from dlnref.sweep import config_hash, configs, make_grid, run_row, run_sweep
+from dlnref.experiments.executor import DaskUnavailableError, Progress, SerialExecutor, open_executor
+from dlnref.experiments.sweep import config_hash, configs, make_grid, run_row, run_sweep
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -74,14 +74,14 @@ def test_bad_grid_values_are_named(values, message):
 
 
 def test_a_tuple_field_takes_one_tuple_per_value(monkeypatch):
-    import dlnref.sweep
+    import dlnref.experiments.sweep
 
     @dataclasses.dataclass
     class WithNetworks:
         networks: tuple | None = None
 
     field, = dataclasses.fields(WithNetworks)
-    monkeypatch.setattr(dlnref.sweep, "grid_fields", lambda: {"networks": field})
+    monkeypatch.setattr(dlnref.experiments.sweep, "grid_fields", lambda: {"networks": field})
     assert make_grid({"networks": "wide,compressed;compressed"}) == {"networks": [("wide", "compressed"),
                                                                                  ("compressed",)]}
     assert make_grid({"networks": ["wide", "compressed"]}) == {"networks": [("wide", "compressed")]}
@@ -166,7 +166,7 @@ def test_a_bug_inside_a_run_stops_the_sweep_as_a_bug(tmp_path, capsys, monkeypat
     def planted(config):
         raise ZeroDivisionError("planted fault")
 
-    monkeypatch.setattr("dlnref.compare.build", planted)
+    monkeypatch.setattr("dlnref.experiments.compare.build", planted)
     code = main(["sweep", "--d", "8", "--rank", "1", "--steps", "5", "--out", str(tmp_path), "--workers", "1",
                  "--quiet"])
     err = capsys.readouterr().err
@@ -372,8 +372,8 @@ def test_seeds_of_a_factorization_case_combine_into_the_worst():
 
 
 def test_figures_on_the_cluster_land_in_out_with_their_numbers(cluster, tmp_path):
-    from dlnref.figures import make_figures
-    from dlnref.figures_parallel import figure_groups
+    from dlnref.experiments.figures import make_figures
+    from dlnref.experiments.figures_parallel import figure_groups
 
     assert figure_groups(["depth", "trajectory_completion", "layer_spectrum"]) == [
         ["depth"], ["trajectory_completion", "layer_spectrum"]]

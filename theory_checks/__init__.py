@@ -26,7 +26,7 @@ def run(size="quick", seed=0, claims=CLAIMS, progress=None, executor=None):
         Names from :data:`CLAIMS`.
     progress : callable or None
         Called with each claim's name before it runs (without ``executor``).
-    executor : executor of :func:`dlnref.executor.open_executor` or None
+    executor : executor of :func:`dlnref.experiments.executor.open_executor` or None
         Run the claims' independent parts as its tasks (:mod:`theory_checks.parallel`).
 
     Returns

@@ -34,7 +34,7 @@ whether the conclusion holds on them.
 
 import functools
 
-from dlnref.compare import compare_with_snapshots, run_compare, setup
+from dlnref.experiments.compare import compare_with_snapshots, run_compare, setup
 from dlnref.errors import InputError
 
 from .verdict import Finding, Verdict

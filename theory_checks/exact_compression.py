@@ -7,7 +7,7 @@ the pair are compared with the wide network's.
 Factorization rows compare at every step; the theory makes the two the same
 trajectory, so the difference must stay at float64 rounding (:func:`layer_tolerance`).
 Completion and sensing rows read the wide runs that the other checks share
-(:func:`dlnref.compare.compare_with_snapshots`) at their recorded steps, and
+(:func:`dlnref.experiments.compare.compare_with_snapshots`) at their recorded steps, and
 report how far the pair, trained on the projection of the gradient onto the
 form, drifts from them, and when.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from dlnref import compress_exact, gradient_descent, to_numpy
 from dlnref.train import auto_lr
-from dlnref.compare import build, compare_with_snapshots, problem_of, setup
+from dlnref.experiments.compare import build, compare_with_snapshots, problem_of, setup
 from dlnref.compress_exact import exact_step, train_exact
 
 from .verdict import Finding, Verdict

@@ -1,8 +1,9 @@
 """Claim 2: a DLN fits the target's singular values one at a time, largest first."""
 
 from dlnref import end_to_end, to_numpy
-from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
+from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
+from dlnref.problems import paper_problems
 
 from .verdict import Finding, Verdict
 
@@ -37,13 +38,13 @@ def learning_times(snapshots, steps, target, rank):
 
 def parts(size):
     """Independent parts of the check, named after the run each reads: one per problem."""
-    return list(PAPER_PROBLEMS)
+    return list(paper_problems())
 
 
 def check(size="quick", seed=0, part=None):
     """Measure the order of the learning times on the wide DLN of each problem (or of ``part`` only)."""
     findings = []
-    for problem in PAPER_PROBLEMS if part is None else [part]:
+    for problem in paper_problems() if part is None else [part]:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         history = run["wide"]["history"]

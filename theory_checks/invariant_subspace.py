@@ -5,8 +5,9 @@ import math
 import numpy as np
 
 from dlnref import to_numpy
-from dlnref.compare import PAPER_PROBLEMS, compare_with_snapshots, problem_of, setup
+from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import invariant_subspace_residuals, singular_values
+from dlnref.problems import paper_problems
 
 from .verdict import Finding, Verdict
 
@@ -84,13 +85,13 @@ def worst_residuals(snapshots, steps, rank, bound):
 
 def parts(size):
     """Independent parts of the check, named after the run each reads: one per problem."""
-    return list(PAPER_PROBLEMS)
+    return list(paper_problems())
 
 
 def check(size="quick", seed=0, part=None):
     """Measure the invariant-subspace form of every layer of the wide DLN, on all three problems (or ``part``)."""
     findings = []
-    for problem in PAPER_PROBLEMS if part is None else [part]:
+    for problem in paper_problems() if part is None else [part]:
         config = setup(size, problem, seed)
         run = compare_with_snapshots(config)
         bound = update_rank_bound(config.scale, config.depth,

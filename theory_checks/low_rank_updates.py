@@ -2,7 +2,7 @@
 
 import math
 
-from dlnref.classify import update_rank_run
+from dlnref.experiments.classify import update_rank_run
 
 from .verdict import Finding, Verdict
 
@@ -16,7 +16,7 @@ ENERGY = 0.9
 
 
 def check(size="quick", seed=0):
-    """Measure every layer of the wide MLP on the digits (:func:`dlnref.classify.update_rank_run`).
+    """Measure every layer of the wide MLP on the digits (:func:`dlnref.experiments.classify.update_rank_run`).
 
     Per layer: the share of ``||D(T)||_F^2`` in its top k singular values,
     ``s_{k+1}/s_1``, the share of ``D(T)`` inside the top-k subspaces of

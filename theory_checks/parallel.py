@@ -4,7 +4,7 @@ A check module may expose ``parts(size) -> list of str`` and take
 ``check(size, seed, part=name)`` to compute that part's findings only (and
 ``combine(findings)`` if the parts' findings need merging, say over seeds). A part is
 named after the run it reads (say ``"sensing"``, the run of
-:func:`dlnref.compare.compare_with_snapshots` that three claims share), so the
+:func:`dlnref.experiments.compare.compare_with_snapshots` that three claims share), so the
 parts of every claim that share a name run in one task, in one process, and
 the run is computed once. A module without ``parts`` is one task. The verdicts
 come back in the claims' order, each part's findings in the order of ``parts``:
@@ -44,7 +44,7 @@ def run_task(size, seed, members):
 
 
 def run_parallel(size, seed, claims, executor):
-    """Every claim's verdict, its parts run as tasks of ``executor`` (see :mod:`dlnref.executor`)."""
+    """Every claim's verdict, its parts run as tasks of ``executor`` (see :mod:`dlnref.experiments.executor`)."""
     done = {}
     for results in executor.map(functools.partial(run_task, size, seed), tasks(size, claims)):
         for claim, part, verdict in results:

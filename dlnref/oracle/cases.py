@@ -12,9 +12,11 @@ so that products stay well scaled at any depth and no two layers are alike;
 widths are at least 2 (a transposed 1-wide layer would be the layer itself).
 The target is a rank-r matrix with a spread spectrum scaled to
 ``||M||_F = 1``; the completion mask observes exactly ``|Omega|`` entries;
-sensing operators have N(0, 1/k) entries, with ``||A||_op^2 <= 9`` as a
-k x (m n) matrix (which bounds the safe step sizes of
-:mod:`dlnref.oracle.reference`). For ``kind="backward"``, ``G`` has N(0, 1)
+sensing operators have N(0, 1/k) entries. Each problem class makes its
+cases (:meth:`dlnref.problems.Problem.oracle_case`), and where it states a
+bound on its loss's gradient (``oracle_gradient_bound``: ``||A||_op^2 <= 9``
+for sensing, as a k x (m n) matrix), drawn cases keep it; it bounds the safe
+step sizes of :mod:`dlnref.oracle.reference`. For ``kind="backward"``, ``G`` has N(0, 1)
 entries.
 
 Collision rules
@@ -34,19 +36,20 @@ import dataclasses
 import numpy as np
 from hypothesis import strategies as st
 
-from ..data import gaussian_operators, low_rank_matrix, random_mask
 from ..errors import InputError
-from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
+from ..problems import problem_class, problem_names
 from .strategies import seeds
 
 LAYOUTS = ("input_first", "output_first")
-KINDS = ("factorization", "completion", "sensing")
+#: How a case draws each size that a problem asks for (:attr:`dlnref.problems.Problem.oracle_sizes`), from
+#: its shape: ``|Omega|`` between 3 and ``m n - 1``, ``k`` from ``m n / 2`` (so that a drawn sensing case is recoverable).
+SIZE_DRAWS = {"observed": lambda m, n: st.integers(3, m * n - 1),
+              "measurements": lambda m, n: st.integers(max(3, m * n // 2), max(3, m * n // 2) + 10)}
+#: How :meth:`Case.describe` writes a size: the symbols of the notation.
+SIZE_SYMBOLS = {"observed": "|Omega|", "measurements": "k"}
 #: Alphas tried in turn for a case whose alpha is not given; the first one that collides with no ratio of
 #: two normalisation factors of the case is used. None of them is a ratio of small integers.
 ALPHA_CANDIDATES = (3.7, 2.9, 4.3, 1.9, 5.3, 6.1)
-#: Sensing cases keep ``||A||_op^2 <= SENSING_MAX_GAIN`` (the operator as a k x (m n) matrix), which bounds the
-#: curvature of the loss and so the step sizes at which a trajectory provably stays bounded.
-SENSING_MAX_GAIN = 9.0
 #: Largest side of a drawn target and largest inner width.
 MAX_SIZE = 6
 
@@ -78,62 +81,59 @@ def bounded_weights(dims, seed):
     return weights
 
 
-def build_case(kind, dims, weight_seed, problem_seed=0, rank=1, observed=None, measurements=None):
+def oracle_kinds():
+    """The registered problems whose cases the checks draw by default: those that state their loss's normalisation."""
+    return tuple(name for name in problem_names() if problem_class(name).normalisation is not None)
+
+
+def build_case(kind, dims, weight_seed, problem_seed=0, rank=1, **sizes):
     """The arrays of a case, from its integers alone.
 
     Parameters
     ----------
-    kind : {"backward", "factorization", "completion", "sensing"}
+    kind : str
+        "backward", or a registered problem (:func:`dlnref.problems.problem_names`).
     dims : tuple of int
         ``(d_0, ..., d_L)``; the target is ``(d_L, d_0)``.
     weight_seed, problem_seed : int
     rank : int
         Rank of the target (problems only).
-    observed : int
-        ``|Omega|`` (completion only).
-    measurements : int
-        ``k`` (sensing only).
+    **sizes
+        The problem's own sizes (:attr:`dlnref.problems.Problem.oracle_sizes`):
+        ``observed``, ``|Omega|`` (completion); ``measurements``, ``k`` (sensing).
 
     Returns
     -------
     weights : list of ndarray, float64, input first
-    problem_or_G : RecoveryProblem, or for ``kind="backward"`` the ``(d_L, d_0)`` matrix ``G``
+    problem_or_G : Problem (:meth:`~dlnref.problems.Problem.oracle_case`), or for ``kind="backward"`` the
+        ``(d_L, d_0)`` matrix ``G``
     """
     weights = bounded_weights(dims, weight_seed)
     m, n = dims[-1], dims[0]
     if kind == "backward":
         return weights, np.random.default_rng(problem_seed).standard_normal((m, n))
-    if kind not in KINDS:
-        raise InputError(f"kind must be 'backward' or one of {KINDS}, got {kind!r}")
-    target_rng, side_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(problem_seed).spawn(2))
-    target = low_rank_matrix(m, n, rank, seed=target_rng)
-    target = target / np.linalg.norm(target)
-    if kind == "factorization":
-        return weights, MatrixFactorization(target)
-    if kind == "completion":
-        # floor((|Omega| + 1/2) / (m n) * m n) = |Omega| whatever the rounding of the fraction.
-        return weights, MatrixCompletion(target, random_mask((m, n), (observed + 0.5) / (m * n), seed=side_rng))
-    return weights, MatrixSensing(target, gaussian_operators(measurements, (m, n), seed=side_rng))
+    if kind not in problem_names():
+        raise InputError(f"kind must be 'backward' or one of {', '.join(map(repr, problem_names()))}, got {kind!r}")
+    return weights, problem_class(kind).oracle_case((m, n), rank, problem_seed, **sizes)
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """The integers of a case; :meth:`build` makes its arrays, :meth:`call` the line that does the same."""
+    """The integers of a case; :meth:`build` makes its arrays, :meth:`call` the line that does the same.
+
+    ``sizes`` holds the problem's own sizes as ``(name, value)`` pairs (say ``(("observed", 5),)``).
+    """
 
     kind: str
     dims: tuple
     weight_seed: int
     problem_seed: int
     rank: int = 1
-    observed: int = None
-    measurements: int = None
+    sizes: tuple = ()
 
     def _arguments(self):
-        extra = {"rank": self.rank, "observed": self.observed, "measurements": self.measurements}
-        if self.kind == "backward":
-            extra = {}
-        return {"dims": tuple(self.dims), "weight_seed": self.weight_seed, "problem_seed": self.problem_seed,
-                **{k: v for k, v in extra.items() if v is not None}}
+        extra = {} if self.kind == "backward" else {"rank": self.rank, **dict(self.sizes)}
+        return {"dims": tuple(self.dims), "weight_seed": self.weight_seed, "problem_seed": self.problem_seed, **extra}
 
     def build(self):
         """``(weights, problem)``, or ``(weights, G)`` for a backward case; see :func:`build_case`."""
@@ -150,10 +150,8 @@ class Case:
         text = f"{self.kind}, dims={tuple(self.dims)}, weight_seed={self.weight_seed}, problem_seed={self.problem_seed}"
         if self.kind != "backward":
             text += f", target {self.dims[-1]}x{self.dims[0]} of rank {self.rank}"
-        if self.observed is not None:
-            text += f", |Omega|={self.observed}"
-        if self.measurements is not None:
-            text += f", k={self.measurements}"
+        for name, value in self.sizes:
+            text += f", {SIZE_SYMBOLS.get(name, name)}={value}"
         return text
 
 
@@ -170,36 +168,32 @@ def normalisation_factors(problem):
     """The factors ``c`` that other loss normalisations give: their gradient is ``c`` times dlnref's.
 
     dlnref's loss is ``S / (2 N)`` with S the sum of squared residuals and
-    ``N = m n`` (factorization), ``|Omega|`` (completion) or 1 (sensing).
-    Another loss ``S / (h N')``, with ``h`` in {1, 2, 4} (no 1/2, the 1/2,
-    an extra 1/2) and ``N'`` any count of the case, gives ``c = 2 N / (h N')``.
+    ``N`` the problem's :attr:`~dlnref.problems.Problem.normalisation` count
+    (``m n`` for factorization, ``|Omega|`` for completion, 1 for sensing).
+    Another loss ``S / (h N')``, with ``h`` in {1, 2, 4} (no 1/2, the 1/2, an
+    extra 1/2) and ``N'`` any count of the case
+    (:meth:`~dlnref.problems.Problem.loss_counts`), gives ``c = 2 N / (h N')``.
+    A problem that states no normalisation has none: its diagnosis stays generic.
 
     Parameters
     ----------
-    problem : RecoveryProblem
+    problem : dlnref.problems.Problem
 
     Returns
     -------
     list of Factor, without the correct ``c = 1``
     """
-    observed = getattr(problem, "observed", None)
-    measurements = problem.operators.shape[0] if problem.name == "sensing" else None
-    return _factors(problem.name, problem.shape, observed, measurements)
+    cls = problem_class(problem.name)
+    return _factors(problem.name, problem.shape, {name: getattr(problem, name) for name in cls.oracle_sizes})
 
 
-def _factors(kind, shape, observed, measurements):
+def _factors(kind, shape, sizes):
     """:func:`normalisation_factors` from the integers of a case."""
-    m, n = shape
-    if kind == "factorization":
-        ours, counts = "m n", {"1": (1, "a sum of squares"), "m n": (m * n, f"a mean over the {m * n} entries")}
-    elif kind == "completion":
-        ours = "|Omega|"
-        counts = {"1": (1, f"a sum over the {observed} observed entries"),
-                  "|Omega|": (observed, f"a mean over the {observed} observed entries"),
-                  "m n": (m * n, f"a mean over all {m * n} entries, not over the {observed} observed ones,")}
-    else:
-        k = measurements
-        ours, counts = "1", {"1": (1, f"a sum over the {k} measurements"), "k": (k, f"a mean over the {k} measurements")}
+    cls = problem_class(kind)
+    if cls.normalisation is None:
+        return []
+    counts = cls.loss_counts(tuple(shape), **sizes)
+    ours = cls.normalisation
     N = counts[ours][0]
     halves = {1: "without the 1/2", 2: "with the 1/2", 4: "with an extra 1/2 (a 1/4)"}
     factors = []
@@ -244,20 +238,13 @@ def _alpha(factors, rtol=1e-3):
     return None
 
 
-def sensing_gain(problem):
-    """``||A||_op^2`` of the sensing operator as a k x (m n) matrix: the curvature of its loss in X."""
-    return float(np.linalg.norm(problem.operators.reshape(problem.operators.shape[0], -1), 2) ** 2)
-
-
 def _collision_free(case):
-    """The collision rules, and the sensing gain bound, from the integers of ``case``."""
-    factors = _factors(case.kind, (case.dims[-1], case.dims[0]), case.observed, case.measurements)
+    """The collision rules, and the bound on the loss's gradient that the trajectory checks assume, of ``case``."""
+    factors = _factors(case.kind, (case.dims[-1], case.dims[0]), dict(case.sizes))
     if not factors_distinct(factors) or _alpha(factors) is None:
         return False
-    if case.kind == "sensing":
-        _, problem = case.build()
-        return sensing_gain(problem) <= SENSING_MAX_GAIN
-    return True
+    bound = problem_class(case.kind).oracle_gradient_bound
+    return bound is None or case.build()[1].gradient_bound() <= bound
 
 
 @st.composite
@@ -265,13 +252,8 @@ def _problem_case(draw, kind, max_inner_layers):
     m, n = draw(st.integers(2, MAX_SIZE)), draw(st.integers(2, MAX_SIZE))
     inner = draw(st.lists(st.integers(2, MAX_SIZE - 1), min_size=0, max_size=max_inner_layers))
     rank = draw(st.integers(1, min(m, n) // 2))
-    observed = measurements = None
-    if kind == "completion":
-        observed = draw(st.integers(3, m * n - 1))
-    if kind == "sensing":
-        low = max(3, m * n // 2)
-        measurements = draw(st.integers(low, low + 10))
-    return Case(kind, (n, *inner, m), draw(seeds), draw(seeds), rank, observed, measurements)
+    sizes = tuple((name, draw(SIZE_DRAWS[name](m, n))) for name in problem_class(kind).oracle_sizes)
+    return Case(kind, (n, *inner, m), draw(seeds), draw(seeds), rank, sizes)
 
 
 def problem_cases(kind=None, max_inner_layers=3):
@@ -280,13 +262,14 @@ def problem_cases(kind=None, max_inner_layers=3):
     Parameters
     ----------
     kind : str or None
-        One of :data:`KINDS`, or None for all three.
+        A registered problem, or None for all of :func:`oracle_kinds`.
     max_inner_layers : int
         The network has ``1 + len(inner)`` layers, ``len(inner) <= max_inner_layers``.
     """
-    if kind is not None and kind not in KINDS:
-        raise InputError(f"problem must be one of {KINDS} or None, got {kind!r}")
-    kinds = KINDS if kind is None else (kind,)
+    kinds = oracle_kinds() if kind is None else (problem_class(kind).name,)
+    unknown = [size for k in kinds for size in problem_class(k).oracle_sizes if size not in SIZE_DRAWS]
+    if unknown:
+        raise InputError(f"the oracle cannot draw the size {unknown[0]!r}; it draws {', '.join(SIZE_DRAWS)}")
     return st.one_of(*[_problem_case(k, max_inner_layers) for k in kinds]).filter(_collision_free)
 
 

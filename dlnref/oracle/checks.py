@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 
 from ..errors import InputError
 from ..network import backward, end_to_end
+from ..problems import problem_class
 from ..train import step_sizes
-from .cases import (ALPHA_CANDIDATES, KINDS, backward_cases, case_alpha, check_layout, from_layout,
-                    normalisation_factors, problem_cases, to_layout)
+from .cases import (ALPHA_CANDIDATES, backward_cases, case_alpha, check_layout, from_layout,
+                    normalisation_factors, oracle_kinds, problem_cases, to_layout)
 from .diagnosis import describe, diagnose_backward, diagnose_first_step, diagnose_step, step_views
 from .reference import (first_mismatch, gradient_tolerances, matches, reference_trajectory, trajectory_lr_limit,
                         update_tolerances)
@@ -214,7 +215,7 @@ def trajectory_lr_range(problem=None, steps=20, outer_lr_scale=None):
     With ``outer_lr_scale=None`` (alpha drawn per case) the limit holds for the
     largest alpha a case can draw. See :mod:`dlnref.oracle.reference`.
     """
-    kinds = KINDS if problem is None else (problem,)
+    kinds = oracle_kinds() if problem is None else (_problem_kind(problem),)
     alpha = max(ALPHA_CANDIDATES) if outer_lr_scale is None else outer_lr_scale
     return 0.0, min(trajectory_lr_limit(k, steps, alpha, 1 + TRAJECTORY_INNER_LAYERS) for k in kinds)
 
@@ -268,10 +269,8 @@ def _trajectory_diagnosis(t, x, weights, problem, lr, alpha, tol):
 
 
 def _problem_kind(problem):
-    if problem is not None and problem not in KINDS:
-        raise InputError(f"problem must be one of {KINDS} or None (all kinds), got {problem!r}; the cases are drawn "
-                         "so that the diagnosis can tell causes apart (dlnref.oracle.build_case rebuilds any of them)")
-    return problem
+    """``problem`` (a registered problem's name) or None (all of :func:`~dlnref.oracle.cases.oracle_kinds`)."""
+    return problem if problem is None else problem_class(problem).name
 
 
 def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float64, max_examples=50):
@@ -313,8 +312,9 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=None, l
         ``.operators``). dlnref's rule: ``W_l <- W_l - lr s_l dLoss/dW_l``,
         ``s_1 = s_L = outer_lr_scale``, with the loss normalisations of
         :mod:`dlnref.problems`.
-    problem : "factorization", "completion", "sensing" or None
-        The kind of the generated problems (None: all kinds).
+    problem : str or None
+        A registered problem (:func:`dlnref.problems.problem_names`), or None for every one whose loss states its
+        normalisation (:func:`dlnref.oracle.cases.oracle_kinds`).
     lr : float
     outer_lr_scale : float or None
         alpha; None (the default) draws one per case that no normalisation

@@ -16,9 +16,10 @@ import numpy as np
 
 from .._checks import check_int, check_positive
 from ..errors import InputError
+from ..problems import problem_names
+from .cases import oracle_kinds
 
 CHECK_KINDS = ("backward", "step", "trajectory")
-PROBLEM_KINDS = ("factorization", "completion", "sensing")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -37,8 +38,9 @@ def add_conform_command(commands):
     p.add_argument("--kind", choices=CHECK_KINDS, required=True, help="what the function computes")
     p.add_argument("--layout", choices=("input_first", "output_first"), default="input_first",
                    help="order of the layer list the function takes and returns (default %(default)s)")
-    p.add_argument("--problem", choices=PROBLEM_KINDS, action="append",
-                   help="problem kind for step and trajectory checks (repeatable; default all three)")
+    p.add_argument("--problem", choices=problem_names(), action="append",
+                   help="problem kind for step and trajectory checks (repeatable; default every problem whose loss "
+                        "states its normalisation: " + ", ".join(oracle_kinds()) + ")")
     p.add_argument("--dtype", choices=tuple(DTYPES), action="append", help="repeatable; default both")
     p.add_argument("--lr", type=float, action="append",
                    help="step size (repeatable); default: 0.1 for step (each case also runs at 0.37 lr), and half "
@@ -85,7 +87,7 @@ def _checks(args):
     dtypes = args.dtype or list(DTYPES)
     if args.kind == "backward":
         return [(None, d, None, None) for d in dtypes]
-    problems = args.problem or list(PROBLEM_KINDS)
+    problems = args.problem or list(oracle_kinds())
     alphas = args.alpha or [None, 1.0, 2.0, 5.0]
     rows = []
     for problem in problems:

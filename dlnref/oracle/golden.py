@@ -42,10 +42,9 @@ import numpy as np
 
 from .._io import atomic_path
 from ..compress import compress
-from ..data import gaussian_operators, low_rank_matrix, random_mask
 from ..errors import InputError
 from ..network import end_to_end, init_weights
-from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
+from ..problems import problem_class
 from ..train import gradient_descent
 
 FORMAT = 2
@@ -81,14 +80,9 @@ def build_case(config):
     """The problem and both starting points of a golden case, from its config alone."""
     m, n = config["shape"]
     seeds = np.random.SeedSequence(config["seed"]).spawn(3)
-    target = low_rank_matrix(m, n, config["rank"], seed=np.random.default_rng(seeds[0]))
-    side = np.random.default_rng(seeds[1])
-    if config["problem"] == "factorization":
-        problem = MatrixFactorization(target)
-    elif config["problem"] == "completion":
-        problem = MatrixCompletion(target, random_mask((m, n), config["fraction"], seed=side))
-    else:
-        problem = MatrixSensing(target, gaussian_operators(config["measurements"], (m, n), seed=side))
+    cls = problem_class(config["problem"])
+    streams = (np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1]))   # the target's, the side's
+    problem = cls.synthetic((m, n), config["rank"], seed=streams, **{o: config[o] for o in cls.options})
     dims = [n] + [config["inner"]] * (config["depth"] - 1) + [m]
     wide = init_weights(dims, config["scale"], seed=np.random.default_rng(seeds[2]))
     return problem, {"wide": wide, "compressed": compress(problem, config["depth"], config["width"], config["scale"])}
@@ -98,10 +92,9 @@ def compute_case(config):
     """Every array of a golden case, as a dict name -> numpy array."""
     problem, starts = build_case(config)
     arrays = {"target": problem.target, "steps": np.array(STEPS, dtype=np.int64)}
-    if config["problem"] == "completion":
-        arrays["mask"] = problem.mask
-    if config["problem"] == "sensing":
-        arrays["operators"] = problem.operators
+    for name in ("mask", "operators"):   # completion's, sensing's
+        if hasattr(problem, name):
+            arrays[name] = getattr(problem, name)
     for net, weights in starts.items():
         run = gradient_descent(problem, weights, config["lr"], STEPS[-1], outer_lr_scale=config["outer_lr_scale"],
                                record_every=1, blas_threads=None, observe=lambda step, w: {"X": end_to_end(w)})

@@ -53,10 +53,11 @@ import math
 
 import numpy as np
 
+from ..errors import InputError
 from ..network import end_to_end, prefix_products
-from ..problems import MatrixCompletion, MatrixFactorization, MatrixSensing
+from ..problems import problem_class
 from ..train import gradient_descent
-from .cases import MAX_SIZE, SENSING_MAX_GAIN
+from .cases import MAX_SIZE
 
 #: How far the layers of a reference trajectory may move from their start (spectral norm).
 DELTA = 0.5
@@ -120,10 +121,20 @@ def matches(theirs, ours, tolerances):
 def curvature_bound(kind):
     """``lambda`` with ``||dLoss/dX||_F <= lambda ||X - M||_F`` on every drawn case of ``kind``.
 
+    The problem's :attr:`~dlnref.problems.Problem.oracle_gradient_bound`:
     ``1/(m n) <= 1/4`` (factorization, m, n >= 2), ``1/|Omega| <= 1/3``
-    (completion, ``|Omega| >= 3``), ``||A||_op^2 <= SENSING_MAX_GAIN`` (sensing).
+    (completion, ``|Omega| >= 3``), ``||A||_op^2 <= 9`` (sensing, drawn so).
+
+    Raises
+    ------
+    InputError
+        For a problem that states no bound: no step size is provably safe for it.
     """
-    return {"factorization": 1 / 4, "completion": 1 / 3, "sensing": SENSING_MAX_GAIN}[kind]
+    bound = problem_class(kind).oracle_gradient_bound
+    if bound is None:
+        raise InputError(f"the problem {kind!r} states no oracle_gradient_bound, so no step size provably keeps "
+                         "dlnref's reference trajectory bounded; give its class one to run trajectory checks")
+    return bound
 
 
 def trajectory_lr_limit(kind, steps, outer_lr_scale, depth):
@@ -134,23 +145,6 @@ def trajectory_lr_limit(kind, steps, outer_lr_scale, depth):
     B = 1 + DELTA
     R = math.sqrt(MAX_SIZE) * B**depth + 1
     return DELTA / (max(steps, 1) * max(1.0, outer_lr_scale) * B ** (depth - 1) * curvature_bound(kind) * R)
-
-
-def _transposed(problem):
-    """The same problem on ``X^T``: target ``M^T``, mask ``Omega^T``, operators ``A_i^T``."""
-    if problem.name == "factorization":
-        return MatrixFactorization(problem.target.T)
-    if problem.name == "completion":
-        return MatrixCompletion(problem.target.T, problem.mask.T)
-    return MatrixSensing(problem.target.T, np.transpose(problem.operators, (0, 2, 1)))
-
-
-def _in_dtype(problem, dtype):
-    if problem.name == "factorization":
-        return MatrixFactorization(problem.target.astype(dtype))
-    if problem.name == "completion":
-        return MatrixCompletion(problem.target.astype(dtype), problem.mask)
-    return MatrixSensing(problem.target.astype(dtype), problem.operators.astype(dtype))
 
 
 def _run(problem, weights, lr, outer_lr_scale, steps):
@@ -177,9 +171,9 @@ def reference_trajectory(problem, weights, lr, outer_lr_scale, steps, dtype=np.f
     tolerances : list of float
     """
     wide = np.longdouble
-    exact = _run(_in_dtype(problem, wide), [w.astype(wide) for w in weights], lr, outer_lr_scale, steps)
+    exact = _run(problem.astype(wide), [w.astype(wide) for w in weights], lr, outer_lr_scale, steps)
     plain = _run(problem, weights, lr, outer_lr_scale, steps)
-    flipped = _run(_transposed(problem), [w.T for w in weights[::-1]], lr, outer_lr_scale, steps)
+    flipped = _run(problem.transposed(), [w.T for w in weights[::-1]], lr, outer_lr_scale, steps)
     eps, eps64 = np.finfo(dtype).eps, np.finfo(np.float64).eps
     K = weights[0].shape[1] + sum(w.shape[0] for w in weights)
     tolerances = []

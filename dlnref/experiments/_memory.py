@@ -5,10 +5,10 @@ The estimates are rough (within a small factor) on purpose: they exist to turn
 swapping) after a long wait.
 """
 
-import math
 import os
 
-from .errors import InputError
+from ..errors import InputError
+from ..problems import problem_class
 
 BYTES_PER_ENTRY = 8  # float64
 
@@ -52,32 +52,28 @@ def _cgroup_room():
     return None if limit == "max" else max(int(limit) - used, 0)
 
 
-def compare_bytes(config, dense):
+def compare_bytes(config):
     """Peak memory of ``dlnref compare`` on a synthetic ``d x d`` problem, in bytes (rough).
 
     Parameters
     ----------
-    config : dlnref.compare.CompareConfig
+    config : dlnref.experiments.compare.CompareConfig
         Resolved (its ``networks`` and ``width`` filled in).
-    dense : bool
-        False where the completion is built from its observed entries
-        (:func:`dlnref.sparse.synthetic_completion`).
 
     Notes
     -----
-    Counts float64 entries: a dense problem takes about ``10 d^2`` (a Gaussian
-    matrix and its SVD for the target, the masks, the SVD of the surrogate),
-    sensing adds its ``m`` operators twice while they are drawn and scaled; a
-    problem from observed entries takes about 4 numbers per entry. Each network
-    takes 3 copies of its weights during a step (layers, prefix products,
-    gradients): ``3 L d^2`` for the wide one, ``3 (2 d w + (L - 2) w^2)`` for
-    the compressed one.
+    Counts float64 entries: the problem's own estimate
+    (:meth:`dlnref.problems.Problem.memory_entries`: about ``10 d^2`` for a
+    dense problem, a Gaussian matrix and its SVD for the target, the masks, the
+    SVD of the surrogate; sensing adds its operators twice while they are drawn
+    and scaled; a problem from observed entries about 4 numbers per entry), and
+    3 copies of each network's weights during a step (layers, prefix products,
+    gradients): ``3 L d^2`` for the wide one, ``3 (2 d w + (L - 2) w^2)`` for the
+    compressed one.
     """
     d, depth, width = config.d, config.depth, config.width
-    if dense:
-        entries = 10 * d * d + (2 * config.measurements * d * d if config.problem == "sensing" else 0)
-    else:
-        entries = 4 * math.floor(config.fraction * d * d)
+    cls = problem_class(config.problem)
+    entries = cls.memory_entries((d, d), **{option: getattr(config, option) for option in cls.options})
     if "wide" in config.networks:
         entries += 3 * depth * d * d
     if "compressed" in config.networks:

@@ -2,7 +2,7 @@
 
 import os
 
-from ._io import atomic_path
+from .._io import atomic_path
 
 
 def _steps(numbers, net):

@@ -4,7 +4,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import COLORS, save
+from ..plots import COLORS, save
 
 
 def plot_classify(result, path):
@@ -13,7 +13,7 @@ def plot_classify(result, path):
     Parameters
     ----------
     result : dict
-        The output of :func:`dlnref.classify.run_classify`.
+        The output of :func:`dlnref.experiments.classify.run_classify`.
     path : str or os.PathLike
     """
     c = result["config"]

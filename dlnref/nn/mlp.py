@@ -41,18 +41,16 @@ Step rule (the official code's optimiser): ``W_l <- W_l - lr s_l dW_l`` with
 ``s_1 = first_lr_scale`` on the first layer only and ``s_l = 1`` elsewhere.
 """
 
-import contextlib
 import dataclasses
 import math
-import time
 
 import numpy as np
 
-from ._checks import as_generator, check_int, check_positive
-from .backend import array_namespace, is_numpy, svd, to_backend
-from .errors import InputError
-from .network import backward, init_weights, prefix_products
-from .train import DivergenceError, History
+from .._checks import as_generator, check_int, check_positive
+from ..backend import array_namespace, svd, to_backend
+from ..errors import InputError
+from ..network import backward, init_weights, prefix_products
+from ..train import Divergence, descend, limit_blas_threads
 
 #: A training loss above this many times its reference, the larger of the loss at step 0 and
 #: ``log K`` (the cross-entropy of a uniform guess over K classes), is a divergence. A step too large
@@ -74,13 +72,13 @@ class MLPLayout:
     ----------
     dims : tuple of int
         ``(d_0, d_1, ..., d_L)``, input first; layer l has shape ``(d_l, d_{l-1})``.
-    block : tuple of int
+    block_layers : tuple of int
         ``(first, stop)``: the block is ``weights[first:stop]`` (0-based).
     block_activation : {"linear", "relu"}
     """
 
     dims: tuple
-    block: tuple
+    block_layers: tuple
     block_activation: str = "linear"
 
     @property
@@ -91,7 +89,7 @@ class MLPLayout:
     @property
     def relu_after(self):
         """``relu_after[l]``: whether a ReLU follows 0-based layer l."""
-        first, stop = self.block
+        first, stop = self.block_layers
         inside = range(first, stop - 1) if self.block_activation == "linear" else range(0)
         return tuple(l < self.depth - 1 and l not in inside for l in range(self.depth))
 
@@ -108,18 +106,18 @@ class MLPLayout:
     @property
     def block_width(self):
         """The block's inner width w (``dims`` after its first layer)."""
-        return self.dims[self.block[0] + 1]
+        return self.dims[self.block_layers[0] + 1]
 
     def with_block_width(self, width):
         """The same layout with inner block width ``width``: ``h -> w -> ... -> w -> h``."""
-        first, stop = self.block
+        first, stop = self.block_layers
         dims = list(self.dims)
         dims[first + 1:stop] = [width] * (stop - first - 1)
         return dataclasses.replace(self, dims=tuple(dims))
 
 
 def mlp_layout(inputs, classes, hidden, relu_layers=1, block_depth=3, block_width=None, block="linear"):
-    """The layout of :mod:`dlnref.mlp`'s model.
+    """The layout of :mod:`dlnref.nn.mlp`'s model.
 
     Parameters
     ----------
@@ -177,7 +175,7 @@ def init_mlp(layout, scale=1.0, seed=0, backend=None):
     """
     seed = check_int("seed", seed, 0)
     outside, inside = (as_generator(s) for s in np.random.SeedSequence(seed).spawn(2))
-    first, stop = layout.block
+    first, stop = layout.block_layers
     dims = layout.dims
     before = init_weights(dims[:first + 1], scale, seed=outside, backend=backend) if first > 0 else []
     block = init_weights(dims[first:stop + 1], scale, seed=inside, backend=backend)
@@ -307,7 +305,7 @@ def block_gradient(weights, layout, X, Y):
     logits, cache = forward(weights, layout, X)
     _, G = cross_entropy(logits, Y)
     segments = layout.segments
-    block = segments.index(tuple(layout.block))
+    block = segments.index(tuple(layout.block_layers))
     for s in range(len(segments) - 1, block, -1):
         a, b = segments[s]
         G = _segment_backward(weights[a:b], cache[s], G, cache[s - 1][-1])[1]
@@ -342,7 +340,7 @@ def spectral_block(weights, layout, X, Y, width, scale=1.0):
     layout_c : MLPLayout
     """
     scale = check_positive("scale", scale)
-    first, stop = layout.block
+    first, stop = layout.block_layers
     hidden = layout.dims[first]
     width = check_int("width", width, 1)
     if width > hidden:
@@ -395,28 +393,11 @@ def evaluate(weights, layout, data):
     return float(loss), float(xp.mean(correct))
 
 
-@dataclasses.dataclass
-class MLPRun:
-    """Outcome of :func:`train_mlp`.
-
-    Attributes
-    ----------
-    weights : list of array
-    history : History
-        Columns ``step``, ``epoch``, ``loss`` and ``train_accuracy`` (whole
-        training set), ``test_loss`` and ``test_accuracy`` (when a test set is
-        given), ``seconds`` (time spent in steps only, not in evaluation).
-    steps : int
-    """
-
-    weights: list
-    history: History
-    steps: int
-
-
 def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, first_lr_scale=1.0, record_every=10,
               seed=0, progress=None, observe=None, blas_threads=1):
     """Train by gradient descent on the cross-entropy, full batch unless ``batch_size`` is given.
+
+    The step (:func:`step`) runs in the one training loop, :func:`dlnref.train.descend`.
 
     Parameters
     ----------
@@ -451,7 +432,11 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
 
     Returns
     -------
-    MLPRun
+    dlnref.TrainResult
+        Its history has the columns ``step``, ``epoch``, ``loss`` and
+        ``train_accuracy`` (whole training set), ``test_loss`` and
+        ``test_accuracy`` (when a test set is given), and ``seconds`` (time
+        spent in steps only, not in evaluation).
 
     Raises
     ------
@@ -459,49 +444,34 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
         When a step's loss is inf or NaN, or above :data:`LOSS_BLOWUP` times its reference.
     """
     lr, first_lr_scale = check_positive("lr", lr), check_positive("first_lr_scale", first_lr_scale)
-    steps, record_every = check_int("steps", steps, 0), check_int("record_every", record_every, 1)
     if tuple(w.shape for w in weights) != tuple((o, i) for i, o in zip(layout.dims[:-1], layout.dims[1:])):
         raise InputError(f"weights' shapes {[tuple(w.shape) for w in weights]} do not match layout.dims {layout.dims}")
     n = train.size
     batch_size = n if batch_size is None else min(check_int("batch_size", batch_size, 1), n)
     batches = _batches(train, batch_size, check_int("seed", seed, 0))
     sizes = [lr * first_lr_scale] + [lr] * (len(weights) - 1)
-    with _blas_threads(blas_threads, array_namespace(train.X)):
-        return _descend(weights, layout, (train, test), sizes, steps, record_every, batches, batch_size / n,
-                        (progress, observe))
+    epochs_per_step = batch_size / n
+
+    def one_step(t, weights, update, record):
+        def measures(t):   # the whole sets, at the weights before this step's update
+            return _record(weights, layout, train, test, t * epochs_per_step)
+
+        if not update:
+            return None, measures, weights
+        loss, updated = step(weights, layout, *next(batches), sizes)
+        return float(loss), measures, updated
+
+    divergence = Divergence(lr, blowup=LOSS_BLOWUP, floor=math.log(layout.dims[-1]), network="MLP", advice=(
+        f"Try a smaller lr (say {lr / 2:g}), a smaller first_lr_scale, or a smaller init scale."))
+    with limit_blas_threads(blas_threads, array_namespace(train.X)):
+        return descend(one_step, list(weights), steps, record_every=record_every, progress=progress,
+                       observe=observe, divergence=divergence, clock_records=False)
 
 
 def step(weights, layout, X, Y, sizes):
     """One gradient step ``W_l <- W_l - sizes[l] dLoss/dW_l`` on the batch ``(X, Y)``; returns (loss, weights)."""
     loss, grads = loss_and_gradients(weights, layout, X, Y)
     return loss, [W - size * g for W, size, g in zip(weights, sizes, grads)]
-
-
-def _descend(weights, layout, sets, sizes, steps, record_every, batches, epochs_per_step, hooks):
-    (train, test), (progress, observe) = sets, hooks
-    weights, history = list(weights), History()
-    start, excluded = time.perf_counter(), 0.0   # seconds count the steps, not the evaluation
-    for t in range(steps + 1):
-        if t % record_every == 0 or t == steps:
-            paused = time.perf_counter()
-            row = _record(weights, layout, train, test, t, t * epochs_per_step, paused - start - excluded)
-            if observe is not None:
-                row.update(observe(t, weights))
-            history.append(row)
-            if progress is not None:
-                progress(t, steps, row)
-            excluded += time.perf_counter() - paused
-        if t == steps:
-            break
-        loss, updated = step(weights, layout, *next(batches), sizes)
-        loss = float(loss)
-        if t == 0:   # the scale a blow-up is measured against
-            reference = max(loss, math.log(layout.dims[-1]))
-        if not loss <= LOSS_BLOWUP * reference:   # inf, NaN or blown up
-            raise DivergenceError(t, loss, sizes[-1], network="MLP", advice=(
-                f"Try a smaller lr (say {sizes[-1] / 2:g}), a smaller first_lr_scale, or a smaller init scale."))
-        weights = updated
-    return MLPRun(weights, history, steps)
 
 
 def _batches(data, batch_size, seed):
@@ -517,19 +487,10 @@ def _batches(data, batch_size, seed):
             yield xp.take(data.X, index, axis=1), xp.take(data.Y, index, axis=1)
 
 
-def _blas_threads(threads, xp):
-    """Context that limits NumPy's BLAS threads (see :func:`train_mlp`)."""
-    if threads is None or not is_numpy(xp):
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=check_int("blas_threads", threads, 1), user_api="blas")
-
-
-def _record(weights, layout, train, test, step, epoch, seconds):
+def _record(weights, layout, train, test, epoch):
+    """The row's numbers: the epoch, loss and accuracy on the whole training set (and the test set)."""
     loss, accuracy = evaluate(weights, layout, train)
-    row = {"step": step, "epoch": epoch, "loss": loss, "train_accuracy": accuracy}
+    row = {"epoch": epoch, "loss": loss, "train_accuracy": accuracy}
     if test is not None:
         row["test_loss"], row["test_accuracy"] = evaluate(weights, layout, test)
-    row["seconds"] = seconds
     return row

@@ -20,49 +20,31 @@ the result does not depend on the number of threads (NumPy's gathers and
 ufuncs and SciPy's sparse products release the GIL).
 
 With numba installed (``pip install "dlnref[fast]"``), the engine "numba" makes
-all of it in one compiled pass over each run (:mod:`dlnref._sparse_kernel`),
+all of it in one compiled pass over each run (:mod:`dlnref.problems._sparse_kernel`),
 on the same runs and threads; NumPy stays the reference and the fallback.
 """
 
 import importlib
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor, wait
 
-import array_api_compat.numpy as xp_numpy
 import numpy as np
 import scipy.sparse
 
-from ._checks import check_fraction, check_int
-from .backend import top_svd
-from .data import Entries
-from .errors import InputError, InputTypeError
-from .network import FactorGradients, _orthonormal
-from .problems import Evaluation
+from .. import data
+from .._checks import check_fraction, check_int
+from ..backend import top_svd
+from ..data import Entries
+from ..errors import InputError, InputTypeError
+from ._threads import MAX_PARTS, PART_MIN_ENTRIES, by_parts, default_threads, in_parallel, row_parts
+from .base import Evaluation, FactorGradients, Problem
 
 #: Entries gathered per block when forming the residual: the temporary
 #: ``(block, w)`` arrays then stay in cache (2^12 ran 1.3x faster than 2^14,
 #: and 2^14 3x faster than 2^18, at w = 10).
 GATHER_BLOCK = 1 << 12
 
-#: Most runs of rows that the entries are cut into, hence most useful threads. Each run
-#: costs a ``(w, n)`` partial product to sum: on one thread, 8 runs made each sparse
-#: product of a 2*10^6-entry gradient 1 ms (10%) slower than 1 run.
-MAX_PARTS = 4
-
-#: Fewest entries in a run of rows: smaller problems are cut into fewer runs
-#: (one below ``2 PART_MIN_ENTRIES``), whose tasks would cost more than they save.
-PART_MIN_ENTRIES = 1 << 16
-
-
 #: Values of :attr:`SparseCompletion.engine`: "auto" is "numba" where numba imports, else "numpy".
 ENGINES = ("auto", "numpy", "numba")
-
-
-def default_threads():
-    """Threads for :class:`SparseCompletion`: the CPUs this process may use, at most :data:`MAX_PARTS`."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, MAX_PARTS))
 
 
 def as_entries(name, entries, shape):
@@ -119,7 +101,7 @@ def _row_dots(left, right_t, rows, cols, out, scratch):
     return out
 
 
-class SparseCompletion:
+class SparseCompletion(Problem):
     """Matrix completion from observed entries, never forming an ``(m, n)`` array (NumPy arrays only).
 
     Parameters
@@ -142,7 +124,7 @@ class SparseCompletion:
     engine : {"auto", "numpy", "numba"}
         What makes the residual and the gradient (also settable as the
         attribute ``engine``, which reads "numpy" or "numba"): NumPy gathers
-        and SciPy products, or one compiled pass (:mod:`dlnref._sparse_kernel`,
+        and SciPy products, or one compiled pass (the private ``_sparse_kernel``,
         ``pip install "dlnref[fast]"``), compiled or loaded from the disk cache
         when chosen. "auto" takes "numba" where numba imports. The two agree to
         rounding (about 1e-15 relative), not bit for bit: their sums run in
@@ -165,7 +147,6 @@ class SparseCompletion:
 
     name = "completion"
     backend = "numpy"
-    xp = xp_numpy
 
     def __init__(self, rows, cols, values, shape, target_factors=None, validation=None, test=None, threads=None,
                  engine="auto"):
@@ -183,7 +164,7 @@ class SparseCompletion:
             k = int(np.argmax(repeated))
             raise InputError(f"observed entries must not repeat a position, got ({self.rows[k]}, {self.cols[k]}) twice")
         self._indptr = np.searchsorted(self.rows, np.arange(m + 1)).astype(np.int64)
-        self._parts = _row_parts(self._indptr, min(MAX_PARTS, max(1, self.observed // PART_MIN_ENTRIES)))
+        self._parts = row_parts(self._indptr, min(MAX_PARTS, max(1, self.observed // PART_MIN_ENTRIES)))
         self.threads = default_threads() if threads is None else threads
         self.engine = engine
         self.fraction = self.observed / (m * n)
@@ -229,22 +210,27 @@ class SparseCompletion:
         self._kernel = _kernel(value)
 
     @property
-    def entries_per_step(self):
-        """Array entries that one evaluation reads: the observed ones."""
-        return self.observed
-
-    @property
     def rank(self):
-        """Rank of the target, known only from ``target_factors``."""
+        """Rank of the target, known only from ``target_factors`` (None without them)."""
         if self.target_factors is None:
-            raise InputError("the rank of observed entries alone is unknown; pass width explicitly")
+            return None
         return int(np.linalg.matrix_rank(self.target_factors[0] @ (self.target_factors[1] @ self.target_factors[1].T)))
+
+    @classmethod
+    def synthetic(cls, shape, rank, seed=0, fraction=0.3, threads=None, engine="auto"):
+        """:func:`synthetic_completion`: a factored target and uniformly sampled entries."""
+        return synthetic_completion(shape, rank, fraction, seed=seed, threads=threads, engine=engine)
+
+    @classmethod
+    def memory_entries(cls, shape, fraction=0.3):
+        """About 4 numbers per observed entry."""
+        return 4 * math.floor(fraction * shape[0] * shape[1])
 
     def evaluate(self, left, right=None, factored=False, record=True):
         """Loss and sparse ``dLoss/dX`` at ``X = left @ right`` from the observed entries (see the class Notes).
 
         With ``factored`` and ``right``, the gradient comes as
-        :class:`dlnref.network.FactorGradients` ``(G right^T, left^T G)``, its
+        :class:`dlnref.problems.FactorGradients` ``(G right^T, left^T G)``, its
         two sparse products made by runs of rows on :attr:`threads`
         (:func:`gradient_times`, :func:`times_gradient`, or the kernel's
         passes with :attr:`engine` "numba"); else as a ``scipy.sparse.csr_array``.
@@ -269,7 +255,7 @@ class SparseCompletion:
             bounds = self._parts, self.threads
             gradient = factors or FactorGradients(gradient_times(gradient, right.T, *bounds),
                                                   times_gradient(left.T, gradient, *bounds))
-        return Evaluation(math.fsum(squares) / (2 * k), gradient, (left, right))
+        return Evaluation(math.fsum(squares) / (2 * k), gradient, left, right)
 
     def _residual_runs(self, left, right, residual, data):
         """``||r||^2`` over each run of rows, writing ``r`` into ``residual`` and ``r / |Omega|`` into ``data``."""
@@ -285,7 +271,7 @@ class SparseCompletion:
             np.multiply(r, 1 / k, out=data[start:stop])  # as MatrixCompletion (a product is faster than /)
             return r @ r
 
-        return _by_parts(self.threads, self._indptr[self._parts], run)
+        return by_parts(self.threads, self._indptr[self._parts], run)
 
     def _kernel_runs(self, left, right, residual, data, factored):
         """Engine "numba": ``||r||^2`` over each run of rows and, with ``factored``, the factor gradients (else None).
@@ -304,7 +290,7 @@ class SparseCompletion:
                                                1 / self.observed, residual, data, left_grad, partial)
             return squares, partial
 
-        runs = _by_parts(self.threads, self._parts, run)
+        runs = by_parts(self.threads, self._parts, run)
         right_grad_t = runs[0][1]
         for _, partial in runs[1:]:
             right_grad_t += partial
@@ -329,9 +315,13 @@ class SparseCompletion:
         """Sparse ``dLoss/dX`` at a dense ``X``."""
         return self.evaluate(X).gradient
 
+    def recovery_error(self, X):
+        """``||X - M||_F / ||M||_F`` at a dense ``X`` (with ``target_factors``; else over the observed entries)."""
+        return self.errors_at(X)["recovery_error"]
+
     def errors(self, evaluation):
         """The recorded error measures at an evaluation (see the class Notes), as floats."""
-        left, right = evaluation.state
+        left, right = evaluation.left, evaluation.right
         observed = math.sqrt(2 * self.observed * float(evaluation.loss))  # ||r||, as loss = ||r||^2 / (2 |Omega|)
         row = {}
         if self.target_factors is None:
@@ -367,13 +357,13 @@ class SparseCompletion:
 
 
 def _kernel(engine):
-    """:mod:`dlnref._sparse_kernel`, compiled, for ``engine`` "numba" (or "auto" where numba imports); else None."""
+    """:mod:`dlnref.problems._sparse_kernel`, compiled, for ``engine`` "numba" (or "auto" where numba imports); else None."""
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     if engine == "numpy":
         return None
     try:
-        kernel = importlib.import_module("dlnref._sparse_kernel")
+        kernel = importlib.import_module("dlnref.problems._sparse_kernel")
     except ImportError as error:
         if engine == "auto":
             return None
@@ -395,7 +385,7 @@ def gradient_times(G, B, parts, threads):
     def rows_times(a, b, worker):  # out[a:b] = G[a:b] @ B
         out[a:b] = _rows(G, a, b) @ B
 
-    _by_parts(threads, parts, rows_times)
+    by_parts(threads, parts, rows_times)
     return out
 
 
@@ -410,7 +400,7 @@ def times_gradient(A, G, parts, threads):
     def times_rows(a, b, worker):  # A[:, a:b] @ G[a:b] = (G[a:b].T @ A[:, a:b].T).T
         return (_rows(G, a, b, scipy.sparse.csc_array) @ A[:, a:b].T).T
 
-    partials = _by_parts(threads, parts, times_rows)
+    partials = by_parts(threads, parts, times_rows)
     for partial in partials[1:]:
         partials[0] += partial
     return partials[0]
@@ -429,55 +419,13 @@ def _rows(G, a, b, kind=scipy.sparse.csr_array):
     return rows
 
 
-def _row_parts(indptr, parts):
-    """Row bounds ``0 = a_0 <= ... <= a_P = m``: ``P`` runs of whole rows, each with about ``|Omega| / P`` entries."""
-    targets = np.arange(1, parts) * indptr[-1] // parts
-    return np.concatenate(([0], np.searchsorted(indptr, targets), [len(indptr) - 1]))
-
-
-def _by_parts(threads, bounds, task):
-    """``[task(bounds[t], bounds[t + 1], worker) for t]``, run ``t`` by worker ``t % W`` of ``W <= threads`` threads.
-
-    Each worker's runs go in order, so a worker may reuse its own scratch memory.
-    """
-    count = len(bounds) - 1
-    workers = min(threads, count)
-
-    def runs(worker):
-        return [task(bounds[t], bounds[t + 1], worker) for t in range(worker, count, workers)]
-
-    done = _in_parallel([lambda w=w: runs(w) for w in range(workers)])
-    return [done[t % workers][t // workers] for t in range(count)]
-
-
-def _in_parallel(calls):
-    """``[call() for call in calls]``, the first in this thread and the others on a pool's threads."""
-    futures = [_pool(len(calls) - 1).submit(call) for call in calls[1:]] if len(calls) > 1 else []
-    try:
-        first = calls[0]()
-    finally:  # no task outlives the call, even when the first raises: they write into shared buffers
-        wait(futures)
-    return [first] + [future.result() for future in futures]
-
-
-_POOLS = {}
-
-
-def _pool(workers):
-    """This process's thread pool of ``workers`` threads (a forked child makes its own: threads do not fork)."""
-    key = (os.getpid(), workers)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="dlnref-sparse")
-    return _POOLS[key]
-
-
 def _product_norm(A, B, threads=1):
     """``||A B||_F`` from thin QR factors: ``||R_A R_B^T||_F`` with ``A = Q_A R_A``, ``B^T = Q_B R_B``.
 
     With ``threads > 1`` the two QRs run at once.
     """
     calls = [lambda: np.linalg.qr(A, mode="r"), lambda: np.linalg.qr(B.T, mode="r")]
-    R_A, R_B = _in_parallel(calls) if threads > 1 else [call() for call in calls]
+    R_A, R_B = in_parallel(calls) if threads > 1 else [call() for call in calls]
     return float(np.linalg.norm(R_A @ R_B.T))
 
 
@@ -521,11 +469,10 @@ def synthetic_completion(shape, rank, fraction, seed=0, threads=None, engine="au
     if 2 * rank > min(m, n):
         raise InputError(f"rank must satisfy 2 * rank <= min(m, n) = {min(m, n)}, got {rank}")
     fraction = check_fraction("fraction", fraction)
-    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_int("seed", seed, 0))
-    target_rng, mask_rng = (np.random.default_rng(s) for s in seq.spawn(2))
+    target_rng, mask_rng = data.problem_streams(seed)
     spectrum = (math.sqrt(m) + math.sqrt(n)) * (1 - np.arange(rank) / (2 * rank))
-    A = _orthonormal(target_rng, m, rank) * spectrum
-    B = _orthonormal(target_rng, n, rank).T
+    A = data.haar_orthonormal(target_rng, m, rank) * spectrum
+    B = data.haar_orthonormal(target_rng, n, rank).T
     rows, cols = sample_positions((m, n), math.floor(fraction * m * n), mask_rng)
     return SparseCompletion(rows, cols, gather_product(A, B, rows, cols), (m, n), target_factors=(A, B),
                             threads=threads, engine=engine)

@@ -11,17 +11,17 @@ import os
 
 import numpy as np
 
-from ._checks import check_choice, check_fraction, check_int, check_positive
-from .als import als
-from .backend import BACKENDS, to_numpy
-from .compress import compress, parameter_count
-from .compress_exact import compress_exact, train_exact
-from .data import MOVIELENS_SPLITS, load_movielens, split_entries
-from .errors import InputError, InputTypeError
-from .network import init_weights
-from .problems import PROBLEMS, RecoveryProblem, make_problem
-from .sparse import SparseCompletion, synthetic_completion
-from .train import DivergenceError, auto_lr, gradient_descent, halving_on_divergence
+from .._checks import check_choice, check_fraction, check_int, check_positive
+from ..als import als
+from ..backend import BACKENDS, to_numpy
+from ..compress import compress, parameter_count
+from ..compress_exact import compress_exact, train_exact
+from ..data import MOVIELENS_SPLITS, load_movielens, split_entries
+from ..errors import InputError, InputTypeError
+from ..network import init_weights
+from ..problems import RecoveryProblem, SparseCompletion, make_problem, paper_problems, problem_class, problem_names
+from ..problems.completion import DENSE_MAX_SIDE
+from ..train import DivergenceError, auto_lr, gradient_descent, halving_on_divergence
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -37,13 +37,17 @@ class CompareConfig:
     ``validation_fraction`` of the training ratings is held out for model
     selection (early stopping after ``patience`` recorded rows without a new
     best validation RMSE; the test ratings are never used to choose), the
-    problem is :class:`dlnref.sparse.SparseCompletion`, the wide network (if
+    problem is :class:`dlnref.problems.sparse.SparseCompletion`, the wide network (if
     asked for) has inner width ``min(users, items)``, and ``rank`` sets the
     compressed width ``2 * rank``; ``d``, ``fraction`` and ``measurements``
     are unused, and ``depth`` None means :data:`RATINGS_DEPTH` (else the
-    paper's 3). A synthetic completion with ``d > DENSE_MAX_D`` is also built
+    paper's 3). A synthetic completion above ``DENSE_MAX_SIDE`` is also built
     from its observed entries, with a factored target
-    (:func:`dlnref.sparse.synthetic_completion`).
+    (:meth:`dlnref.problems.MatrixCompletion.synthetic`).
+
+    ``problem`` names a registered problem (:func:`dlnref.problems.problem_names`);
+    the fields that it lists in its ``options`` (``fraction`` for completion,
+    ``measurements`` for sensing) go to its ``synthetic``.
 
     ``networks`` lists the networks to train (:data:`NETWORKS`); None means
     both, or only the compressed one with ``data``. ``als`` adds the baseline
@@ -51,7 +55,7 @@ class CompareConfig:
     takes :func:`dlnref.train.auto_lr` for the compressed network's
     ``outer_lr_scale``, and both networks use it; ``lr=10`` (completion)
     reproduces the paper's run. ``outer_lr_scale`` None takes the paper's value
-    for the problem (:data:`PAPER_STEPS`). The wide network always uses
+    for the problem (its ``paper_steps``). The wide network always uses
     ``outer_lr_scale = 1`` (plain gradient descent), as in the paper. For
     sensing the paper's lr 20 was tuned for operators with entry std ``1/m``;
     with dlnref's ``1/sqrt(m)`` the same dynamics need ``lr = 20 / m``.
@@ -88,7 +92,7 @@ class CompareConfig:
 
     def resolved(self):
         """A copy with the depth, the paper's outer_lr_scale, the width and the networks filled in (lr stays "auto")."""
-        alpha = 1.0 if self.compression == "exact" else PAPER_STEPS[self.problem][1]   # exact: the wide rule
+        alpha = 1.0 if self.compression == "exact" else problem_class(self.problem).paper_steps[1]   # exact: wide
         networks = self.networks or (("compressed",) if self.data is not None else tuple(NETWORKS))
         unknown = [name for name in networks if name not in NETWORKS]
         if unknown or not networks:
@@ -134,7 +138,7 @@ def check_config(config, option=str):
         fraction that observes nothing, the exact compression of ratings).
     """
     c = config
-    check_choice(option("problem"), c.problem, tuple(PROBLEMS))
+    check_choice(option("problem"), c.problem, problem_names())
     for field, minimum in (("d", 1), ("rank", 1), ("measurements", 1), ("steps", 0), ("record_every", 1),
                            ("seed", 0), ("patience", 1)):
         check_int(option(field), getattr(c, field), minimum)
@@ -216,9 +220,9 @@ def _check_sizes(config, option):
         if width != 2 * rank:
             raise InputError(f"{option('compression')} exact has width 2 * rank = {2 * rank}, its invariant "
                              f"subspace; {option('width')} {width} cannot be used with it")
-        if config.problem == "completion" and d > DENSE_MAX_D:
+        if config.problem == "completion" and d > DENSE_MAX_SIDE:
             raise InputError(f"{option('compression')} exact needs a dense problem; a completion with "
-                             f"{option('d')} above {DENSE_MAX_D} runs from its observed entries")
+                             f"{option('d')} above {DENSE_MAX_SIDE} runs from its observed entries")
 
 
 #: The depth of the paper's synthetic runs.
@@ -231,53 +235,23 @@ PAPER_DEPTH = 3
 #: first, depth 3 learns them one at a time and overfits each (0.967 at best, at step 4,121).
 RATINGS_DEPTH = 2
 
-#: The paper's (lr, outer_lr_scale) per problem, in the official code's loss normalisations.
-PAPER_STEPS = {"completion": (10.0, 5.0), "factorization": (1.0, 1.0), "sensing": (20.0, 1.0)}
-
-#: Above this d a synthetic completion is built from its observed entries
-#: (:func:`dlnref.sparse.synthetic_completion`) instead of a dense target and mask.
-DENSE_MAX_D = 2000
-
-
-#: The paper's runs (``full``) and reduced ones (``quick``), shared by the
-#: theory checks and the figures. ``quick`` keeps the paper's depth, init scale
-#: and kind of problem but shrinks d, so that runs take seconds on 2 cores; its
-#: step sizes are scaled up for the smaller d. ``full`` uses the paper's
-#: settings (PAPER.md): factorization d=100, r=10, lr 1; completion d=100, r=5,
-#: p=0.3, lr 10, alpha 5; sensing d=200, r=5, m=4000, lr 20 in the official
-#: operator scaling (20/m here).
-#: The paper's three synthetic problems, in the order of its figures.
-PAPER_PROBLEMS = ("factorization", "completion", "sensing")
-
-SETUPS = {
-    "quick": {
-        "factorization": CompareConfig(problem="factorization", d=30, rank=3, lr=20.0, outer_lr_scale=1.0,
-                                       steps=20000, record_every=5),
-        "completion": CompareConfig(problem="completion", d=30, rank=2, fraction=0.5, lr=3.0, outer_lr_scale=3.0,
-                                    steps=20000, record_every=5),
-        "sensing": CompareConfig(problem="sensing", d=20, rank=2, measurements=400, lr=10.0 / 400,
-                                 outer_lr_scale=1.0, steps=20000, record_every=5),
-    },
-    "full": {
-        "factorization": CompareConfig(problem="factorization", d=100, rank=10, lr=1.0, steps=300000,
-                                       record_every=250),
-        "completion": CompareConfig(problem="completion", d=100, rank=5, fraction=0.3, lr=10.0, steps=60000,
-                                    record_every=25),
-        "sensing": CompareConfig(problem="sensing", d=200, rank=5, measurements=4000, lr=20.0 / 4000, steps=20000,
-                                 record_every=10),
-    },
-}
-
-
 def setup(size, problem, seed=0, **changes):
-    """The config of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes, resolved.
+    """The paper's run of ``problem`` at ``size`` ("quick" or "full"), with ``seed`` and any changes, resolved.
 
-    Resolved (:meth:`CompareConfig.resolved`): its depth, width, outer-layer
-    scale and networks are numbers and names, as the checks and figures read them.
+    The runs are the problem's own (:attr:`dlnref.problems.Problem.setups`),
+    shared by the theory checks and the figures. ``quick`` keeps the paper's
+    depth, init scale and kind of problem but shrinks d, so that runs take
+    seconds on 2 cores (its step sizes are scaled up for the smaller d);
+    ``full`` uses the paper's settings (PAPER.md). Resolved
+    (:meth:`CompareConfig.resolved`): its depth, width, outer-layer scale and
+    networks are numbers and names, as the checks and figures read them.
     """
-    if size not in SETUPS:
+    if size not in ("quick", "full"):
         raise InputError(f"size must be 'quick' or 'full', got {size!r}")
-    return dataclasses.replace(SETUPS[size][problem], seed=seed, **changes).resolved()
+    setups = problem_class(problem).setups
+    if setups is None:
+        raise InputError(f"the problem {problem!r} has no paper setups; the paper's are {', '.join(paper_problems())}")
+    return dataclasses.replace(CompareConfig(problem=problem, **setups[size]), seed=seed, **changes).resolved()
 
 
 def build(config):
@@ -300,19 +274,16 @@ def build(config):
 def _problem(config, seed):
     if config.data is not None:
         if config.backend != "numpy":
-            raise InputError(f"ratings are completed from their observed entries on NumPy only, got backend {config.backend!r}")
+            raise InputError(f"ratings are completed from their observed entries on NumPy only, "
+                             f"got backend {config.backend!r}")
         rng = np.random.default_rng(seed)
         ratings = load_movielens(config.data, config.split, seed=rng)
         train, validation = split_entries(ratings.train, config.validation_fraction, rng,
                                           name=f"{config.data} (its training ratings, for validation)")
         return SparseCompletion(*train, ratings.shape, validation=validation, test=ratings.test)
-    if config.problem == "completion" and config.d > DENSE_MAX_D:
-        if config.backend != "numpy":
-            raise InputError(f"completion with d > {DENSE_MAX_D} runs from observed entries on NumPy only, "
-                             f"got backend {config.backend!r}")
-        return synthetic_completion((config.d, config.d), config.rank, config.fraction, seed=seed)
-    return make_problem(config.problem, (config.d, config.d), config.rank, fraction=config.fraction,
-                        measurements=config.measurements, seed=seed, backend=config.backend)
+    options = {option: getattr(config, option) for option in problem_class(config.problem).options}
+    return make_problem(config.problem, (config.d, config.d), config.rank, seed=seed, backend=config.backend,
+                        **options)
 
 
 def _wide_start(problem, config, seed):
@@ -346,10 +317,8 @@ COMPRESSIONS = {
 
 
 def _trainer(name, config):
-    """``gradient_descent``, or ``train_exact`` for an exactly compressed network (which has no early stopping)."""
-    if name == "compressed" and config.compression == "exact":
-        return lambda *args, patience=None, **kwargs: train_exact(*args, **kwargs)
-    return gradient_descent
+    """The trainer of network ``name``: :func:`dlnref.gradient_descent`, or the compression's own (:data:`COMPRESSIONS`)."""
+    return COMPRESSIONS[config.compression][1] if name == "compressed" else gradient_descent
 
 
 #: The networks that ``compare`` trains, in table order: name -> start(problem, config, seed).

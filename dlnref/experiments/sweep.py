@@ -1,8 +1,8 @@
 """``dlnref sweep``: a grid of ``compare`` runs, one Dask task each, resumable.
 
-The grid names values for the fields of :class:`dlnref.compare.CompareConfig`
+The grid names values for the fields of :class:`dlnref.experiments.compare.CompareConfig`
 (from a TOML file or the command line); every combination is one run of
-:func:`dlnref.compare.run_compare`, the function ``dlnref compare`` runs. Each
+:func:`dlnref.experiments.compare.run_compare`, the function ``dlnref compare`` runs. Each
 finished run is stored at once, whole, as ``OUT/runs/<hash>.json``, the hash
 being that of its configuration, so a sweep started again skips what is done,
 and an interrupted one loses no finished run. A run that raises becomes a row
@@ -29,12 +29,12 @@ import types
 import typing
 import warnings
 
-from . import __version__
-from ._io import atomic_path, check_writable_folder
+from .. import __version__
+from .._io import atomic_path, check_writable_folder
 from .compare import THRESHOLDS, CompareConfig, check_config, option_name, run_compare
-from .errors import InputError
+from ..errors import InputError
 from .executor import LostTaskError, add_executor_options, default_workers, executor_from_args
-from .train import DivergenceError
+from ..train import DivergenceError
 
 #: The grid's keys: the fields of CompareConfig, and ``seeds`` for ``seed``.
 ALIASES = {"seeds": "seed"}
@@ -282,7 +282,7 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
         Duplicates (same hash) run once.
     out : str or os.PathLike
         Folder of the store, the table and the figure.
-    executor : dlnref.executor.SerialExecutor or DaskExecutor
+    executor : dlnref.experiments.executor.SerialExecutor or DaskExecutor
     compute : callable
         ``compute(config) -> dict`` like :func:`run_compare` (the default).
     retry_errors : bool
@@ -333,7 +333,7 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
 
 
 def check_grid(grid_configs, option=option_name):
-    """Check every configuration as ``dlnref compare`` would (:func:`dlnref.compare.check_config`), before any run.
+    """Check every configuration as ``dlnref compare`` would (:func:`dlnref.experiments.compare.check_config`), before any run.
 
     Raises
     ------

@@ -1,9 +1,9 @@
-"""Numba kernel of :class:`dlnref.sparse.SparseCompletion` (engine "numba", the extra ``dlnref[fast]``).
+"""Numba kernel of :class:`dlnref.problems.SparseCompletion` (engine "numba", the extra ``dlnref[fast]``).
 
 Over each run of rows, compiled loops make the residual, the sparse
 gradient's values and both factor gradients, with none of the NumPy engine's
 temporaries (gathered rows, SciPy's sparse matrices and their partials). Only
-:mod:`dlnref.sparse` imports this module, and only for that engine, so
+:mod:`dlnref.problems.sparse` imports this module, and only for that engine, so
 ``import dlnref`` never imports numba.
 
 The kernel is compiled on its first call and cached on disk (``cache=True``).

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from ._checks import as_generator, check_fraction
-from .errors import InputError
+from .._checks import as_generator, check_fraction
+from ..errors import InputError
 
 #: IDX type codes (the third byte of the magic number) -> big-endian NumPy dtype.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -1,6 +1,6 @@
 """The figures drawn as tasks of an executor: ``dlnref figures --workers N``.
 
-Figures that read the same runs (the same :data:`dlnref.figures.GROUPS` entry)
+Figures that read the same runs (the same :data:`dlnref.experiments.figures.GROUPS` entry)
 are drawn in one task, so each run is computed once. A task draws into a
 temporary folder of its worker and returns the PNGs' bytes, so the figures land
 in ``out`` on this machine whichever machine drew them.
@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 
-from ._io import atomic_path
+from .._io import atomic_path
 
 
 def figure_groups(names):

@@ -1,7 +1,7 @@
 """The paper's figures for deep linear networks, made by one command: ``dlnref figures``.
 
 Each figure function trains what it needs (runs are shared through
-:func:`dlnref.compare.compare_with_snapshots`), draws one PNG with
+:func:`dlnref.experiments.compare.compare_with_snapshots`), draws one PNG with
 :mod:`dlnref.plots`, and returns the numbers that ``figures/README.md`` quotes.
 ``size="quick"`` shrinks every run so that all figures take seconds on 2 cores;
 ``size="full"`` uses the paper's sizes. The command writes them to different
@@ -15,18 +15,18 @@ import time
 
 import numpy as np
 
-from . import plots
-from ._io import atomic_path
-from .backend import svd, to_numpy
-from .compare import PAPER_PROBLEMS, CompareConfig, build, compare_with_snapshots, problem_of, setup
-from .compress import compress
-from .data import random_mask, sample_matrix
-from .dynamics import invariant_subspace_residuals, largest_principal_angle, moving_and_fixed, singular_values
-from .errors import InputError
+from .. import plots
+from .._io import atomic_path
+from ..backend import svd, to_numpy
+from .compare import CompareConfig, build, compare_with_snapshots, problem_of, setup
+from ..compress import compress
+from ..data import random_mask, sample_matrix
+from ..dynamics import invariant_subspace_residuals, largest_principal_angle, moving_and_fixed, singular_values
+from ..errors import InputError
 from .figures_index import write_index
-from .network import end_to_end, init_weights
-from .problems import MatrixCompletion
-from .train import DivergenceError, gradient_descent
+from ..network import end_to_end, init_weights
+from ..problems import MatrixCompletion, paper_problems
+from ..train import DivergenceError, gradient_descent
 
 FIGURES = {}
 #: Figure name -> the group it is drawn with on an executor: figures that read the same runs.
@@ -55,7 +55,7 @@ def _trajectory(problem):
     return make
 
 
-for _problem in PAPER_PROBLEMS:
+for _problem in paper_problems():
     figure(f"trajectory_{_problem}", SNAPSHOT_RUNS)(_trajectory(_problem))
 
 
@@ -94,7 +94,7 @@ def _moving_right(w, indices):
 def incremental_learning(size, path):
     """Singular values of X(t) against step for the three problems, targets dashed."""
     panels, numbers = [], {}
-    for problem in PAPER_PROBLEMS:
+    for problem in paper_problems():
         config = setup(size, problem)
         history = compare_with_snapshots(config)["wide"]["history"]
         rank = config.rank
@@ -249,7 +249,7 @@ for _name in ("grace_hopper", "jacksboro_fault_dem"):
 def mlp_update_rank(size, path):
     """Every layer of the wide MLP on the digits: the spectrum of W_l(T) - W_l(0) and its energy in the top k."""
     from .classify import update_rank_run
-    from .mlp_plots import plot_update_rank
+    from ..nn.plots import plot_update_rank
 
     config, layout, reports, accuracy = update_rank_run(size)
     plot_update_rank(reports, path, f"digits MLP, h={config.hidden}, linear block of depth {config.depth}, "
@@ -274,7 +274,7 @@ def make_figures(size="full", only=None, out="figures", progress=None, executor=
         Folder of the PNGs, created if needed.
     progress : callable or None
         Called with each figure's name before it is drawn (without ``executor``).
-    executor : executor of :func:`dlnref.executor.open_executor` or None
+    executor : executor of :func:`dlnref.experiments.executor.open_executor` or None
         Draw the groups of figures (:data:`GROUPS`) as its tasks.
 
     Returns

@@ -9,9 +9,9 @@ top k, and whether its top-k subspaces stay put between two times.
 
 import math
 
-from .backend import array_namespace
-from .dynamics import principal_angles, singular_values, top_singular_subspaces
-from .errors import InputError
+from ..backend import array_namespace
+from ..dynamics import principal_angles, singular_values, top_singular_subspaces
+from ..errors import InputError
 
 
 def energy_fraction(s, k):

@@ -12,14 +12,14 @@ import functools
 
 from threadpoolctl import threadpool_limits
 
-from ._checks import check_choice, check_fraction, check_int, check_positive
-from .backend import BACKENDS
-from .compress import parameter_count
-from .errors import InputError
-from .images import load_digits, load_idx_dir
-from .mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
-from .train import DivergenceError
-from .update_rank import layer_reports
+from .._checks import check_choice, check_fraction, check_int, check_positive
+from ..backend import BACKENDS
+from ..compress import parameter_count
+from ..errors import InputError
+from ..nn.images import load_digits, load_idx_dir
+from ..nn.mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
+from ..train import DivergenceError
+from ..nn.update_rank import layer_reports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ def run_classify(config, progress=None):
     ----------
     config : ClassifyConfig
     progress : callable or None
-        ``progress(name)`` returns the per-row callback for :func:`dlnref.mlp.train_mlp`.
+        ``progress(name)`` returns the per-row callback for :func:`dlnref.nn.mlp.train_mlp`.
 
     Returns
     -------
@@ -166,7 +166,7 @@ def update_rank_run(size="quick", seed=0):
     config : ClassifyConfig
     layout : MLPLayout
     reports : list of dict
-        :func:`dlnref.update_rank.layer_reports` per layer, with ``label`` added;
+        :func:`dlnref.nn.update_rank.layer_reports` per layer, with ``label`` added;
         ``k = 2K`` (K classes, as the DLN's invariant subspace has dimension 2r),
         ``K - 1`` for the output layer, whose update has rank at most K - 1
         since each column of ``softmax(Z) - Y`` sums to 0.
@@ -184,7 +184,7 @@ def update_rank_run(size="quick", seed=0):
     ks = [2 * images.classes] * (layout.depth - 1) + [images.classes - 1]
     with threadpool_limits(limits=1, user_api="blas"):   # small SVDs: one thread is the faster on 2 busy cores
         reports = layer_reports(run.history["weights"], run.history["step"], ks)
-    first, stop = layout.block
+    first, stop = layout.block_layers
     for l, report in enumerate(reports):
         kind = ("output" if l == layout.depth - 1 else f"block {l - first + 1}/{stop - first}" if first <= l < stop
                 else "ReLU")

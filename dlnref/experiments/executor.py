@@ -26,8 +26,8 @@ import time
 
 from threadpoolctl import threadpool_limits
 
-from .backend import BackendUnavailableError
-from .errors import InputError
+from ..backend import BackendUnavailableError
+from ..errors import InputError
 
 #: What to install for more than one worker.
 DIST_HINT = 'pip install "dlnref[dist]"'
