@@ -394,11 +394,14 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
 
         def step(t, pair, update, record):
             gradient = subspace_gradient(problem, pair)
-            measures = lambda t: _record(problem, pair, gradient, float(gradient.loss), target_norm)  # noqa: E731
-            return float(gradient.loss), measures, exact_update(pair, gradient, sizes) if update else pair
+            return float(gradient.loss), gradient, exact_update(pair, gradient, sizes) if update else pair
 
-        return descend(step, compression, steps, record_every=record_every, tol=tol, patience=patience,
+        return descend(step, measure, compression, steps, record_every=record_every, tol=tol, patience=patience,
                        progress=progress, observe=observe, divergence=Divergence(lr))
+
+    def measure(t, pair, gradient):
+        return _record(problem, pair, gradient, float(gradient.loss), target_norm)
+
 
     return train_with(train, lr, auto)
 

@@ -388,10 +388,14 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
                 evaluation, updated = gradient_step(problem, weights, sizes, record)
             else:
                 evaluation, updated = forward(problem, weights)[1], weights
-            return float(evaluation.loss), (lambda t: problem.errors(evaluation)), updated
+            return float(evaluation.loss), evaluation, updated
 
-        return descend(step, list(weights), steps, record_every=record_every, tol=tol, patience=patience,
+        return descend(step, measure, list(weights), steps, record_every=record_every, tol=tol, patience=patience,
                        progress=progress, observe=observe, divergence=Divergence(lr))
+
+    def measure(t, weights, evaluation):
+        return problem.errors(evaluation)
+
 
     # A diverging run overflows inside the products before its loss reads inf; the loss check
     # reports it (DivergenceError), so NumPy's overflow warnings would only repeat it as noise.
@@ -429,7 +433,7 @@ class Divergence:
     """When :func:`descend` stops a run as diverged, and what its message says.
 
     A loss that is inf or NaN always counts; with ``blowup``, so does a loss
-    above ``blowup`` times the reference ``max(loss at step 0, floor)``.
+    above ``blowup`` times the reference ``max(loss at step 0, floor)`` (:meth:`limit`).
 
     Attributes
     ----------
@@ -448,25 +452,30 @@ class Divergence:
     network: str = None
     advice: str = None
 
-    def check(self, step, loss, reference):
-        """Raise :class:`DivergenceError` when ``loss`` at ``step`` counts as diverged against ``reference``."""
-        if not math.isfinite(loss) or (self.blowup is not None and loss > self.blowup * reference):
-            raise DivergenceError(step, loss, self.lr, network=self.network, advice=self.advice)
+    def limit(self, first):
+        """The largest loss that is no divergence, given the first loss: inf, or ``blowup`` times the reference."""
+        return math.inf if self.blowup is None else self.blowup * max(first, self.floor)
+
+    def error(self, step, loss):
+        """The :class:`DivergenceError` of ``loss`` at ``step``."""
+        return DivergenceError(step, loss, self.lr, network=self.network, advice=self.advice)
 
 
-def descend(step, state, steps, *, record_every=1, tol=None, patience=None, progress=None, observe=None,
+def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=None, progress=None, observe=None,
             divergence=None, clock_records=True):
     """The one training loop: steps, records, times, stops at ``tol`` or by ``patience``, and diverges.
 
     Parameters
     ----------
     step : callable
-        ``step(t, state, update, record) -> (loss, measures, next_state)``:
+        ``step(t, state, update, record) -> (loss, evaluation, next_state)``:
         the loss at ``state`` (a float, or None where the step computes none),
-        ``measures(t)``, called only for a recorded row, giving the row's
-        numbers at ``state`` (a dict), and, with ``update``, the state after
-        one update. ``record`` says whether the row is recorded (a step may
-        then skip what only ``measures`` reads).
+        what :func:`measure` reads of it, and, with ``update``, the state
+        after one update. ``record`` says whether the row is recorded (a step
+        may then skip what only ``measure`` reads).
+    measure : callable
+        ``measure(t, state, evaluation)``, called only for a recorded row:
+        the row's numbers at ``state`` (a dict).
     state : object
         The starting point (say the list of weights).
     steps : int
@@ -487,7 +496,7 @@ def descend(step, state, steps, *, record_every=1, tol=None, patience=None, prog
     divergence : Divergence or None
         When a loss counts as diverged (None: inf or NaN).
     clock_records : bool
-        Whether ``seconds`` counts the time of ``measures`` (True: the row's
+        Whether ``seconds`` counts the time of ``measure`` (True: the row's
         evaluation is part of training; False: only the steps are timed).
 
     Returns
@@ -506,17 +515,19 @@ def descend(step, state, steps, *, record_every=1, tol=None, patience=None, prog
     tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
     patience = None if patience is None else check_int("patience", patience, 1)
     divergence = divergence or Divergence(float("nan"))
-    history, reference, best = History(), None, (math.inf, 0)
+    history, limit, best = History(), None, (math.inf, 0)
     start = time.perf_counter()
     for t in range(steps + 1):
         recording = t % record_every == 0 or t == steps
-        loss, measures, updated = step(t, state, t < steps, recording)
+        loss, evaluation, updated = step(t, state, t < steps, recording)
         if loss is not None:
-            reference = max(loss, divergence.floor) if reference is None else reference
-            divergence.check(t, loss, reference)
+            if limit is None:   # the first loss sets the scale of a blow-up
+                limit = divergence.limit(loss)
+            if not loss <= limit:   # inf, NaN or blown up
+                raise divergence.error(t, loss)
         if recording:
             paused = time.perf_counter()
-            row = {"step": t, "loss": loss, **measures(t)}
+            row = {"step": t, "loss": loss, **measure(t, state, evaluation)}
             row["seconds"] = (time.perf_counter() if clock_records else paused) - start
             if observe is not None:
                 row.update(observe(t, state))

@@ -406,7 +406,7 @@ def test_failure_message_rebuilds_its_case():
     grads = in_backward(weights, loss_gradient(problem, X))
     np.testing.assert_allclose([np.abs(n - w).max() for n, w in zip(new, weights)],
                                [0.1 * np.abs(g).max() for g in grads], rtol=1e-12)
-    assert f"layer 1 (1 = input side): max abs difference" in message
+    assert "layer 1 (1 = input side): max abs difference" in message
 
 
 @given(problem_cases(max_inner_layers=2))

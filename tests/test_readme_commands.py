@@ -13,6 +13,7 @@ IDX files, a local cluster.
 
 import contextlib
 import json
+import os
 import pathlib
 import re
 import shlex
@@ -143,8 +144,9 @@ def test_readme_command_runs(command, tmp_path, monkeypatch, capsys, request):
         line = line.replace("tcp://HOST:8786", request.getfixturevalue("scheduler"))
     argv = [*shlex.split(line), *QUICK[command]]
     if argv[0] == "python" and argv[1] != "-m":
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         proc = subprocess.run([sys.executable, str(ROOT / argv[1]), *argv[2:]], capture_output=True, text=True,
-                              timeout=600, cwd=tmp_path)
+                              timeout=600, cwd=tmp_path, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return
     if command == "dlnref golden verify golden/":

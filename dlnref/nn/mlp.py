@@ -453,18 +453,18 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
     epochs_per_step = batch_size / n
 
     def one_step(t, weights, update, record):
-        def measures(t):   # the whole sets, at the weights before this step's update
-            return _record(weights, layout, train, test, t * epochs_per_step)
-
         if not update:
-            return None, measures, weights
+            return None, None, weights
         loss, updated = step(weights, layout, *next(batches), sizes)
-        return float(loss), measures, updated
+        return float(loss), None, updated
+
+    def measure(t, weights, _):   # the whole sets, at the weights before this step's update
+        return _record(weights, layout, train, test, t * epochs_per_step)
 
     divergence = Divergence(lr, blowup=LOSS_BLOWUP, floor=math.log(layout.dims[-1]), network="MLP", advice=(
         f"Try a smaller lr (say {lr / 2:g}), a smaller first_lr_scale, or a smaller init scale."))
     with limit_blas_threads(blas_threads, array_namespace(train.X)):
-        return descend(one_step, list(weights), steps, record_every=record_every, progress=progress,
+        return descend(one_step, measure, list(weights), steps, record_every=record_every, progress=progress,
                        observe=observe, divergence=divergence, clock_records=False)
 
 

@@ -56,7 +56,7 @@ class FactorGradients(NamedTuple):
     right: object
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Evaluation:
     """A problem evaluated at ``X = left @ right`` (``X = left`` when ``right`` is None), by ``problem.evaluate``.
 
@@ -146,10 +146,8 @@ class Problem(abc.ABC):
 
     # --- defaults, derived from the minimal part ------------------------------------------------------
 
-    @property
-    def xp(self):
-        """The array namespace of the problem's arrays (NumPy's here; problems on another backend override)."""
-        return xp_numpy
+    #: The array namespace of the problem's arrays (NumPy's here; a problem on another backend sets its own).
+    xp = xp_numpy
 
     def loss_and_gradient(self, X):
         """The loss and ``dLoss/dX`` at ``X``."""
@@ -270,12 +268,8 @@ class Transposed(Problem):
 
     def __init__(self, base):
         self.base = base
-        self.name, self.rank = base.name, base.rank
+        self.name, self.rank, self.xp = base.name, base.rank, base.xp
         self.shape = tuple(base.shape)[::-1]
-
-    @property
-    def xp(self):
-        return self.base.xp
 
     def loss(self, X):
         return self.base.loss(X.T)

@@ -29,7 +29,7 @@ FUSED_MIN_ENTRIES = 1 << 18
 DENSE_MAX_SIDE = 2000
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class NormsEvaluation(Evaluation):
     """An :class:`Evaluation` of the fused step: the residual's norms, summed block by block, in place of the residual.
 

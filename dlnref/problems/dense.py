@@ -18,7 +18,7 @@ from ..errors import InputError
 from .base import Evaluation, FactorGradients, Problem
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class ResidualEvaluation(Evaluation):
     """An :class:`Evaluation` that keeps the residual ``R = X - M``, which ``errors`` reads.
 
@@ -59,18 +59,13 @@ class RecoveryProblem(Problem):
         self.backend = backend
         check_array("target", target)
         target = self._on_backend(target)
-        self._xp = array_namespace(target)
-        check_matrix("target", target, self._xp)
+        self.xp = array_namespace(target)
+        check_matrix("target", target, self.xp)
         self.target = target
         self.shape = tuple(target.shape)
-        self._target_norm = frobenius(self._xp, target)
+        self._target_norm = frobenius(self.xp, target)
         if float(self._target_norm) == 0:
             raise InputError("target must not be all zeros: the relative recovery error is undefined")
-
-    @property
-    def xp(self):
-        """The array namespace of the target."""
-        return self._xp
 
     def _on_backend(self, x):
         return x if self.backend is None else to_backend(x, self.backend)

@@ -1,9 +1,12 @@
 """The one registry of problems: every list of problems in dlnref derives from it.
 
-The paper's three problems are registered here. A problem from outside
-dlnref registers with :func:`register_problem`, or through the entry-point
-group ``dlnref.problems`` of its package (as pytest finds its plugins), say in
-its ``pyproject.toml``::
+The paper's three problems are registered here, in the paper's order. A
+module of this package that lists classes in a module-level ``REGISTERED``
+tuple has them registered too, so that a new problem inside dlnref is one
+module (and its tests). A problem from outside dlnref registers with
+:func:`register_problem`, or through the entry-point group
+``dlnref.problems`` of its package (as pytest finds its plugins), say in its
+``pyproject.toml``::
 
     [project.entry-points."dlnref.problems"]
     weighted = "mypackage.weighted:WeightedFactorization"
@@ -14,8 +17,11 @@ It then appears in ``dlnref compare --problem``'s choices and runs through
 the known ones.
 """
 
+import importlib
 import importlib.metadata
 import inspect
+import pkgutil
+import sys
 
 from ..errors import InputError, InputTypeError
 from .base import Problem
@@ -52,10 +58,15 @@ def register_problem(cls):
 
 
 def _load_entry_points():
-    """Register the problems of the ``dlnref.problems`` entry points, once."""
+    """Register the problems of this package's other modules, then of the ``dlnref.problems`` entry points, once."""
     if _ENTRY_POINTS_LOADED:
         return
     _ENTRY_POINTS_LOADED.append(True)
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(sys.modules[package].__path__):
+        if not module.name.startswith("_"):
+            for cls in getattr(importlib.import_module(f"{package}.{module.name}"), "REGISTERED", ()):
+                register_problem(cls)
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = entry.load()
