@@ -36,6 +36,8 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     except OSError as error:   # name the user's file, not the temporary one (say "No space left on device: x.png")
+        if error.filename not in (None, tmp):   # another file's error, named already (atomic_paths nest)
+            raise
         raise OSError(error.errno, error.strerror or str(error), path) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -93,7 +95,8 @@ def check_writable_file(name, path, extensions=None, default_extension=None):
     if os.path.isdir(path):
         raise InputError(f"{name} {path} is a folder; give a file name, such as "
                          f"{os.path.join(path, 'figure.' + (default_extension or 'png'))}")
-    extension = os.path.splitext(path)[1][1:]
+    base = os.path.basename(path)
+    extension = base.rpartition(".")[2] if "." in base else ""   # ".png" is a PNG without a stem, not a hidden file
     if not extension and default_extension:
         path, extension = f"{path}.{default_extension}", default_extension
     if extensions is not None and extension.lower() not in extensions:

@@ -25,7 +25,7 @@ import traceback
 import numpy as np
 
 from ._io import check_writable_file, check_writable_folder
-from .experiments._memory import check_fits, compare_bytes
+from .experiments._memory import check_compare_fits
 from .backend import BACKENDS, BackendUnavailableError, default_backend
 from .experiments.classify import (BLOCK_INITS, BLOCKS, ClassifyConfig, check_classify_config, format_classify, format_optional,
                        run_classify)
@@ -301,7 +301,7 @@ def _run_compare(args):
     config = compare_config(args)
     plot = _plot_path(args)
     if config.data is None:
-        _check_compare_fits(config)
+        check_compare_fits(config)
     announce = None if args.quiet else (lambda line: print(f"[compare] {line}", file=sys.stderr, flush=True))
     try:
         result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce,
@@ -345,6 +345,9 @@ def compare_config(args):
         if getattr(args, field) is not None and problem not in problems:
             print(f"dlnref compare: note: {option} is unused: it applies to --problem {' or '.join(problems)}, "
                   f"not {problem}", file=sys.stderr)
+    if not args.als and problem != "completion":
+        print(f"dlnref compare: note: --no-als is unused: the ALS baseline runs for completion only, not {problem}",
+              file=sys.stderr)
     fields = {f.name for f in dataclasses.fields(CompareConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     return check_config(CompareConfig(**{**given, "problem": problem}), option_name)
@@ -359,16 +362,6 @@ def _check_ratings_options(args):
                          "used with it (the matrix's shape comes from the file)")
 
 
-def _check_compare_fits(config):
-    counts = [option for option in problem_class(config.problem).options if isinstance(getattr(config, option), int)]
-    advice = "choose a smaller --d" + "".join(f" or {option_name(option)}" for option in counts)
-    if "wide" in config.networks:
-        advice += ", or train the compressed DLN alone (--networks compressed)"
-    check_fits(f"--problem {config.problem} with --d {config.d}"
-               + "".join(f" and {option_name(option)} {getattr(config, option)}" for option in counts),
-               compare_bytes(config), advice)
-
-
 def _plot_path(args):
     if args.plot is None:
         return None
@@ -381,6 +374,8 @@ def _plot_path(args):
 
 def _cli_divergence(error):
     """The same divergence, with advice in the command line's option names."""
+    if error.advice is not None:   # already in the options' words
+        return error
     alpha = " or --outer-lr-scale" if error.network == "compressed DLN" else ""
     return error.renamed(advice=f"Try a smaller --lr (say {error.lr / 2:g}){alpha}, or a smaller --scale.")
 
@@ -478,7 +473,8 @@ def _run_figures(args):
             print(f"[figures] {name} at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
     size = "quick" if args.quick else "full"
-    out = check_writable_folder("--out", args.out or FIGURES_OUT[size])
+    args.out = FIGURES_OUT[size] if args.out is None else args.out   # the folder written into, named in errors
+    out = check_writable_folder("--out", args.out)
     with executor_from_args(args, label="figures") as executor:
         made = make_figures(size, args.only, out, progress, executor)
     for name in made:
@@ -506,6 +502,10 @@ def _run_golden(args):
             print(f"{os.path.join(args.dir, entry['file'])}  sha256 {entry['sha256']}")
         print(os.path.join(args.dir, "manifest.json"))
         return 0
+    if not args.dir.strip():
+        raise UsageError("DIR '' is empty; give the folder of the golden files")
+    if os.path.isfile(args.dir):
+        raise UsageError(f"DIR {args.dir} is a file; give the folder that holds manifest.json and the .npz files")
     if not os.path.exists(os.path.join(args.dir, "manifest.json")):
         raise UsageError(f"{args.dir} holds no manifest.json; write one with: dlnref golden export {args.dir}")
     problems = golden.verify(args.dir)

@@ -300,7 +300,8 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
     ValueError
         For a malformed line (naming the file and line number, quoting at most
         ``EXCERPT`` characters), a duplicate rating, an id above ``MAX_ID``, a
-        missing split file, or an unknown split.
+        missing split file, a split file with ids beyond ``path``'s or whose
+        two files share a rating, or an unknown split.
     """
     if split != "random" and split not in MOVIELENS_SPLITS:
         raise InputError(f"split must be 'random' or one of {MOVIELENS_SPLITS}, got {split!r}")
@@ -309,10 +310,25 @@ def load_movielens(path, split="random", test_fraction=0.2, seed=0):
         train, test = split_entries(ratings, test_fraction, seed, name=f"{path} (a random test split)")
     else:
         folder = os.path.dirname(os.fspath(path))
-        train, test = (_read_ratings(_split_file(folder, f"{split}.{part}"))
-                       for part in ("base", "test"))
+        files = [_split_file(folder, f"{split}.{part}") for part in ("base", "test")]
+        train, test = (_read_ratings(file) for file in files)
+        _check_split(path, files, ratings, train, test)
     shape = tuple(int(max(e[axis].max() for e in (ratings, train, test))) + 1 for axis in (0, 1))
     return Ratings(shape, train, test)
+
+
+def _check_split(path, files, ratings, train, test):
+    """A shipped split's files rate only users and items of ``path``, and share no rating (one is held out)."""
+    for file, part in zip(files, (train, test)):
+        for axis, what in ((0, "user"), (1, "item")):
+            if part[axis].max() > ratings[axis].max():
+                raise InputError(f"{file} has {what} id {int(part[axis].max()) + 1}, above the largest of {path} "
+                                 f"({int(ratings[axis].max()) + 1}): the split does not belong to this ratings file")
+    n = int(max(train.cols.max(), test.cols.max())) + 1
+    both = np.intersect1d(train.rows * n + train.cols, test.rows * n + test.cols)
+    if both.size:
+        raise InputError(f"{files[0]} and {files[1]} both hold {both.size} ratings (user {int(both[0] // n) + 1}, "
+                         f"item {int(both[0] % n) + 1}, say): test ratings must be held out of training")
 
 
 def _split_file(folder, name):

@@ -67,10 +67,11 @@ class DivergenceError(FloatingPointError):
         super().__init__(f"{'the ' + network if network else 'training'} diverged: the loss is {loss} "
                          f"at step {step} (lr={lr:g}). {advice}")
 
-    def renamed(self, network=None, advice=None, halvings=None):
-        """The same divergence, naming ``network`` and giving ``advice`` (where not None)."""
-        return DivergenceError(self.step, self.loss, self.lr, self.auto, network or self.network,
-                               advice or self.advice, self.halvings if halvings is None else halvings)
+    def renamed(self, network=None, advice=None, halvings=None, auto=None):
+        """The same divergence, naming ``network``, giving ``advice``, and so on (where not None)."""
+        return DivergenceError(self.step, self.loss, self.lr, self.auto if auto is None else auto,
+                               network or self.network, advice or self.advice,
+                               self.halvings if halvings is None else halvings)
 
 
 def halving_on_divergence(train, lr, auto, say):

@@ -499,3 +499,169 @@ def test_a_golden_export_on_a_full_disk_leaves_nothing(tmp_path, capsys, monkeyp
     assert code == 2 and "Traceback" not in err
     assert err.strip() == f"dlnref golden: error: No space left on device: {tmp_path / 'g' / 'sensing.npz'}"
     assert files_under(tmp_path) == []
+
+
+# --- a second round of inputs (a new user's trial of 715 inputs) -----------------------------------------------
+
+def _ratings_folder(folder, split=None, test_lines=None):
+    """A small ratings file (and a split of it) in ``folder``; returns the u.data path."""
+    lines = [f"{u}\t{i}\t{1 + (u * i) % 5}\t0\n" for u in range(1, 13) for i in range(1, 15) if (u + i) % 3]
+    path = folder / "u.data"
+    path.write_text("".join(lines))
+    if split:
+        (folder / f"{split}.base").write_text("".join(lines[:-10]))
+        (folder / f"{split}.test").write_text("".join(test_lines if test_lines is not None else lines[-10:]))
+    return path
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--tol", "2"], ["--tol is a relative recovery error to stop at, in [0, 1)", "got 2"]),
+    (["--scale", "0"], ["argument --scale: expected a finite number > 0, got 0"]),
+])
+def test_compare_refuses_values_out_of_range(capsys, argv, fragments):
+    assert_usage_error(["compare", *argv], capsys, *fragments)
+
+
+def test_a_split_whose_files_do_not_belong_to_the_ratings_is_named(tmp_path, capsys):
+    path = _ratings_folder(tmp_path, "u5", ["9999\t1\t3\t1\n"])
+    assert_usage_error(["compare", "--data", str(path), "--split", "u5"], capsys,
+                       f"{tmp_path / 'u5.test'} has user id 9999, above the largest of {path} (12)")
+    lines = path.read_text().splitlines(keepends=True)
+    (tmp_path / "u5.test").write_text("".join(lines[:3]))   # ratings that are also in u5.base
+    assert_usage_error(["compare", "--data", str(path), "--split", "u5"], capsys,
+                       f"{tmp_path / 'u5.base'} and {tmp_path / 'u5.test'} both hold 3 ratings",
+                       "test ratings must be held out of training")
+
+
+def test_an_init_that_is_not_small_is_blamed_not_auto_lr(capsys):
+    code, out, err = run(["compare", "--d", "10", "--rank", "2", "--steps", "50", "--scale", "1e10", "--quiet"], capsys)
+    assert code == 1 and "Traceback" not in err and "bug in dlnref" not in err
+    assert "lr=auto assumes a small init, and --scale 1e+10 starts the end-to-end matrix at scale^L = 1e+30" in err
+
+
+def test_figures_refuse_an_empty_out(capsys):
+    assert_usage_error(["figures", "--quick", "--only", "depth", "--out", ""], capsys, "--out '' is empty")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"d = [10, 20\nrank = 2\n", "is not a TOML grid file: "),
+    (b"d = 10\nd = 12\n", "is not a TOML grid file: "),
+    (b"\xff\xfe\x00garbage", "is not a TOML grid file: "),
+    (b"", "holds no grid keys"),
+])
+def test_sweep_names_a_grid_file_that_is_not_a_grid(tmp_path, capsys, content, fragment):
+    grid = tmp_path / "grid.toml"
+    grid.write_bytes(content)
+    assert_usage_error(["sweep", "--config", str(grid), "--out", str(tmp_path / "o"), "--workers", "1"], capsys,
+                       f"--config {grid}", fragment)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--problem", "sensing"], "--data completes the ratings matrix of its file, so --problem sensing cannot be used"),
+    (["--d", "10"], "so --d 10 cannot be used with it"),
+    (["--backend", "array_api_strict"], "--data ratings are completed from their observed entries on NumPy only"),
+    (["--rank", "70"], "the compressed DLN's width (2 * --rank = 140) exceeds the smaller side 12"),
+    (["--split", "u1"], "split file"),
+])
+def test_sweep_checks_ratings_runs_before_any_run(tmp_path, capsys, extra, fragment):
+    path = _ratings_folder(tmp_path)
+    assert_usage_error(["sweep", "--data", str(path), "--steps", "5", "--out", str(tmp_path / "o"), "--workers", "1",
+                        *extra], capsys, "run 1 of 1 of the grid", fragment)
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_refuses_a_validation_fraction_of_1(tmp_path, capsys):
+    assert_usage_error(["sweep", "--validation-fraction", "1", "--out", str(tmp_path / "o"), "--workers", "1"], capsys,
+                       "--validation-fraction must lie in (0, 1), got 1.0")
+
+
+def test_sweep_checks_a_bad_ratings_line_and_memory_before_any_run(tmp_path, capsys):
+    path = _ratings_folder(tmp_path)
+    path.write_text(path.read_text() + "hello world\n")
+    assert_usage_error(["sweep", "--data", str(path), "--out", str(tmp_path / "o"), "--workers", "1"], capsys,
+                       f"{path}, line ", "expected 'user<TAB>item<TAB>rating")
+    assert_usage_error(["sweep", "--d", "100000", "--out", str(tmp_path / "o"), "--workers", "1"], capsys,
+                       "--problem completion with --d 100000 needs about", "choose a smaller --d")
+
+
+def test_an_edited_stored_run_is_computed_again(tmp_path, capsys):
+    argv = ["sweep", "--d", "8", "--rank", "1", "--steps", "20", "--out", str(tmp_path), "--workers", "1",
+            "--quiet", "--no-plot"]
+    assert main(argv) == 0
+    stored = next((tmp_path / "runs").iterdir())
+    stored.write_text(stored.read_text().replace('"d": 8,', '"d": 99,'))
+    capsys.readouterr()
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "1 computed, 0 already stored" in out and "holds another configuration" in err
+    assert json.loads(stored.read_text())["d"] == 8
+
+
+def test_executor_options_that_cannot_work_are_bad_input(capsys):
+    pytest.importorskip("distributed")
+    assert_usage_error(["check", "--claim", "compression_size", "--scheduler", "bogus"], capsys,
+                       "--scheduler bogus: no Dask scheduler could be reached there")
+    assert_usage_error(["check", "--claim", "compression_size", "--workers", "1000000"], capsys,
+                       "--workers 1000000 asks for more processes than this machine can run usefully")
+    assert_usage_error(["check", "--claim", "compression_size", "--scheduler", ""], capsys, "--scheduler '' is empty")
+
+
+def test_a_failed_golden_export_keeps_the_old_files(tmp_path, capsys):
+    assert main(["golden", "export", str(tmp_path)]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "sensing.npz").unlink()
+    (tmp_path / "sensing.npz").mkdir()   # the last case cannot be written
+    capsys.readouterr()
+    code, _, err = run(["golden", "export", str(tmp_path)], capsys)
+    assert code == 2 and "Traceback" not in err
+    for name in ("factorization.npz", "completion.npz", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == before[name]
+
+
+@pytest.mark.parametrize("edit, outcome", [
+    (lambda m: m.update(cases={}), (2, "holds no cases, so there is nothing to verify")),
+    (lambda m: m.update(format=99), (1, "FAIL manifest.json: format is 99, this dlnref writes 2")),
+    (lambda m: m.update(recorded_steps=[0, 1]), (1, "FAIL manifest.json: recorded_steps is [0, 1]")),
+    (lambda m: m["cases"]["completion"]["arrays"].update(target=[99, 99]), (1, "the manifest's arrays")),
+])
+def test_golden_verify_checks_the_manifest_itself(tmp_path, capsys, edit, outcome):
+    assert main(["golden", "export", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    edit(manifest)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    code, out, err = run(["golden", "verify", str(tmp_path)], capsys)
+    assert code == outcome[0] and outcome[1] in out + err and "Traceback" not in err
+
+
+def test_golden_verify_of_a_file_or_of_nothing(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text("{}")
+    assert_usage_error(["golden", "verify", str(tmp_path / "manifest.json")], capsys,
+                       f"DIR {tmp_path / 'manifest.json'} is a file; give the folder")
+    assert_usage_error(["golden", "verify", ""], capsys, "DIR '' is empty")
+
+
+def test_conform_reports_an_exit_and_a_bad_return_as_the_functions(tmp_path, capsys, monkeypatch):
+    (tmp_path / "badfuncs.py").write_text("import sys\ndef exits(*a):\n    sys.exit(4)\ndef nothing(*a):\n    return None\n")
+    monkeypatch.chdir(tmp_path)
+    common = ["--max-examples", "2", "--dtype", "float64", "--problem", "sensing", "--alpha", "1"]
+    code, out, _ = run(["conform", "badfuncs:exits", "--kind", "trajectory", "--steps", "3", *common], capsys)
+    assert code == 1 and "your function raised ExitCalled: sys.exit(4)" in out
+    code, out, _ = run(["conform", "badfuncs:nothing", "--kind", "step", *common], capsys)
+    assert code == 1 and "your function returned NoneType 'None', which is not a list of real arrays" in out
+    assert "Likely cause: the return value above" in out
+
+
+def test_classify_names_images_of_two_sizes_and_a_model_too_large(tmp_path, capsys):
+    from dlnref.nn.images import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n, side in (("train", 12, 6), ("t10k", 4, 5)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", (rng.random((n, side, side)) * 255).astype(np.uint8))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 3, n).astype(np.uint8))
+    assert_usage_error(["classify", "--data", str(tmp_path), "--hidden", "8", "--rank", "1", "--steps", "2"], capsys,
+                       f"{tmp_path / 't10k-images-idx3-ubyte'} holds images of 5 x 5 pixels but "
+                       f"{tmp_path / 'train-images-idx3-ubyte'} of 6 x 6")
+    assert_usage_error(["classify", "--hidden", "1000000"], capsys, "--hidden 1000000 needs about",
+                       "choose a smaller --hidden")

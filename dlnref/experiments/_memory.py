@@ -105,3 +105,18 @@ def _size(nbytes):
         if nbytes < 1024 or unit == "PB":
             return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
         nbytes /= 1024
+
+
+def check_compare_fits(config, option=lambda field: "--" + field.replace("_", "-")):
+    """Raise :class:`dlnref.errors.InputError` when ``dlnref compare`` of ``config`` would not fit in memory now.
+
+    The message names the problem's sizes by their options (``--d``, and the
+    problem's counts, say ``--measurements``) and what to change.
+    """
+    counts = [name for name in problem_class(config.problem).options if isinstance(getattr(config, name), int)]
+    advice = f"choose a smaller {option('d')}" + "".join(f" or {option(name)}" for name in counts)
+    if "wide" in config.networks:
+        advice += ", or train the compressed DLN alone (--networks compressed)"
+    check_fits(f"--problem {config.problem} with {option('d')} {config.d}"
+               + "".join(f" and {option(name)} {getattr(config, name)}" for name in counts),
+               compare_bytes(config), advice)

@@ -16,6 +16,7 @@ from .._checks import check_choice, check_fraction, check_int, check_positive
 from ..backend import BACKENDS
 from ..compress import parameter_count
 from ..errors import InputError
+from ._memory import BYTES_PER_ENTRY, check_fits
 from ..nn.images import load_digits, load_idx_dir
 from ..nn.mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
 from ..train import DivergenceError
@@ -89,6 +90,9 @@ def check_classify_config(config, option=str):
         raise InputError(f"{option('block_init')} spectral needs {option('block')} linear: a ReLU block has no "
                          "end-to-end gradient")
     width = 2 * c.rank if c.width is None else c.width
+    entries = 3 * (c.relu_layers + c.depth) * c.hidden ** 2   # the wide model's h x h layers, thrice during a step
+    check_fits(f"{option('hidden')} {c.hidden}", BYTES_PER_ENTRY * entries,
+               f"choose a smaller {option('hidden')} (or fewer {option('relu_layers')} or a smaller {option('depth')})")
     if width > c.hidden:
         given = f"{option('width')} {width}" if c.width is not None else f"2 * {option('rank')} = {width}"
         raise InputError(f"the compressed block's width ({given}) exceeds {option('hidden')} {c.hidden}, the width "

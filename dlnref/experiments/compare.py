@@ -151,14 +151,17 @@ def check_config(config, option=str):
         check_positive(option("lr"), c.lr)
     if c.outer_lr_scale is not None:
         check_positive(option("outer_lr_scale"), c.outer_lr_scale)
-    check_positive(option("tol"), c.tol, allow_zero=True)
+    if not 0 <= check_positive(option("tol"), c.tol, allow_zero=True) < 1:
+        raise InputError(f"{option('tol')} is a relative recovery error to stop at, in [0, 1) (training starts near "
+                         f"1), got {c.tol:g}")
     check_choice(option("backend"), c.backend, BACKENDS)
     check_choice(option("split"), c.split, ("random", *MOVIELENS_SPLITS))
     check_choice(option("compression"), c.compression, tuple(COMPRESSIONS))
     if not isinstance(c.als, bool):
         raise InputTypeError(f"{option('als')} must be true or false, got {c.als!r}")
-    if not 0 < check_fraction(option("validation_fraction"), c.validation_fraction) < 1:
-        raise InputError(f"{option('validation_fraction')} must lie in (0, 1), got {c.validation_fraction}")
+    if isinstance(c.validation_fraction, bool) or not isinstance(c.validation_fraction, (int, float)) \
+            or not 0 < c.validation_fraction < 1:
+        raise InputError(f"{option('validation_fraction')} must lie in (0, 1), got {c.validation_fraction!r}")
     if c.networks is not None and (not isinstance(c.networks, (tuple, list)) or not c.networks
                                    or any(name not in NETWORKS for name in c.networks)):
         raise InputError(f"{option('networks')} must be a non-empty selection of {', '.join(NETWORKS)}, "
@@ -185,6 +188,32 @@ def _check_ratings_file(config, option):
         raise InputError(f"{option('compression')} exact needs a synthetic dense problem (the law-of-parsimony form "
                          f"is built from the wide network on a d x d target); with {option('data')} use "
                          f"{option('compression')} spectral")
+    if config.backend != "numpy":
+        raise InputError(f"{option('data')} ratings are completed from their observed entries on NumPy only, got "
+                         f"{option('backend')} {config.backend}")
+    default = CompareConfig()
+    synthetic = [field for field in ("problem", "d", *(o for name in problem_names() for o in problem_class(name).options))
+                 if getattr(config, field) != getattr(default, field)]
+    if synthetic:
+        raise InputError(f"{option('data')} completes the ratings matrix of its file, so "
+                         f"{', '.join(f'{option(f)} {getattr(config, f)}' for f in synthetic)} cannot be used with it "
+                         "(the matrix's shape comes from the file)")
+
+
+@functools.lru_cache(maxsize=8)
+def _ratings_shape(path, split):
+    """The shape of the ratings matrix of ``path`` and ``split`` (read once per file and split)."""
+    return load_movielens(path, split).shape
+
+
+def check_ratings(config, option=str):
+    """Read the ratings of ``config.data`` (a malformed file or split is named) and check the width fits them.
+
+    The part of :func:`check_config` that reads the file: ``dlnref compare``
+    and every run of ``dlnref sweep`` with ``data`` pass through it before any work.
+    """
+    shape = _ratings_shape(os.fspath(config.data), config.split)
+    _check_ratings_width(shape, config.resolved(), option)
 
 
 def _check_ratings_width(shape, config, option):
@@ -377,7 +406,7 @@ def run_compare(config, progress=None, observe=None, announce=None, option=str):
     """
     config = check_config(config, option)
     if config.data is not None:   # the ratings' shape is known once they are read
-        _check_ratings_width(load_movielens(config.data, config.split).shape, config, option)
+        check_ratings(config, option)
     problem, starts = build(config)
     say = announce or (lambda line: None)
     rule = "auto" if config.lr == "auto" else "given"
@@ -389,7 +418,10 @@ def run_compare(config, progress=None, observe=None, announce=None, option=str):
         return {name: _train(name, problem, weights, alpha, lr, config, progress, observe, announce)
                 for name, (weights, alpha) in starts.items()}
 
-    runs, lr, halvings = halving_on_divergence(train_all, lr, rule == "auto", say)
+    try:
+        runs, lr, halvings = halving_on_divergence(train_all, lr, rule == "auto", say)
+    except DivergenceError as error:
+        raise _blame(error, problem, config, option) from None
     config = dataclasses.replace(config, lr=lr)
     result = {"config": {**dataclasses.asdict(config), "lr_rule": rule, "lr_halvings": halvings,
                          "sparse_engine": getattr(problem, "engine", None)},  # SparseCompletion's, else None
@@ -404,6 +436,23 @@ def run_compare(config, progress=None, observe=None, announce=None, option=str):
             for kind in ("steps_to", "seconds_to")
         }
     return result
+
+
+#: ``lr="auto"`` assumes a small init: an end-to-end matrix at init below this fraction of the target's size.
+SMALL_INIT = 0.1
+
+
+def _blame(error, problem, config, option):
+    """A divergence under ``lr="auto"`` whose init was not small is the init's (``--scale``), not ``auto_lr``'s."""
+    if not error.auto:
+        return error
+    s_1 = float(problem.top_singular(1)[1][0])
+    if config.scale ** config.depth < SMALL_INIT * s_1:
+        return error
+    return error.renamed(auto=False, advice=(
+        f"lr=auto assumes a small init, and {option('scale')} {config.scale:g} starts the end-to-end matrix at "
+        f"scale^L = {config.scale ** config.depth:.3g}, against {s_1:.3g} for the top singular value of the "
+        f"problem's surrogate: use a smaller {option('scale')} (the paper's is 0.01), or a given {option('lr')}."))
 
 
 def _train(name, problem, weights, alpha, lr, config, progress, observe, announce):

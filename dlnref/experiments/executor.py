@@ -45,6 +45,12 @@ QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin
                  "distributed.admin.system-monitor.interval": "2s",
                  "distributed.worker.memory.monitor-interval": "1s"}
 
+#: Most local worker processes per core (more only wait for a core, and start slowly).
+MAX_WORKERS_PER_CORE = 4
+
+#: Seconds to wait for a running scheduler to answer.
+CONNECT_SECONDS = 10
+
 #: How often the Dask executor looks for finished tasks and refreshes the progress line.
 POLL_SECONDS = 0.2
 
@@ -92,8 +98,14 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
     ------
     SerialExecutor or DaskExecutor
     """
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"--workers must be a positive integer, got {workers!r}")
+    if workers is not None and workers > MAX_WORKERS_PER_CORE * default_workers():
+        raise InputError(f"--workers {workers} asks for more processes than this machine can run usefully "
+                         f"({default_workers()} cores); use at most {MAX_WORKERS_PER_CORE * default_workers()}, or a "
+                         "running cluster with --scheduler")
+    if scheduler is not None and not str(scheduler).strip():
+        raise InputError("--scheduler '' is empty; give the address of a Dask scheduler, such as tcp://host:8786")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InputError(f"retries must be a non-negative integer, got {retries!r}")
     workers = default_workers() if workers is None else workers
@@ -116,8 +128,18 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
                     silence_logs=logging.ERROR, env=ONE_THREAD))
             client = stack.enter_context(Client(cluster))
         else:
-            client = stack.enter_context(Client(scheduler))
+            client = stack.enter_context(_connect(Client, scheduler))
         yield DaskExecutor(client, progress)
+
+
+def _connect(Client, scheduler):
+    """A Dask client of the scheduler at ``scheduler``; an address that cannot be reached is bad input."""
+    try:
+        return Client(scheduler, timeout=CONNECT_SECONDS)
+    except (ValueError, OSError, TimeoutError) as error:
+        raise InputError(f"--scheduler {scheduler}: no Dask scheduler could be reached there within "
+                         f"{CONNECT_SECONDS} s ({type(error).__name__}: {error}); give an address such as "
+                         "tcp://host:8786, as `dask scheduler` prints it") from None
 
 
 class SerialExecutor:

@@ -31,7 +31,8 @@ import warnings
 
 from .. import __version__
 from .._io import atomic_path, check_writable_folder
-from .compare import THRESHOLDS, CompareConfig, check_config, option_name, run_compare
+from ._memory import check_compare_fits
+from .compare import THRESHOLDS, CompareConfig, check_config, check_ratings, option_name, run_compare
 from ..errors import InputError
 from .executor import LostTaskError, add_executor_options, default_workers, executor_from_args
 from ..train import DivergenceError
@@ -149,9 +150,27 @@ def _convert(field, item, kinds):
 
 
 def load_grid(path):
-    """The grid of a TOML file whose top-level keys are CompareConfig fields (see :func:`make_grid`)."""
-    with open(path, "rb") as f:
-        values = tomllib.load(f)
+    """The grid of a TOML file whose top-level keys are CompareConfig fields (see :func:`make_grid`).
+
+    Raises
+    ------
+    InputError
+        Naming the file: not TOML (with TOML's own reason), empty, or a table in it.
+    """
+    if not str(path).strip():
+        raise InputError("--config '' is empty; give the path of a TOML grid file")
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"--config {path} is not a TOML grid file: {error}") from None
+    except IsADirectoryError:
+        raise InputError(f"--config {path} is a folder; give the TOML grid file") from None
+    except FileNotFoundError:
+        raise InputError(f"--config {path}: no such file") from None
+    if not values:
+        raise InputError(f"--config {path} holds no grid keys; write field = value or field = [values] lines, "
+                         "such as d = [50, 100]")
     tables = [k for k, v in values.items() if isinstance(v, dict)]
     if tables:
         raise InputError(f"{path}: the grid is flat (field = value or [values]); found a table [{tables[0]}]")
@@ -165,6 +184,12 @@ def configs(grid):
     """
     names = sorted(grid, key=lambda name: name == "seed")
     return [CompareConfig(**dict(zip(names, combo))) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _same_config(row, config):
+    """True when a stored row holds ``config``'s fields (those ``config`` sets; the rest are resolved by the run)."""
+    given = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    return all(row.get(name) == value for name, value in given.items() if value is not None)
 
 
 def config_hash(config):
@@ -250,8 +275,8 @@ class RunStore:
             return None
         except (json.JSONDecodeError, UnicodeDecodeError):
             row = None
-        if not (isinstance(row, dict) and row.get("status") in ("ok", "error")):   # truncated, edited, not a row
-            self.unreadable.append(path)
+        if not (isinstance(row, dict) and row.get("status") in ("ok", "error") and _same_config(row, config)):
+            self.unreadable.append(path)   # truncated, edited, or not a run of this config
             return None
         return row
 
@@ -309,7 +334,8 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
     unique = list({config_hash(c): c for c in grid_configs}.values())
     rows = {config_hash(c): store.load(c) for c in unique}
     for path in store.unreadable:
-        note(f"{path} cannot be read back (a run cut off while stored?); its run is computed again")
+        note(f"{path} cannot be read back, or holds another configuration (cut off while stored? edited?); its run "
+             "is computed again")
     todo = [c for c in unique if rows[config_hash(c)] is None
             or (retry_errors and rows[config_hash(c)]["status"] == "error")]
     skipped, computed = len(unique) - len(todo), 0
@@ -335,6 +361,9 @@ def run_sweep(grid_configs, out, executor, compute=run_compare, retry_errors=Fal
 def check_grid(grid_configs, option=option_name):
     """Check every configuration as ``dlnref compare`` would (:func:`dlnref.experiments.compare.check_config`), before any run.
 
+    Every run is checked as ``compare`` checks it, its ratings file read, and
+    its memory estimated against this machine's.
+
     Raises
     ------
     InputError
@@ -342,7 +371,11 @@ def check_grid(grid_configs, option=option_name):
     """
     for i, config in enumerate(grid_configs, start=1):
         try:
-            check_config(config, option)
+            resolved = check_config(config, option)
+            if config.data is not None:
+                check_ratings(config, option)
+            else:
+                check_compare_fits(resolved)
         except InputError as error:
             raise InputError(f"run {i} of {len(grid_configs)} of the grid ({_differences(config)}): {error}") from None
 

@@ -185,6 +185,10 @@ def load_idx_dir(directory):
         if images.shape[0] != labels.shape[0]:
             raise InputError(f"{label_path} holds {labels.shape[0]} labels but {image_path} holds "
                              f"{images.shape[0]} images")
+    (train_path, train_images), (test_path, test_images) = arrays["train_images"], arrays["test_images"]
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise InputError(f"{test_path} holds images of {test_images.shape[1]} x {test_images.shape[2]} pixels but "
+                         f"{train_path} of {train_images.shape[1]} x {train_images.shape[2]}: the two must match")
     (_, train_x), (_, train_y), (_, test_x), (_, test_y) = (arrays[role] for role in IDX_FILES)
     classes = int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1
     return ImageSet(_rows(train_x), train_y.astype(np.int64), _rows(test_x), test_y.astype(np.int64),

@@ -73,14 +73,40 @@ def _rounded(arrays, dtype):
 
 
 def _call(fn, weights, layout, dtype, *args):
-    """``fn`` on the weights in ``layout`` and ``dtype``: its layers in input-first order, or the exception it raised."""
+    """``fn`` on the weights in ``layout`` and ``dtype``: its layers in input-first order, or what went wrong."""
+    out = _run_user(fn, to_layout([w.astype(dtype) for w in weights], layout), *args)
+    if isinstance(out, Exception):
+        return out
+    return _as_arrays(lambda: from_layout(list(out), layout), out)
+
+
+def _run_user(fn, *args):
+    """``fn(*args)``, or the exception it raised (:class:`ExitCalled` for ``sys.exit``): the user's code may do anything."""
     try:
-        out = fn(to_layout([w.astype(dtype) for w in weights], layout), *args)
-        return [np.asarray(x, dtype=np.float64) for x in from_layout(list(out), layout)]
-    except Exception as error:  # noqa: BLE001  (the user's code may raise anything: it is reported)
+        return fn(*args)
+    except Exception as error:  # noqa: BLE001  (reported as the function's failure)
         return error
     except SystemExit as stop:   # nor may it end dlnref's process
         return ExitCalled(f"sys.exit({stop.code!r})")
+
+
+def _as_arrays(listed, out):
+    """``listed()``'s items as float64 arrays, or a :class:`BadReturn` saying what ``out`` was instead."""
+    try:
+        return [np.asarray(x, dtype=np.float64) for x in listed()]
+    except (TypeError, ValueError) as error:
+        return BadReturn(f"returned {type(out).__name__} {str(out)[:80]!r}, which is not a list of real arrays "
+                         f"({error})")
+
+
+def _failure(result):
+    """``describe``'s keywords for what the checked function gave: raised, returned something else, or neither."""
+    return {"raised": isinstance(result, Exception) and not isinstance(result, BadReturn),
+            "returned": isinstance(result, BadReturn)}
+
+
+class BadReturn(Exception):
+    """The checked function returned normally, but not a list of real arrays: reported as such, not as a raise."""
 
 
 def _other(layout):
@@ -89,6 +115,8 @@ def _other(layout):
 
 def _found(case, result, mismatch):
     """What differs: the exception the function raised, or the layer and its differences."""
+    if isinstance(result, BadReturn):
+        return f"your function {result}"
     if isinstance(result, Exception):
         found = f"your function raised {type(result).__name__}: {result}"
         if len(set(case.dims)) > 1 and any(word in str(result).lower() for word in ("shape", "dimension", "align")):
@@ -133,7 +161,7 @@ def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, di
     if len(weights) > 1 and not isinstance(other, Exception) and matches(other, ours, tolerances):
         explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
     return _report("backward", case, "G = dLoss/dX", layout, dtype, _found(case, theirs, mismatch),
-                   describe(explanations, isinstance(theirs, Exception)))
+                   describe(explanations, **_failure(theirs)))
 
 
 def _sequential(weights, problem, lr, scales, order):
@@ -202,7 +230,7 @@ def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first",
     if L > 1 and all(u is not None and matches(u, ours_at(rate), tolerances_at(rate)) for u, rate in zip(other, lrs)):
         explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
     rate, new, mismatch = failed
-    diagnosis = describe(explanations, isinstance(new, Exception))
+    diagnosis = describe(explanations, **_failure(new))
     if len(explanations) > 1 and outer_lr_scale is not None:
         diagnosis += "\nWith outer_lr_scale=None, each case draws an alpha that tells these apart."
     return _report("one gradient-descent step", case, f"lr={rate:g} (checked at lr={lrs[0]:g} and {lrs[1]:g}), "
@@ -228,12 +256,11 @@ def check_trajectory(train_fn, case, steps=20, lr=None, outer_lr_scale=None, lay
     alpha = case_alpha(problem) if outer_lr_scale is None else outer_lr_scale
     exact, tolerances = reference_trajectory(problem, weights, lr, alpha, steps, dtype)
     settings_text = f"lr={lr:g}, alpha={alpha:g}, steps={steps}"
-    try:
-        theirs = [np.asarray(x, dtype=np.float64)
-                  for x in train_fn(to_layout([w.astype(dtype) for w in weights], layout), problem, lr, alpha, steps)]
-    except Exception as error:  # noqa: BLE001  (the user's code may raise anything: it is reported)
-        return _report("trajectory", case, settings_text, layout, dtype, _found(case, error, None),
-                       describe([], raised=True))
+    out = _run_user(train_fn, to_layout([w.astype(dtype) for w in weights], layout), problem, lr, alpha, steps)
+    theirs = out if isinstance(out, Exception) else _as_arrays(lambda: out, out)
+    if isinstance(theirs, Exception):
+        return _report("trajectory", case, settings_text, layout, dtype, _found(case, theirs, None),
+                       describe([], **_failure(theirs)))
     if len(theirs) != len(exact) or any(x.shape != ref.shape for x, ref in zip(theirs, exact)):
         return _report("trajectory", case, settings_text, layout, dtype,
                        f"train_fn returned {len(theirs)} matrices of shapes {sorted({x.shape for x in theirs})}, "

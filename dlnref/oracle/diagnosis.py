@@ -317,11 +317,15 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
     return simplest(explanations)
 
 
-def describe(explanations, raised=False):
+def describe(explanations, raised=False, returned=False):
     """The diagnosis as text: one line per explanation, causes joined by '; and '.
 
-    ``raised``: the function raised instead of returning, so there was nothing to test the hypotheses on.
+    ``raised``: the function raised instead of returning; ``returned``: it
+    returned something that is not a list of arrays. Either way there was
+    nothing to test the hypotheses on.
     """
+    if not explanations and returned:
+        return "Likely cause: the return value above: return a list of arrays, one per layer (or per step)."
     if not explanations and raised:
         return "Likely cause: the error above, raised by your function on this case."
     if not explanations:

@@ -116,38 +116,34 @@ def sha256(path):
 
 
 def export(directory):
-    """Write every case and ``manifest.json`` into ``directory``, all or none of them; returns the manifest."""
-    os.makedirs(directory, exist_ok=True)
-    written = []
-    try:
-        return _export(directory, written)
-    except BaseException:   # all or nothing: a failed export (a full disk, Ctrl-C) leaves none of its files
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        raise
+    """Write every case and ``manifest.json`` into ``directory``, all or none of them; returns the manifest.
 
-
-def _export(directory, written):
-    """:func:`export`'s work; ``written`` collects the paths of the files written so far."""
+    Every file is first written whole under a temporary name; only when all
+    are written do they replace their names, the manifest last. A failure
+    before that (a full disk, Ctrl-C) leaves ``directory`` as it was, old
+    golden files included.
+    """
     from .. import __version__
 
+    os.makedirs(directory, exist_ok=True)
     manifest = {"dlnref_version": __version__, "format": FORMAT, "conventions": CONVENTIONS,
                 "recorded_steps": list(STEPS), "cases": {}}
-    for name, config in CASES.items():
-        arrays = compute_case(config)
-        meta = {"config": config, "conventions": CONVENTIONS}
-        path = os.path.join(directory, f"{name}.npz")
-        with atomic_path(path) as tmp:
+    with contextlib.ExitStack() as files:   # each atomic_path replaces its file when the stack closes without error
+        for name, config in CASES.items():
+            arrays = compute_case(config)
+            meta = {"config": config, "conventions": CONVENTIONS}
+            tmp = files.enter_context(atomic_path(os.path.join(directory, f"{name}.npz")))
             with open(tmp, "wb") as f:
                 np.savez(f, config_json=config_bytes(meta), **arrays)
-        written.append(path)
-        manifest["cases"][name] = {"file": f"{name}.npz", "sha256": sha256(path), "config": config,
-                                   "arrays": {k: list(v.shape) for k, v in arrays.items()}}
-    with atomic_path(os.path.join(directory, "manifest.json")) as tmp, open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
-    written.append(os.path.join(directory, "manifest.json"))
+            manifest["cases"][name] = {"file": f"{name}.npz", "sha256": sha256(tmp), "config": config,
+                                       "arrays": {k: list(v.shape) for k, v in arrays.items()}}
+    _write_json(os.path.join(directory, "manifest.json"), manifest)   # the cases are in place: the manifest last
     return manifest
+
+
+def _write_json(path, value):
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
 
 
 def config_bytes(meta):
@@ -165,8 +161,9 @@ def read_manifest(directory):
 
     Raises
     ------
-    ValueError
-        Naming ``manifest.json`` when it is missing, not JSON, or lacks a key.
+    InputError
+        Naming ``manifest.json`` when it is missing, not JSON, lacks a key,
+        holds one of the wrong type, or holds no case.
     """
     path = os.path.join(directory, "manifest.json")
     if not os.path.exists(path):
@@ -188,7 +185,18 @@ def read_manifest(directory):
                                  f"got {entry[key]!r}; export the golden files again")
         if os.path.basename(entry["file"]) != entry["file"]:
             raise InputError(f"{path}: cases.{name}.file must name a file in {directory}, got {entry['file']!r}")
+    if not cases:
+        raise InputError(f"{path} holds no cases, so there is nothing to verify; export the golden files again")
     return manifest
+
+
+def manifest_problems(manifest):
+    """What differs between a manifest's own fields and this dlnref's: format, conventions, steps, array shapes."""
+    problems = []
+    for key, ours in (("format", FORMAT), ("conventions", CONVENTIONS), ("recorded_steps", list(STEPS))):
+        if manifest.get(key) != ours:
+            problems.append(f"manifest.json: {key} is {manifest.get(key)!r}, this dlnref writes {ours!r}")
+    return problems
 
 
 def verify(directory):
@@ -201,11 +209,12 @@ def verify(directory):
 
     Raises
     ------
-    ValueError
+    InputError
         When ``manifest.json`` is missing or broken (see :func:`read_manifest`).
     """
-    problems = []
-    for name, entry in read_manifest(directory)["cases"].items():
+    manifest = read_manifest(directory)
+    problems = manifest_problems(manifest)
+    for name, entry in manifest["cases"].items():
         path = os.path.join(directory, entry["file"])
         if not os.path.exists(path):
             problems.append(f"{entry['file']}: missing")
@@ -220,6 +229,10 @@ def verify(directory):
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{entry['file']}: the manifest's config cannot be recomputed ({error!r})")
             continue
+        shapes = {k: list(v.shape) for k, v in expected.items()}
+        if entry.get("arrays") != shapes:
+            problems.append(f"{entry['file']}: the manifest's arrays {entry.get('arrays')!r} differ from the "
+                            f"recomputed ones {shapes!r}")
         try:
             with np.load(path) as stored:
                 problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
