@@ -8,22 +8,22 @@ its exact counterpart: a width-``2r`` network plus one scale per layer that
 Derivation
 ----------
 Wide DLN: ``L`` layers of size ``d x d``, ``W_l(0) = eps O_l`` with ``O_l``
-orthogonal, ``P_l = O_l ... O_1`` (``P_0 = I``), so ``X(0) = eps^L P_L``.
+orthogonal, ``Q_l = O_l ... O_1`` (``Q_0 = I``), so ``X(0) = eps^L Q_L``.
 Gradient descent with per-layer rates ``s_l`` (``s_1 = s_L = alpha``) on a loss
 with ``G = dLoss/dX``::
 
     W_l <- W_l - lr s_l A_l^T G R_l^T,   A_l = W_L ... W_{l+1},  R_l = W_{l-1} ... W_1.
 
 *The subspaces.* For factorization, ``G = (X - M) / (m n)``. The gradient at
-init, ``G(X(0)) = eps^L P_L / (m n) - M / (m n)``, has a part proportional to
+init, ``G(X(0)) = eps^L Q_L / (m n) - M / (m n)``, has a part proportional to
 ``X(0)`` and a rank-r data part ``D = -M / (m n) = G(0)``. Choose an orthonormal
 ``B_0`` (``d x w``, ``w = 2r``) whose span holds the row space of ``D`` and
-``P_L^T`` times its column space (r + r directions), and let
-``B_l = P_l B_0``. Complete each to an orthogonal ``[B_l, C_l]`` with
-``C_l = P_l C_0``. Then ``V_l = [B_{l-1}, C_{l-1}]`` and ``U_l = [B_l, C_l]``
+``Q_L^T`` times its column space (r + r directions), and let
+``B_l = Q_l B_0``. Complete each to an orthogonal ``[B_l, C_l]`` with
+``C_l = Q_l C_0``. Then ``V_l = [B_{l-1}, C_{l-1}]`` and ``U_l = [B_l, C_l]``
 satisfy ``V_{l+1} = U_l``, and
 
-    U_l^T W_l(0) V_l = eps [B_l, C_l]^T P_l P_{l-1}^T [B_{l-1}, C_{l-1}] = diag(eps I_w, eps I_{d-w}).
+    U_l^T W_l(0) V_l = eps [B_l, C_l]^T Q_l Q_{l-1}^T [B_{l-1}, C_{l-1}] = diag(eps I_w, eps I_{d-w}).
 
 *The invariant form.* Suppose ``W_l = U_l diag(W~_l, rho_l I) V_l^T`` for all
 ``l`` (true at step 0 with ``W~_l = eps I_w``, ``rho_l = eps``). The products
@@ -32,7 +32,7 @@ with ``a_l = prod_{k>l} rho_k``, ``b_l = prod_{k<l} rho_k``, and
 
     X = U_L diag(X~, pi I) V_1^T,   X~ = W~_L ... W~_1,   pi = rho_1 ... rho_L.
 
-Since ``M C_0 = 0`` and ``M^T C_L = M^T P_L C_0 = 0``, ``U_L^T M V_1 = diag(M~, 0)``
+Since ``M C_0 = 0`` and ``M^T C_L = M^T Q_L C_0 = 0``, ``U_L^T M V_1 = diag(M~, 0)``
 with ``M~ = B_L^T M B_0``, so ``U_L^T G V_1 = diag(G~, g I)`` with
 
     G~ = (X~ - M~) / (m n),   g = pi / (m n).
@@ -51,10 +51,10 @@ the two differ. The narrow network is itself a ``w x w`` factorization of
 
     loss = (||X~ - M~||_F^2 + (d - w) pi^2) / (2 m n).
 
-*Rebuilding.* Since ``C_l C_{l-1}^T = P_l P_{l-1}^T - B_l B_{l-1}^T = O_l - B_l B_{l-1}^T``,
+*Rebuilding.* Since ``C_l C_{l-1}^T = Q_l Q_{l-1}^T - B_l B_{l-1}^T = O_l - B_l B_{l-1}^T``,
 
     W_l = B_l (W~_l - rho_l I) B_{l-1}^T + rho_l O_l,
-    X   = B_L (X~ - pi I) B_0^T + pi P_L,
+    X   = B_L (X~ - pi I) B_0^T + pi Q_L,
 
 ``O(d^2 w)`` each, from the stored init.
 
@@ -65,15 +65,15 @@ a multiple of ``X(0)`` and the data part ``G(0)`` (``-P_Omega(M) / |Omega|``,
 the form is an observation, not a theorem (PAPER.md). Here ``B_0`` is built
 from the top-r singular vectors of ``G(0)``, and the pair is trained on the
 projection of the wide gradient onto the form: ``G~ = B_L^T G B_0``, and ``g``
-the mean of the complement block's diagonal, ``g = (<G, P_L> - tr G~) / (d - w)``
-(the trace of the full ``U_L^T G V_1`` is ``<G, P_L>``). How far this drifts
+the mean of the complement block's diagonal, ``g = (<G, Q_L> - tr G~) / (d - w)``
+(the trace of the full ``U_L^T G V_1`` is ``<G, Q_L>``). How far this drifts
 from the wide network is what ``theory_checks/exact_compression.py`` measures.
 See :func:`subspace_gradient` for the cost of a step.
 
 *Why the data part.* The official code finds the complement instead as the
 ``d - 2r`` equal singular values (``eps^L / (m n)``) of the first layer's
 gradient at init. The other ``2r`` include ``r`` values near ``eps^L / (m n)``
-(times cosines between ``row(M)`` and ``P_L^T col(M)``), so the gap is about
+(times cosines between ``row(M)`` and ``Q_L^T col(M)``), so the gap is about
 ``eps^L / (m n)`` in a matrix of norm ``s_1(M) / (m n)``, and the subspace found
 is accurate to about ``u s_1(M) / eps^L`` (1e-10 at ``eps = 1e-2``, ``L = 3``).
 The data part's top-r singular vectors are separated from the rest by ``s_r(M)``.
@@ -113,7 +113,7 @@ class ExactCompression:
     rho : tuple of 0-d array
         ``(rho_1, ..., rho_L)``: layer ``l`` is ``rho_l`` times ``O_l`` on the complement.
     init_end_to_end : array, shape (d, d)
-        ``X(0) = eps^L P_L``.
+        ``X(0) = eps^L Q_L``.
     reduced : dict
         What a step needs of the problem, made once: ``{"target": M~}`` with
         ``M~ = B_L^T M B_0`` (factorization); the reduced operators (sensing,
@@ -154,7 +154,7 @@ class ExactCompression:
                 for l, (W, rho, W0) in enumerate(zip(self.narrow, self.rho, self.init))]
 
     def end_to_end(self):
-        """The wide end-to-end matrix ``X = B_L (X~ - pi I) B_0^T + pi P_L``, shape (d, d)."""
+        """The wide end-to-end matrix ``X = B_L (X~ - pi I) B_0^T + pi Q_L``, shape (d, d)."""
         return _rebuilt_end_to_end(self, end_to_end(self.narrow))
 
 
@@ -178,7 +178,7 @@ def compress_exact(problem, weights, rank=None, basis=None):
     -------
     ExactCompression
         With ``W~_l(0) = eps I_w`` and ``rho_l(0) = eps``; ``B_0`` spans the
-        top-r right singular vectors of ``G(0)`` and ``P_L^T`` times its top-r
+        top-r right singular vectors of ``G(0)`` and ``Q_L^T`` times its top-r
         left singular vectors (see the module's derivation).
     """
     dims = layer_dims(weights)
@@ -193,9 +193,9 @@ def compress_exact(problem, weights, rank=None, basis=None):
     if width > d:
         raise InputError(f"the exact compression needs 2 * rank <= d, got rank {rank} for d = {d}")
     X0 = end_to_end(weights)
-    P_L = X0 / scale ** len(weights)
+    Q_L = X0 / scale ** len(weights)
     if basis is None:
-        basis = _parsimony_basis(problem, P_L, rank)
+        basis = _parsimony_basis(problem, Q_L, rank)
     else:
         check_shape("basis", basis, (d, width))
         _check_orthonormal(xp, "basis", basis)
@@ -204,7 +204,7 @@ def compress_exact(problem, weights, rank=None, basis=None):
         bases.append(W @ bases[-1] / scale)
     narrow = [scale * xp.eye(width, dtype=X0.dtype) for _ in weights]
     rho = tuple(xp.asarray(scale, dtype=X0.dtype) for _ in weights)
-    return ExactCompression(list(weights), scale, bases, narrow, rho, X0, _reduce(problem, bases, P_L))
+    return ExactCompression(list(weights), scale, bases, narrow, rho, X0, _reduce(problem, bases, Q_L))
 
 
 def _orthogonal_init_scale(xp, weights):
@@ -226,11 +226,11 @@ def _check_orthonormal(xp, name, basis):
         raise InputError(f"{name} must have orthonormal columns; {name}^T {name} differs from I by {error:.3g}")
 
 
-def _parsimony_basis(problem, P_L, rank):
-    """``B_0``: orthonormal basis of ``span[V_r, P_L^T U_r]``, top-r singular vectors of ``G(0)``."""
+def _parsimony_basis(problem, Q_L, rank):
+    """``B_0``: orthonormal basis of ``span[V_r, Q_L^T U_r]``, top-r singular vectors of ``G(0)``."""
     xp = problem.xp
     U, _, Vh = svd(problem.gradient(xp.zeros(problem.shape, dtype=problem.target.dtype)))
-    both = xp.concat([Vh[:rank, :].T, P_L.T @ U[:, :rank]], axis=1)
+    both = xp.concat([Vh[:rank, :].T, Q_L.T @ U[:, :rank]], axis=1)
     return svd(both)[0]
 
 
@@ -239,8 +239,8 @@ def _rebuilt_end_to_end(compression, X_narrow):
     pi = math.prod(compression.rho)
     eye = xp.eye(compression.width, dtype=X_narrow.dtype)
     B_0, B_L = compression.bases[0], compression.bases[-1]
-    P_L = compression.init_end_to_end / compression.scale ** len(compression.rho)
-    return B_L @ (X_narrow - pi * eye) @ B_0.T + pi * P_L
+    Q_L = compression.init_end_to_end / compression.scale ** len(compression.rho)
+    return B_L @ (X_narrow - pi * eye) @ B_0.T + pi * Q_L
 
 
 @dataclasses.dataclass
@@ -272,13 +272,13 @@ def subspace_gradient(problem, compression):
 
     - Factorization, the closed form: ``G~ = (X~ - M~) / (m n)``, ``g = pi / (m n)``; ``O(L w^3)``.
     - Sensing, through the reduced operators ``A~_i = B_L^T A_i B_0`` and
-      ``a_i = <A_i, P_L>`` made once: with ``Y = X~ - pi I``,
+      ``a_i = <A_i, Q_L>`` made once: with ``Y = X~ - pi I``,
       ``<A_i, X> = <A~_i, Y> + pi a_i``, ``G~ = sum_i r_i A~_i`` and
-      ``<G, P_L> = sum_i r_i a_i``; ``O(m w^2)``.
+      ``<G, Q_L> = sum_i r_i a_i``; ``O(m w^2)``.
     - Completion, densely: form the wide ``X``, take the problem's ``G``,
       ``G~ = B_L^T G B_0``; ``O(d^2 w)``.
 
-    Elsewhere ``g = (<G, P_L> - tr G~) / (d - w)``, the mean of the diagonal of
+    Elsewhere ``g = (<G, Q_L> - tr G~) / (d - w)``, the mean of the diagonal of
     the complement block ``C_L^T G C_0`` (exact for factorization, a projection otherwise).
 
     Returns
@@ -317,7 +317,7 @@ def _factorization_gradient(problem, compression, prefixes, pi):
     return SubspaceGradient(loss, residual / size, pi / size, prefixes)
 
 
-def _reduce(problem, bases, P_L):
+def _reduce(problem, bases, Q_L):
     """What a step needs of the problem, made once: ``M~`` (factorization), ``A~_i`` and ``a_i`` (sensing)."""
     B_0, B_L = bases[0], bases[-1]
     if isinstance(problem, MatrixFactorization):
@@ -328,7 +328,7 @@ def _reduce(problem, bases, P_L):
         reduced = xp.matmul(xp.matmul(B_L.T, problem.operators), B_0)          # A~_i = B_L^T A_i B_0
         flat = xp.reshape(problem.operators, (count, -1))
         return {"operators": xp.reshape(reduced, (count, width * width)),
-                "on_P": flat @ xp.reshape(P_L, (-1,)), "y": problem.y}
+                "on_P": flat @ xp.reshape(Q_L, (-1,)), "y": problem.y}
     return {}
 
 

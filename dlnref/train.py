@@ -236,12 +236,12 @@ def auto_lr(problem, depth, outer_lr_scale=1.0):
     float
         ``lr = AUTO_LR_SAFETY * 2 / S`` with the sharpness
 
-            S = L * g * s_1^(2 - 2/L) * k,
+            S = L * g * s_1^(2 - 2/L) * c,
 
         where ``s_1`` is the surrogate's top singular value (an estimate of the
         target's, from above for sampled data), ``g = (prod_l s_l)^(1/L)`` the
         geometric mean of the layer scales (``alpha^(2/L)`` for L > 2), and
-        ``k = problem.curvature(u, v)`` the loss's curvature along ``u v^T`` for
+        ``c = problem.curvature(u, v)`` the loss's curvature along ``u v^T`` for
         the flat unit vectors ``u = 1/sqrt(m)``, ``v = 1/sqrt(n)`` (a low-rank
         target's singular vectors are spread): ``1/(m n)`` for factorization
         and completion (``|Omega| / (m n)`` entries of weight ``1/|Omega|``),

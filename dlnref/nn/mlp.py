@@ -19,8 +19,8 @@ The layers are, input first (:func:`mlp_layout`):
 
 A ReLU follows every layer but the last, except *inside* the block: with
 ``block="linear"`` (the default, the paper's text: "added linear layers") no
-ReLU sits between two block layers, so the block computes ``P H`` with
-``P = W_{b,L_b} ... W_{b,1}``, a deep linear network, and a ReLU follows its
+ReLU sits between two block layers, so the block computes ``X_b H`` with
+``X_b = W_{b,L_b} ... W_{b,1}``, a deep linear network, and a ReLU follows its
 last layer as it follows every hidden layer. ``block="relu"`` puts a ReLU after
 every block layer too (the official code's forward pass).
 
@@ -292,9 +292,9 @@ def loss_and_gradients(weights, layout, X, Y):
 
 
 def block_gradient(weights, layout, X, Y):
-    """``dLoss/dP`` for the block's end-to-end matrix ``P = W_{b,L_b} ... W_{b,1}`` (linear block).
+    """``dLoss/dX_b`` for the block's end-to-end matrix ``X_b = W_{b,L_b} ... W_{b,1}`` (linear block).
 
-    With ``Z = P H`` the block's output and ``H`` its input, ``dLoss/dP = dLoss/dZ H^T``.
+    With ``Z = X_b H`` the block's output and ``H`` its input, ``dLoss/dX_b = dLoss/dZ H^T``.
 
     Returns
     -------
@@ -316,7 +316,7 @@ def spectral_block(weights, layout, X, Y, width, scale=1.0):
     """Compressed weights whose block starts from the top singular vectors of the wide block's gradient.
 
     The other layers are those of ``weights``. With ``U S V^T`` the SVD of the
-    descent direction ``-dLoss/dP`` at ``weights`` (:func:`block_gradient`), the
+    descent direction ``-dLoss/dX_b`` at ``weights`` (:func:`block_gradient`), the
     block becomes ``[scale V_w^T, scale I_w, ..., scale I_w, scale U_w]``: its
     end-to-end matrix starts at ``scale^{L_b} U_w V_w^T``, the top-w part of the
     first step's direction, as :func:`dlnref.compress` starts from the top of the
