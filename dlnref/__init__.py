@@ -8,20 +8,32 @@ Convention: ``weights = [W_1, ..., W_L]``, ``W_l`` of shape ``(d_l, d_{l-1})``,
 end-to-end matrix ``X = W_L @ ... @ W_1``.
 """
 
+from . import dynamics
 from .backend import BackendUnavailableError, array_namespace, svd, to_backend, to_numpy
 from .compress import compress, parameter_count
 from .compress_exact import ExactCompression, compress_exact, train_exact
-from . import dynamics
 from .data import gaussian_operators, low_rank_matrix, random_mask
 from .dynamics import (
-    first_reach_times, invariant_subspace_residuals, principal_angles, saxe_mode, singular_values,
+    first_reach_times,
+    invariant_subspace_residuals,
+    principal_angles,
+    saxe_mode,
+    singular_values,
     top_singular_subspaces,
 )
-from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
 from .errors import InputError, InputTypeError
+from .network import backward, end_to_end, init_weights, layer_dims, prefix_products
 from .problems import (
-    MatrixCompletion, MatrixFactorization, MatrixSensing, Problem, RecoveryProblem, SparseCompletion, make_problem,
-    problem_names, register_problem, synthetic_completion,
+    MatrixCompletion,
+    MatrixFactorization,
+    MatrixSensing,
+    Problem,
+    RecoveryProblem,
+    SparseCompletion,
+    make_problem,
+    problem_names,
+    register_problem,
+    synthetic_completion,
 )
 from .train import DivergenceError, History, TrainResult, auto_lr, gradient_descent, gradient_step, step_sizes
 

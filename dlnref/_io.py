@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+import numpy as np
+
 from .errors import InputError
 
 
@@ -126,3 +128,10 @@ def _unwritable(folder):
     except OSError as error:
         return f"cannot write into {existing} ({error.strerror or error})"
     return None
+
+
+def json_default(value):
+    """JSON form of a NumPy scalar or array (``json.dump``'s ``default``); anything else is a bug: ``TypeError``."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -22,21 +22,34 @@ import sys
 import time
 import traceback
 
-import numpy as np
-
-from ._io import check_writable_file, check_writable_folder
-from .experiments._memory import check_compare_fits
+from ._io import check_writable_file, check_writable_folder, json_default
 from .backend import BACKENDS, BackendUnavailableError, default_backend
-from .experiments.classify import (BLOCK_INITS, BLOCKS, ClassifyConfig, check_classify_config, format_classify, format_optional,
-                       run_classify)
-from .experiments.compare import (NETWORKS, PAPER_DEPTH, RATINGS_DEPTH, THRESHOLDS, CompareConfig, check_config,
-                      option_name, run_compare)
 from .data import MOVIELENS_SPLITS
 from .errors import InputError
+from .experiments._memory import check_compare_fits
+from .experiments.classify import (
+    BLOCK_INITS,
+    BLOCKS,
+    ClassifyConfig,
+    check_classify_config,
+    format_classify,
+    format_optional,
+    run_classify,
+)
+from .experiments.compare import (
+    NETWORKS,
+    PAPER_DEPTH,
+    RATINGS_DEPTH,
+    THRESHOLDS,
+    CompareConfig,
+    check_config,
+    option_name,
+    run_compare,
+)
 from .experiments.executor import add_executor_options, executor_from_args
+from .experiments.sweep import add_sweep_command
 from .oracle.conform import add_conform_command
 from .problems import problem_class, problem_names
-from .experiments.sweep import add_sweep_command
 from .train import DivergenceError
 
 #: Exit code of a bug in dlnref (sysexits.h's EX_SOFTWARE, "internal software error").
@@ -414,7 +427,7 @@ def _run_check(args):
     with executor_from_args(args, label=f"check {size}") as executor:
         verdicts = theory_checks.run(size, args.seed, args.claim or theory_checks.CLAIMS, progress, executor)
     if args.json:
-        print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=_plain))
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=json_default))
     else:
         print(format_verdicts(verdicts))
         print(f"\n{size} checks took {time.perf_counter() - start:.0f} s")
@@ -513,13 +526,6 @@ def _run_golden(args):
         print(f"FAIL {line}")
     print("golden files verified" if not problems else f"{len(problems)} problem(s) found")
     return 1 if problems else 0
-
-
-def _plain(value):
-    """JSON form of NumPy scalars (say ``numpy.bool_`` -> ``true``); anything else is a bug."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _without_history(result):

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from dlnref.experiments import classify
 from dlnref.cli import main
+from dlnref.experiments import classify
 from dlnref.nn.images import write_idx
 from dlnref.nn.update_rank import captured_energy, energy_fraction, layer_reports, update_rank_measures
 from theory_checks import low_rank_updates

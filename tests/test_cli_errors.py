@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dlnref
-from dlnref.experiments import _memory
 from dlnref._io import atomic_path
 from dlnref.cli import main
+from dlnref.experiments import _memory
 from theory_checks.verdict import Finding, Verdict
 
 TINY = ["compare", "--d", "8", "--rank", "1", "--fraction", "0.6", "--lr", "3", "--scale", "0.1",

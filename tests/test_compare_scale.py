@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from movielens_synthetic import write_movielens_like
 
 import dlnref
 from dlnref.cli import main
 from dlnref.experiments.compare import CompareConfig, build, run_compare
-from movielens_synthetic import write_movielens_like
 
 
 def test_given_lr_is_used_verbatim_and_networks_select_rows():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import host
 
 import dlnref
-from conftest import host
 
 
 @pytest.mark.parametrize("name, width", [("completion", 4), ("sensing", 4), ("factorization", 2)])

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +17,6 @@ import dlnref
 from dlnref import testing as dst
 from dlnref.compress_exact import exact_step, subspace_gradient
 from theory_checks.exact_compression import side_by_side, worst
-
-from conftest import host
 
 STEPS = 200
 #: The two 200-step properties run a share of the profile's examples (ci: 10 and 6; thorough: 200 and 125).
@@ -197,3 +196,14 @@ def test_subspace_floor_is_zero_for_factorization_and_not_for_completion():
     completion = dlnref.make_problem("completion", (12, 12), 2, fraction=0.3, seed=0)
     assert subspace_floor(factorization, dlnref.compress_exact(factorization, wide)) < 1e-14
     assert subspace_floor(completion, dlnref.compress_exact(completion, wide)) > 1e-3
+
+
+def test_train_exact_takes_gradient_descents_arguments_checked_the_same_way():
+    """lr="auto" is auto_lr at the pair's depth (it raised a TypeError); a negative lr is refused (it ran ascent)."""
+    problem = dlnref.make_problem("factorization", (12, 12), 2, seed=0)
+    pair = dlnref.compress_exact(problem, dlnref.init_weights([12] * 4, 1e-2, seed=1), 2)
+    run = dlnref.train_exact(problem, pair, "auto", 5)
+    assert run.lr == dlnref.auto_lr(problem, 3) and run.lr_halvings == 0 and len(run.history) == 6
+    for bad in ({"lr": -1.0}, {"lr": float("nan")}, {"outer_lr_scale": 0.0}, {"record_every": 0}, {"steps": -1}):
+        with pytest.raises(dlnref.InputError):
+            dlnref.train_exact(problem, pair, **{"lr": 1.0, "steps": 2, **bad})

@@ -2,10 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import host
 
 import dlnref
 from dlnref.data import spread_indices
-from conftest import host
 
 
 def test_spread_spectrum_keeps_the_spread_singular_triplets():

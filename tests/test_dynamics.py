@@ -2,12 +2,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import host
 from hypothesis import given
 from hypothesis import strategies as st
 
 import dlnref
 from dlnref import dynamics
-from conftest import host
 
 
 def _rotation_pair(n, angles, seed=0):

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from dlnref.cli import main
-from dlnref.experiments.figures import FIGURES, image_lr, image_width
 from dlnref import MatrixCompletion, random_mask
+from dlnref.cli import main
 from dlnref.data import sample_matrix
+from dlnref.experiments.figures import FIGURES, image_lr, image_width
 
 
 def test_quick_figures_are_all_drawn_with_an_index(tmp_path, capsys):

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from dlnref.oracle import golden
 from dlnref.cli import main
+from dlnref.oracle import golden
 
 
 def test_export_then_verify(tmp_path, capsys):

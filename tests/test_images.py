@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from dlnref.nn import images
 from dlnref.errors import InputError
+from dlnref.nn import images
 
 
 def _idx_bytes(array, code=0x08):

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 import scipy.special
+from conftest import host
+from helpers import central_difference_gradient
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import dlnref
 from dlnref.nn import mlp
-from conftest import host
-from helpers import central_difference_gradient
 
 #: Pre-activations closer to 0 than this could let a finite difference step across a ReLU kink.
 KINK_MARGIN = 1e-4

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from conftest import host
+from helpers import central_difference_gradient, explicit_layer_gradient, product, taylor_slope
 from hypothesis import given
 from hypothesis import strategies as st
 
 import dlnref
 from dlnref import testing as dst
-from conftest import host
-from helpers import central_difference_gradient, explicit_layer_gradient, product, taylor_slope
 
 
 def _g_for(weights, seed):

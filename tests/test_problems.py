@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from conftest import host
+from helpers import central_difference_gradient
 from hypothesis import given
 
 import dlnref
-from dlnref.problems import _fused, completion
 from dlnref import testing as dst
-from conftest import host
-from helpers import central_difference_gradient
+from dlnref.problems import _fused, completion
 
 
 def _small_problems(backend):

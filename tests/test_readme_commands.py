@@ -22,10 +22,10 @@ import sys
 
 import numpy as np
 import pytest
+from movielens_synthetic import write_movielens_like
 
 from dlnref.cli import main
 from dlnref.nn.images import write_idx
-from movielens_synthetic import write_movielens_like
 
 ROOT = pathlib.Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

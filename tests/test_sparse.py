@@ -4,10 +4,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import central_difference_gradient
 
 import dlnref
 from dlnref.problems.sparse import SparseCompletion, gather_product, sample_positions, synthetic_completion
-from helpers import central_difference_gradient
 
 
 def _pair(m=9, n=7, rank=2, fraction=0.4, seed=0):

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from dlnref.cli import main
-from dlnref.experiments.compare import CompareConfig, run_compare
 from dlnref.errors import InputError
+from dlnref.experiments.compare import CompareConfig, run_compare
 from dlnref.experiments.executor import DaskUnavailableError, Progress, SerialExecutor, open_executor
 from dlnref.experiments.sweep import config_hash, configs, make_grid, run_row, run_sweep
 

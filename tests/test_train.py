@@ -2,10 +2,10 @@ import warnings
 
 import numpy as np
 import pytest
-
-import dlnref
 from conftest import host
 from helpers import explicit_layer_gradient
+
+import dlnref
 
 
 def _setup(depth, backend="numpy"):

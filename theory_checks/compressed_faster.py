@@ -34,8 +34,8 @@ whether the conclusion holds on them.
 
 import functools
 
-from dlnref.experiments.compare import compare_with_snapshots, run_compare, setup
 from dlnref.errors import InputError
+from dlnref.experiments.compare import compare_with_snapshots, run_compare, setup
 
 from .verdict import Finding, Verdict
 

@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from dlnref import compress_exact, gradient_descent, to_numpy
-from dlnref.train import auto_lr
-from dlnref.experiments.compare import build, compare_with_snapshots, problem_of, setup
 from dlnref.compress_exact import exact_step, train_exact
+from dlnref.experiments.compare import build, compare_with_snapshots, problem_of, setup
+from dlnref.train import auto_lr
 
 from .verdict import Finding, Verdict
 

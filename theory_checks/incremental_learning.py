@@ -1,8 +1,8 @@
 """Claim 2: a DLN fits the target's singular values one at a time, largest first."""
 
 from dlnref import end_to_end, to_numpy
-from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import first_reach_times, largest_principal_angle, singular_values, top_singular_subspaces
+from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.problems import paper_problems
 
 from .verdict import Finding, Verdict

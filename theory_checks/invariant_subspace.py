@@ -5,8 +5,8 @@ import math
 import numpy as np
 
 from dlnref import to_numpy
-from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.dynamics import invariant_subspace_residuals, singular_values
+from dlnref.experiments.compare import compare_with_snapshots, problem_of, setup
 from dlnref.problems import paper_problems
 
 from .verdict import Finding, Verdict

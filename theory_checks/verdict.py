@@ -1,8 +1,9 @@
 """What a theory check returns: the claim, the paper's words, and what we measured."""
 
 import dataclasses
+import json
 
-import numpy as np
+from dlnref._io import json_default
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ class Finding:
     def __post_init__(self):
         # Comparisons of NumPy numbers give numpy.bool_, which JSON cannot write as true/false.
         self.holds, self.exact = bool(self.holds), bool(self.exact)
-        self.measured = {name: _plain(value) for name, value in self.measured.items()}
+        self.measured = json.loads(json.dumps(self.measured, default=json_default))   # Python numbers, lists
 
 
 @dataclasses.dataclass
@@ -67,14 +68,3 @@ class Verdict:
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "holds": self.holds}
-
-
-def _plain(value):
-    """Python numbers and lists in place of NumPy scalars and arrays, inside lists and dicts too."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

@@ -16,11 +16,12 @@ from .._checks import check_choice, check_fraction, check_int, check_positive
 from ..backend import BACKENDS
 from ..compress import parameter_count
 from ..errors import InputError
-from ._memory import BYTES_PER_ENTRY, check_fits
 from ..nn.images import load_digits, load_idx_dir
 from ..nn.mlp import BLOCK_INITS, BLOCKS, init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
-from ..train import DivergenceError
 from ..nn.update_rank import layer_reports
+from ..train import DivergenceError
+from ._memory import BYTES_PER_ENTRY, check_fits
+from .compare import speedup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,7 @@ def run_classify(config, progress=None):
         except DivergenceError as error:
             raise error.renamed(network=f"{name} MLP") from None
         result[name] = _summary(run, layout, config.target_accuracy)
-    result["speedup"] = {key: _ratio(result["wide"][key], result["compressed"][key])
+    result["speedup"] = {key: speedup(result["wide"][key], result["compressed"][key])
                          for key in ("seconds_to", "steps_to", "seconds_per_step")}
     return result
 
@@ -210,10 +211,6 @@ def _summary(run, layout, target):
         "seconds_per_step": history["seconds"][-1] / max(run.steps, 1),
         "history": history.columns,
     }
-
-
-def _ratio(wide, compressed):
-    return None if wide is None or not compressed else wide / compressed
 
 
 def format_classify(result):

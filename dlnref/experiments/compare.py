@@ -431,7 +431,7 @@ def run_compare(config, progress=None, observe=None, announce=None, option=str):
         result["als"] = baseline
     if "wide" in result and "compressed" in result:
         result["speedup"] = {
-            kind: {key: _ratio(result["wide"][kind][key], result["compressed"][kind][key])
+            kind: {key: speedup(result["wide"][kind][key], result["compressed"][kind][key])
                    for key in result["wide"][kind]}
             for kind in ("steps_to", "seconds_to")
         }
@@ -534,7 +534,8 @@ def _summary(run, params):
     }
 
 
-def _ratio(wide, compressed):
+def speedup(wide, compressed):
+    """``wide / compressed``, or None where either was not reached (or the compressed took no time)."""
     if wide is None or compressed is None or compressed == 0:
         return None
     return wide / compressed

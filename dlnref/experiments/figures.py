@@ -16,17 +16,17 @@ import time
 import numpy as np
 
 from .. import plots
-from .._io import atomic_path
+from .._io import atomic_path, json_default
 from ..backend import svd, to_numpy
-from .compare import CompareConfig, build, compare_with_snapshots, problem_of, setup
 from ..compress import compress
 from ..data import random_mask, sample_matrix
 from ..dynamics import invariant_subspace_residuals, largest_principal_angle, moving_and_fixed, singular_values
 from ..errors import InputError
-from .figures_index import write_index
 from ..network import end_to_end, init_weights
 from ..problems import MatrixCompletion, paper_problems
 from ..train import DivergenceError, gradient_descent
+from .compare import CompareConfig, build, compare_with_snapshots, problem_of, setup
+from .figures_index import write_index
 
 FIGURES = {}
 #: Figure name -> the group it is drawn with on an executor: figures that read the same runs.
@@ -248,8 +248,8 @@ for _name in ("grace_hopper", "jacksboro_fault_dem"):
 @figure("mlp_update_rank")
 def mlp_update_rank(size, path):
     """Every layer of the wide MLP on the digits: the spectrum of W_l(T) - W_l(0) and its energy in the top k."""
-    from .classify import update_rank_run
     from ..nn.plots import plot_update_rank
+    from .classify import update_rank_run
 
     config, layout, reports, accuracy = update_rank_run(size)
     plot_update_rank(reports, path, f"digits MLP, h={config.hidden}, linear block of depth {config.depth}, "
@@ -303,7 +303,7 @@ def make_figures(size="full", only=None, out="figures", progress=None, executor=
     for name, result in drawn:
         numbers[name] = {"size": size, **result}
         with atomic_path(store) as tmp, open(tmp, "w") as f:
-            json.dump(numbers, f, indent=1, default=_plain)
+            json.dump(numbers, f, indent=1, default=json_default)
         write_index(numbers, out)
     return {name: numbers[name] for name in names}
 
@@ -330,9 +330,3 @@ def _stored_numbers(store):
     if not isinstance(numbers, dict):
         raise InputError(f"{store} should map figure names to their numbers, got a {type(numbers).__name__}")
     return numbers
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in numbers.json")

@@ -30,12 +30,12 @@ import typing
 import warnings
 
 from .. import __version__
-from .._io import atomic_path, check_writable_folder
+from .._io import atomic_path, check_writable_folder, json_default
+from ..errors import InputError
+from ..train import DivergenceError
 from ._memory import check_compare_fits
 from .compare import THRESHOLDS, CompareConfig, check_config, check_ratings, option_name, run_compare
-from ..errors import InputError
 from .executor import LostTaskError, add_executor_options, default_workers, executor_from_args
-from ..train import DivergenceError
 
 #: The grid's keys: the fields of CompareConfig, and ``seeds`` for ``seed``.
 ALIASES = {"seeds": "seed"}
@@ -229,7 +229,7 @@ def run_row(config, compute=run_compare):
         row.update(status="error", error=f"{type(error).__name__}: {error}")
     row.update(seconds=time.perf_counter() - start, worker=f"{socket.gethostname()}:{os.getpid()}",
                dlnref_version=__version__, config_hash=config_hash(config))
-    return json.loads(json.dumps(row, default=_plain))  # as stored: tuples as lists, NumPy scalars as numbers
+    return json.loads(json.dumps(row, default=json_default))  # as stored: tuples as lists, NumPy scalars as numbers
 
 
 def result_columns(result):
@@ -282,7 +282,7 @@ class RunStore:
 
     def save(self, config, row):
         with atomic_path(self.path(config)) as tmp, open(tmp, "w") as f:
-            json.dump(row, f, indent=1, default=_plain)
+            json.dump(row, f, indent=1, default=json_default)
 
 
 @dataclasses.dataclass
@@ -425,12 +425,6 @@ def write_table(rows, out):
 
 def _cell(value):
     return "" if value is None else value
-
-
-def _plain(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a run file")
 
 
 def swept(configs_):

@@ -25,11 +25,26 @@ from ..errors import InputError
 from ..network import backward, end_to_end
 from ..problems import problem_class
 from ..train import step_sizes
-from .cases import (ALPHA_CANDIDATES, backward_cases, case_alpha, check_layout, from_layout,
-                    normalisation_factors, oracle_kinds, problem_cases, to_layout)
+from .cases import (
+    ALPHA_CANDIDATES,
+    backward_cases,
+    case_alpha,
+    check_layout,
+    from_layout,
+    normalisation_factors,
+    oracle_kinds,
+    problem_cases,
+    to_layout,
+)
 from .diagnosis import describe, diagnose_backward, diagnose_first_step, diagnose_step, step_views
-from .reference import (first_mismatch, gradient_tolerances, matches, reference_trajectory, trajectory_lr_limit,
-                        update_tolerances)
+from .reference import (
+    first_mismatch,
+    gradient_tolerances,
+    matches,
+    reference_trajectory,
+    trajectory_lr_limit,
+    update_tolerances,
+)
 
 #: The second step size of a step check, as a multiple of the first (no ratio of small integers).
 LR_RATIO = 0.37
