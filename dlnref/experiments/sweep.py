@@ -173,8 +173,11 @@ def load_grid(path):
                          "such as d = [50, 100]")
     tables = [k for k, v in values.items() if isinstance(v, dict)]
     if tables:
-        raise InputError(f"{path}: the grid is flat (field = value or [values]); found a table [{tables[0]}]")
-    return make_grid(values)
+        raise InputError(f"--config {path}: the grid is flat (field = value or [values]); found a table [{tables[0]}]")
+    try:
+        return make_grid(values)
+    except InputError as error:
+        raise InputError(f"--config {path}: {error}") from None
 
 
 def configs(grid):
