@@ -86,7 +86,11 @@ class OneLineParser(argparse.ArgumentParser):
 def main(argv=None):
     """Entry point: parse ``argv`` and run the chosen subcommand; returns the exit code (:data:`EXIT_CODES`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    try:
+        parser = build_parser()   # reads the registry of problems, another package's entry points included
+    except InputError as error:
+        print(f"dlnref: error: {error}"[:MAX_MESSAGE], file=sys.stderr)
+        return 2
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # name the subcommand whose options these are not

@@ -159,3 +159,41 @@ def test_register_problem_refuses_what_is_not_a_problem():
         dlnref.register_problem(type("Again", (dlnref.MatrixFactorization,), {}))
     with pytest.raises(dlnref.InputError, match="problem must be one of 'factorization', 'completion', 'sensing'"):
         dlnref.make_problem("nosuch", (4, 4), 1)
+
+
+def test_an_incomplete_problem_class_is_refused_by_name():
+    class Half(dlnref.Problem):
+        name = "half"
+
+        def loss(self, X):
+            return 0.0
+
+    with pytest.raises(dlnref.InputTypeError, match=r"Half does not write the whole minimal protocol: it lacks "
+                                                    r"gradient, recovery_error, surrogate, synthetic"):
+        dlnref.register_problem(Half)
+
+
+def test_a_broken_entry_point_is_bad_input_for_every_command(tmp_path):
+    info = tmp_path / "broken-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dlnref.problems]\nbroken = nosuchmodule:Nothing\n")
+    for argv in (["--help"], ["check", "--claim", "compression_size"]):
+        proc = _run(tmp_path, "-m", "dlnref", *argv)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip() == ("dlnref: error: the entry point broken = nosuchmodule:Nothing of the group "
+                                       "dlnref.problems cannot be loaded: ModuleNotFoundError: No module named "
+                                       "'nosuchmodule'")
+
+
+def test_every_command_runs_without_the_test_extra():
+    """`pip install .` has no hypothesis: the command line must not need it (only conform's checks do)."""
+    code = ("import sys; sys.modules['hypothesis'] = None\n"
+            "from dlnref.cli import main\n"
+            "assert main(['--help']) == 0\n"
+            "assert main(['compare', '--d', '8', '--rank', '1', '--steps', '20', '--quiet']) == 0\n"
+            "assert main(['conform', 'x:y', '--kind', 'backward']) == 2\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 0, proc.stderr
+    assert "dlnref conform needs hypothesis" in proc.stderr

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from ..errors import InputError
 from ..problems import problem_class, problem_names
+from .kinds import oracle_kinds
 from .strategies import seeds
 
 LAYOUTS = ("input_first", "output_first")
@@ -79,11 +80,6 @@ def bounded_weights(dims, seed):
         Z = rng.standard_normal((d_out, d_in))
         weights.append(Z * rng.uniform(0.5, 1.0) / np.linalg.norm(Z, 2))
     return weights
-
-
-def oracle_kinds():
-    """The registered problems whose cases the checks draw by default: those that state their loss's normalisation."""
-    return tuple(name for name in problem_names() if problem_class(name).normalisation is not None)
 
 
 def build_case(kind, dims, weight_seed, problem_seed=0, rank=1, **sizes):

@@ -311,7 +311,7 @@ def _trajectory_diagnosis(t, x, weights, problem, lr, alpha, tol):
 
 
 def _problem_kind(problem):
-    """``problem`` (a registered problem's name) or None (all of :func:`~dlnref.oracle.cases.oracle_kinds`)."""
+    """``problem`` (a registered problem's name) or None (all of :func:`~dlnref.oracle.kinds.oracle_kinds`)."""
     return problem if problem is None else problem_class(problem).name
 
 
@@ -356,7 +356,7 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=None, l
         :mod:`dlnref.problems`.
     problem : str or None
         A registered problem (:func:`dlnref.problems.problem_names`), or None for every one whose loss states its
-        normalisation (:func:`dlnref.oracle.cases.oracle_kinds`).
+        normalisation (:func:`dlnref.oracle.kinds.oracle_kinds`).
     lr : float
     outer_lr_scale : float or None
         alpha; None (the default) draws one per case that no normalisation

@@ -17,7 +17,7 @@ import numpy as np
 from .._checks import check_int, check_positive
 from ..errors import InputError
 from ..problems import problem_names
-from .cases import oracle_kinds
+from .kinds import oracle_kinds
 
 CHECK_KINDS = ("backward", "step", "trajectory")
 DTYPES = {"float64": np.float64, "float32": np.float32}

@@ -42,12 +42,17 @@ def register_problem(cls):
     Raises
     ------
     InputTypeError
-        Unless ``cls`` subclasses :class:`dlnref.problems.Problem` (which gives the defaults).
+        Unless ``cls`` subclasses :class:`dlnref.problems.Problem` (which gives the defaults) and writes
+        all of its minimal part.
     InputError
         For a class without a ``name``, or whose name another class holds.
     """
     if not (isinstance(cls, type) and issubclass(cls, Problem)):
         raise InputTypeError(f"a problem must be a subclass of dlnref.problems.Problem, got {cls!r}")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise InputTypeError(f"{cls.__qualname__} does not write the whole minimal protocol: it lacks {missing} "
+                             "(see dlnref.problems.Problem)")
     if not isinstance(cls.name, str) or not cls.name or cls.name != cls.name.strip():
         raise InputError(f"{cls.__name__}.name must be a non-empty name, got {cls.name!r}")
     held = _REGISTRY.get(cls.name)
@@ -140,7 +145,11 @@ def make_problem(name, shape, rank, *, seed=0, backend=None, **options):
     elif backend not in (None, "numpy"):
         raise InputError(f"the problem {name!r} is drawn on NumPy only (its synthetic takes no backend), "
                          f"got backend {backend!r}")
-    return cls.synthetic(tuple(shape), rank, seed=seed, **given)
+    problem = cls.synthetic(tuple(shape), rank, seed=seed, **given)
+    if not isinstance(problem, Problem):
+        raise InputTypeError(f"{cls.__qualname__}.synthetic must return a problem (a dlnref.problems.Problem), "
+                             f"got {type(problem).__name__}")
+    return problem
 
 
 for _cls in (MatrixFactorization, MatrixCompletion, MatrixSensing):

@@ -1,0 +1,8 @@
+"""Which registered problems the oracle checks by default (no hypothesis needed here, so the CLI imports it)."""
+
+from ..problems import problem_class, problem_names
+
+
+def oracle_kinds():
+    """The registered problems whose cases the checks draw by default: those that state their loss's normalisation."""
+    return tuple(name for name in problem_names() if problem_class(name).normalisation is not None)
