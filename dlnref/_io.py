@@ -8,6 +8,9 @@ import numpy as np
 
 from .errors import InputError
 
+#: Longest file name (in bytes) that common file systems take; a longer one is refused before any work.
+MAX_NAME_BYTES = 255
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -107,6 +110,9 @@ def check_writable_file(name, path, extensions=None, default_extension=None):
     if os.path.isdir(path):
         raise InputError(f"{name} {path} is a folder; give a file name")
     folder = os.path.dirname(path) or "."
+    if len(os.fsencode(os.path.basename(path))) > MAX_NAME_BYTES:
+        raise InputError(f"{name} {path[:80]}...: the file name is longer than {MAX_NAME_BYTES} bytes, the most a "
+                         "file system takes; give a shorter name")
     if not os.path.exists(folder):   # a mistyped folder is not created
         raise InputError(f"{name} {path}: the folder {folder} does not exist; create it first")
     problem = _unwritable(folder)

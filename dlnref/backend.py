@@ -25,6 +25,7 @@ import os
 import array_api_compat
 import numpy as np
 
+from ._checks import check_matrix
 from .errors import InputError, InputTypeError
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -195,6 +196,7 @@ def svd(x):
     it does not converge); elsewhere the namespace's own ``linalg.svd``.
     """
     xp = array_namespace(x)
+    check_matrix("x", x, xp)
     if is_numpy(xp):
         import scipy.linalg
 

@@ -384,9 +384,17 @@ def _plot_path(args):
         return None
     if args.no_plot:
         raise UsageError(f"--plot {args.plot} and --no-plot contradict each other; give one of them")
+    return check_writable_file("--plot", args.plot, figure_types(), "png")
+
+
+def figure_types():
+    """The file types matplotlib writes here: its own, less PGF where no LaTeX (``xelatex``) is installed."""
+    import shutil
+
     from matplotlib.backend_bases import FigureCanvasBase
 
-    return check_writable_file("--plot", args.plot, set(FigureCanvasBase.get_supported_filetypes()), "png")
+    types = set(FigureCanvasBase.get_supported_filetypes())
+    return types if shutil.which("xelatex") else types - {"pgf"}
 
 
 def _cli_divergence(error):

@@ -12,6 +12,7 @@ singular vectors of the problem's surrogate.
 
 from ._checks import check_int, check_positive
 from .errors import InputError
+from .problems import check_problem
 
 
 def compress(problem, depth, width=None, scale=1e-2):
@@ -49,6 +50,7 @@ def compress(problem, depth, width=None, scale=1e-2):
         vectors of the surrogate (signs as fixed by :func:`dlnref.backend.svd`).
         So the end-to-end matrix starts at ``eps^L U_w V_w^T``.
     """
+    check_problem(problem)
     depth = check_int("depth", depth, 1)
     if depth < 2:
         raise InputError(f"depth must be >= 2 for a compressed DLN (one layer has no inner width), got {depth}")

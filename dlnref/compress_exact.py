@@ -85,10 +85,10 @@ import math
 from ._checks import check_int, check_positive, check_shape
 from .backend import array_namespace, inner, svd
 from .compress import parameter_count
-from .errors import InputError
+from .errors import InputError, InputTypeError
 from .network import backprop, end_to_end, forward_products, layer_dims
-from .problems import MatrixFactorization, MatrixSensing
-from .train import Divergence, auto_lr, descend, resolve_lr, step_sizes, train_with
+from .problems import MatrixFactorization, MatrixSensing, check_problem
+from .train import Divergence, auto_lr, check_hooks, descend, resolve_lr, step_sizes, train_with
 
 #: Largest ``|W_l^T W_l / eps^2 - I|`` entry accepted as an orthogonal init: a Haar
 #: draw by QR is orthogonal to a few hundred ulps at the sizes dlnref runs.
@@ -384,6 +384,14 @@ def train_exact(problem, compression, lr, steps, outer_lr_scale=1.0, record_ever
     DivergenceError
         As soon as the loss is inf or NaN (under ``lr="auto"``, after the last halving).
     """
+    check_problem(problem)
+    check_hooks(progress=progress, observe=observe)
+    if not isinstance(compression, ExactCompression):
+        raise InputTypeError(f"compression must be the ExactCompression that compress_exact returns, got "
+                             f"{type(compression).__name__}")
+    if tuple(problem.shape) != tuple(compression.init_end_to_end.shape):
+        raise InputError(f"the compression was built for a {compression.init_end_to_end.shape} network, but the "
+                         f"problem has shape {tuple(problem.shape)}")
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
     depth = len(compression.narrow)
     auto, lr = resolve_lr(lr, lambda: auto_lr(problem, depth, outer_lr_scale))

@@ -342,6 +342,8 @@ def _split_file(folder, name):
 def _read_ratings(path):
     """Ratings as :class:`Entries` (0-based) from a MovieLens ratings file."""
     users, items, values, seen = [], [], [], set()
+    if not os.path.isfile(path):   # a device or a pipe may never end
+        raise InputError(f"{path} is not a regular file; give a ratings file such as MovieLens 100K's u.data")
     with open(path, encoding="latin-1") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -361,11 +363,10 @@ def _read_ratings(path):
 def _parse_rating(path, number, line):
     """``(user, item, rating)`` from one line, or a ValueError naming the line and quoting its start."""
     fields = line.rstrip("\r\n").split("\t")
-    try:
+    valid = len(fields) == 4 and all(field.isascii() and field.isdigit() for field in fields[:3])   # no signs, spaces, _
+    if valid:
         user, item, rating = (int(x) for x in fields[:3])
-        valid = len(fields) == 4 and user >= 1 and item >= 1 and 1 <= rating <= 5
-    except ValueError:
-        valid = False
+        valid = user >= 1 and item >= 1 and 1 <= rating <= 5
     if not valid:
         excerpt = line.rstrip("\r\n")
         excerpt = repr(excerpt[:EXCERPT]) + (f" ... ({len(excerpt)} characters)" if len(excerpt) > EXCERPT else "")

@@ -12,10 +12,10 @@ first layer acts first and the end-to-end matrix is
 
 import numpy as np
 
-from ._checks import as_generator, check_int, check_positive, check_shape
+from ._checks import as_generator, check_array, check_int, check_positive, check_shape
 from .backend import array_namespace, to_backend
 from .data import haar_orthonormal
-from .errors import InputError
+from .errors import InputError, InputTypeError
 
 INIT_KINDS = ("orthogonal", "gaussian", "uniform")
 
@@ -80,14 +80,21 @@ def layer_dims(weights):
 
     Raises
     ------
-    ValueError
+    InputTypeError
+        For weights that are not a list (or tuple) of real floating arrays.
+    InputError
         For an empty list, a non-2-D layer, or ``W_{l+1}.shape[1] != W_l.shape[0]``.
     """
+    if not isinstance(weights, (list, tuple)):
+        raise InputTypeError(f"weights must be a list of layers [W_1, ..., W_L], got {type(weights).__name__}")
     if len(weights) == 0:
         raise InputError("weights must hold at least one layer, got an empty list")
     for l, W in enumerate(weights, start=1):
+        check_array(f"weights[{l - 1}] (W_{l})", W)
         if getattr(W, "ndim", None) != 2:
             raise InputError(f"weights[{l - 1}] (W_{l}) must be 2-D, got shape {getattr(W, 'shape', None)}")
+        if not array_namespace(W).isdtype(W.dtype, "real floating"):
+            raise InputTypeError(f"weights[{l - 1}] (W_{l}) must have a real floating dtype, got {W.dtype}")
     dims = [weights[0].shape[1]]
     for l, W in enumerate(weights, start=1):
         if W.shape[1] != dims[-1]:

@@ -23,6 +23,7 @@ from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
 from .errors import InputError, InputTypeError
 from .network import backprop, forward_products, layer_dims
+from .problems import check_problem
 
 #: A matmul whose thinnest side is at most this size is bound by memory, not by
 #: flops, and so is every element-wise pass: on a 2-core machine such steps run
@@ -365,6 +366,8 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     for all layers at once (see :func:`step_sizes` for ``s_l``). Row ``t`` of
     the history describes the weights after ``t`` updates.
     """
+    check_problem(problem)
+    check_hooks(progress=progress, observe=observe)
     dims = layer_dims(weights)
     if (dims[-1], dims[0]) != tuple(problem.shape):
         raise InputError(
@@ -403,6 +406,13 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     with limit_blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), \
             np.errstate(over="ignore", invalid="ignore"):
         return train_with(train, lr, auto)
+
+
+def check_hooks(**hooks):
+    """Raise :class:`InputTypeError` for a hook (``progress``, ``observe``) that is neither None nor callable."""
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise InputTypeError(f"{name} must be None or a function, got {type(hook).__name__}")
 
 
 def resolve_lr(lr, automatic):

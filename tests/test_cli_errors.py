@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import tempfile
+import textwrap
 
 import numpy as np
 import pytest
@@ -457,7 +458,8 @@ def test_an_empty_plot_path_is_refused(capsys):
 @pytest.mark.parametrize("edit, fragment", [
     (lambda m: m["cases"]["factorization"].update(file=3), "cases.factorization.file must be a string, got 3"),
     (lambda m: m["cases"]["sensing"].update(config="small"), "cases.sensing.config must be a JSON object, got 'small'"),
-    (lambda m: m["cases"]["completion"].update(file="../x.npz"), "cases.completion.file must name a file in"),
+    (lambda m: m["cases"]["completion"].update(file="../x.npz"), "cases.completion.file must name a .npz file in"),
+    (lambda m: m["cases"]["completion"].update(file=".."), "cases.completion.file must name a .npz file in"),
 ])
 def test_golden_manifest_fields_of_the_wrong_type_are_named(tmp_path, capsys, edit, fragment):
     assert main(["golden", "export", str(tmp_path)]) == 0
@@ -665,3 +667,146 @@ def test_classify_names_images_of_two_sizes_and_a_model_too_large(tmp_path, caps
                        f"{tmp_path / 'train-images-idx3-ubyte'} of 6 x 6")
     assert_usage_error(["classify", "--hidden", "1000000"], capsys, "--hidden 1000000 needs about",
                        "choose a smaller --hidden")
+
+
+# --- a third round (a second trial of about 750 inputs) ---------------------------------------------------------
+
+@pytest.mark.parametrize("line", ["+1\t1\t3\t0\n", "1_0\t3\t3\t0\n", "1\t 3\t3\t0\n", "1\t3\t3.0\t0\n"])
+def test_ratings_fields_are_plain_digits(tmp_path, capsys, line):
+    ratings = tmp_path / "u.data"
+    ratings.write_text("1\t1\t5\t0\n" + line)
+    assert_usage_error(["compare", "--data", str(ratings)], capsys, f"{ratings}, line 2: expected")
+
+
+def test_a_ratings_path_that_is_no_regular_file_is_refused(capsys):
+    assert_usage_error(["compare", "--data", "/dev/zero"], capsys, "/dev/zero is not a regular file")
+
+
+def test_corrupted_or_impossible_idx_files_are_named(tmp_path):
+    import gzip
+
+    from dlnref.nn import images
+
+    path = tmp_path / "x-idx3-ubyte.gz"
+    good = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")
+    path.write_bytes(good[:10] + bytes(len(good) - 18) + good[-8:])   # a valid header, a zeroed body
+    with pytest.raises(dlnref.InputError, match="not a readable gzip file"):
+        images.read_idx(path)
+    plain = tmp_path / "y-idx3-ubyte"
+    plain.write_bytes(b"\x00\x00\x08\xff" + b"\x00\x00\x00\x01" * 255 + b"a")
+    with pytest.raises(dlnref.InputError, match="announces 255 dimensions"):
+        images.read_idx(plain)
+    plain.write_bytes(b"\x00\x00\x08\x03" + (2**31).to_bytes(4, "big") * 2 + b"\x00\x00\x00\x04")
+    with pytest.raises(dlnref.InputError, match="need 18446744073709551616 bytes of data, but the file holds 0"):
+        images.read_idx(plain)
+
+
+def test_figures_refuse_hand_edited_numbers_before_drawing(tmp_path, capsys):
+    (tmp_path / "numbers.json").write_text('{"depth": null}')
+    assert_usage_error(["figures", "--quick", "--only", "trajectory_factorization", "--out", str(tmp_path)], capsys,
+                       f"{tmp_path / 'numbers.json'} holds entries that dlnref figures did not write")
+    assert files_under(tmp_path) == ["numbers.json"]
+    assert_usage_error(["figures", "--quick", "--only", "nope", "--out", str(tmp_path)], capsys,
+                       "--only 'nope': the figures are trajectory_factorization")
+
+
+def test_golden_verify_of_an_npy_and_of_an_edited_config(tmp_path, capsys):
+    import hashlib
+
+    assert main(["golden", "export", str(tmp_path)]) == 0
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    (tmp_path / "factorization.npz").write_bytes((tmp_path / "x.npy").read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["cases"]["factorization"]["sha256"] = hashlib.sha256((tmp_path / "x.npy").read_bytes()).hexdigest()
+    manifest["cases"]["completion"]["config"]["lr"] = 1e300
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    code, out, err = run(["golden", "verify", str(tmp_path)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "FAIL factorization.npz: not an .npz archive (it holds one ndarray)" in out
+    assert "FAIL completion.npz: the manifest's config of 'completion' differs from this dlnref's case" in out
+
+
+def test_conform_reports_what_the_users_function_does_however_it_fails(tmp_path, capsys, monkeypatch):
+    (tmp_path / "odd.py").write_text(textwrap.dedent('''
+        import numpy as np
+
+        class Stop(BaseException):
+            pass
+
+        def base(*a):
+            raise Stop("from a test framework")
+
+        def noisy(layers, G):
+            print("debug: called")
+            return [np.zeros_like(w) for w in layers]
+
+        def complex_grads(layers, G):
+            return [np.zeros_like(w) + 1e-3j for w in layers]
+
+        def bad_iter(layers, G):
+            def gen():
+                raise KeyError("inside the generator")
+                yield
+            return gen()
+    '''))
+    monkeypatch.chdir(tmp_path)
+    for function, fragment in (("base", "your function raised UserBaseException: Stop: from a test framework"),
+                               ("complex_grads", "which is not a list of real arrays (TypeError: complex entries)"),
+                               ("bad_iter", "(KeyError: 'inside the generator')")):
+        code, out, err = run(["conform", f"odd:{function}", "--kind", "backward", "--max-examples", "2",
+                              "--dtype", "float64"], capsys)
+        assert code == 1 and fragment in out and "Traceback" not in err, (function, out, err)
+    code, out, err = run(["conform", "odd:noisy", "--kind", "backward", "--max-examples", "2", "--dtype", "float64",
+                          "--json"], capsys)
+    assert code == 1 and json.loads(out)["passed"] is False and "debug: called" in err
+
+
+def test_sweep_refuses_a_grid_too_large_and_a_seed_too_large(tmp_path, capsys):
+    assert_usage_error(["sweep", "--seeds", "0-100000000", "--out", str(tmp_path / "o")], capsys,
+                       "range '0-100000000' holds 100,000,001 values, more than a sweep's 100,000 runs")
+    assert_usage_error(["sweep", "--d", "10-1000", "--seeds", "0-999", "--out", str(tmp_path / "o")], capsys,
+                       "the grid holds 991,000 runs (991 d x 1000 seed), more than 100,000")
+    assert_usage_error(["sweep", "--seed", str(2**64), "--out", str(tmp_path / "o"), "--workers", "1"], capsys,
+                       "--seed must be below 2^63")
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: dlnref.gradient_descent(None, [np.eye(3)], 0.1, 2), dlnref.InputTypeError, "problem must be a dlnref problem"),
+    (lambda: dlnref.gradient_descent(dlnref.MatrixFactorization(np.eye(3)), None, 0.1, 2), dlnref.InputTypeError,
+     "weights must be a list of layers"),
+    (lambda: dlnref.gradient_descent(dlnref.MatrixFactorization(np.eye(3)), [np.eye(3) + 0j], 0.1, 2),
+     dlnref.InputTypeError, "must have a real floating dtype, got complex128"),
+    (lambda: dlnref.gradient_descent(dlnref.MatrixFactorization(np.eye(3)), [np.eye(3)], 0.1, 2, progress=5),
+     dlnref.InputTypeError, "progress must be None or a function, got int"),
+    (lambda: dlnref.compress(np.eye(6), 3), dlnref.InputTypeError, "problem must be a dlnref problem"),
+    (lambda: dlnref.train_exact(dlnref.MatrixFactorization(np.eye(4)), "exact", 0.1, 2), dlnref.InputTypeError,
+     "compression must be the ExactCompression"),
+    (lambda: dlnref.svd(np.ones(3)), dlnref.InputError, "x must be a 2-D array"),
+    (lambda: dlnref.svd(np.full((2, 2), np.nan)), dlnref.InputError, "x contains NaN or inf"),
+])
+def test_the_api_refuses_bad_arguments_with_its_own_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_train_exact_refuses_a_problem_of_another_shape():
+    problem = dlnref.make_problem("factorization", (6, 6), 1, seed=0)
+    pair = dlnref.compress_exact(problem, dlnref.init_weights([6] * 4, 1e-2, seed=1), 1)
+    with pytest.raises(dlnref.InputError, match=r"built for a \(6, 6\) network, but the problem has shape \(8, 8\)"):
+        dlnref.train_exact(dlnref.make_problem("factorization", (8, 8), 1, seed=0), pair, 0.1, 2)
+
+
+def test_mlp_data_of_the_wrong_kind_is_refused():
+    from dlnref.nn import mlp
+
+    with pytest.raises(dlnref.InputTypeError, match="labels must be integers, got dtype float64"):
+        mlp.labelled_set(np.zeros((2, 4)), [0.0, 1.0], 3)
+    with pytest.raises(dlnref.InputError, match="images contain NaN or inf"):
+        mlp.labelled_set(np.full((2, 4), np.nan), [0, 1], 3)
+    with pytest.raises(dlnref.InputError, match="with n >= 1"):
+        mlp.labelled_set(np.zeros((0, 4)), [], 3)
+    layout = mlp.mlp_layout(4, 5, 8)
+    with pytest.raises(dlnref.InputError, match="the training set has 3 classes, the layout's output layer 5"):
+        mlp.train_mlp(mlp.init_mlp(layout), layout, mlp.labelled_set(np.zeros((2, 4)), [0, 1], 3), 0.1, 1)

@@ -22,6 +22,7 @@ from ..network import init_weights
 from ..problems import RecoveryProblem, SparseCompletion, make_problem, paper_problems, problem_class, problem_names
 from ..problems.completion import DENSE_MAX_SIDE
 from ..train import DivergenceError, auto_lr, gradient_descent, halving_on_divergence
+from ._memory import BYTES_PER_ENTRY, check_fits
 
 #: Relative recovery errors at which the steps and seconds are reported.
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
@@ -142,6 +143,8 @@ def check_config(config, option=str):
     for field, minimum in (("d", 1), ("rank", 1), ("measurements", 1), ("steps", 0), ("record_every", 1),
                            ("seed", 0), ("patience", 1)):
         check_int(option(field), getattr(c, field), minimum)
+    if c.seed >= 2**63:   # stored in tables and files as a 64-bit integer
+        raise InputError(f"{option('seed')} must be below 2^63, got {c.seed}")
     for field, minimum in (("depth", 2), ("width", 1)):
         if getattr(c, field) is not None:
             check_int(option(field), getattr(c, field), minimum)
@@ -213,7 +216,16 @@ def check_ratings(config, option=str):
     and every run of ``dlnref sweep`` with ``data`` pass through it before any work.
     """
     shape = _ratings_shape(os.fspath(config.data), config.split)
-    _check_ratings_width(shape, config.resolved(), option)
+    resolved = config.resolved()
+    _check_ratings_width(shape, resolved, option)
+    (m, n), depth, w = shape, resolved.depth, resolved.width
+    inner = {"wide": min(m, n), "compressed": w}   # each network's inner width on the ratings matrix
+    entries = sum(3 * (n * inner[name] + (depth - 2) * inner[name] ** 2 + m * inner[name])
+                  for name in resolved.networks)   # layers, prefix products and gradients during a step
+    check_fits(f"{option('data')} {config.data} ({m} x {n} ratings matrix) with {option('networks')} "
+               f"{','.join(resolved.networks)}", BYTES_PER_ENTRY * entries,
+               "check the file's user and item ids (the matrix is as large as the largest id), or train the "
+               "compressed DLN alone (--networks compressed)")
 
 
 def _check_ratings_width(shape, config, option):
@@ -307,8 +319,10 @@ def _problem(config, seed):
                              f"got backend {config.backend!r}")
         rng = np.random.default_rng(seed)
         ratings = load_movielens(config.data, config.split, seed=rng)
+        source = config.data if config.split == "random" else os.path.join(os.path.dirname(config.data),
+                                                                            f"{config.split}.base")
         train, validation = split_entries(ratings.train, config.validation_fraction, rng,
-                                          name=f"{config.data} (its training ratings, for validation)")
+                                          name=f"{source} (its training ratings, for validation)")
         return SparseCompletion(*train, ratings.shape, validation=validation, test=ratings.test)
     options = {option: getattr(config, option) for option in problem_class(config.problem).options}
     return make_problem(config.problem, (config.d, config.d), config.rank, seed=seed, backend=config.backend,

@@ -26,7 +26,7 @@ from ..network import end_to_end, init_weights
 from ..problems import MatrixCompletion, paper_problems
 from ..train import DivergenceError, gradient_descent
 from .compare import CompareConfig, build, compare_with_snapshots, problem_of, setup
-from .figures_index import write_index
+from .figures_index import index_text, write_index
 
 FIGURES = {}
 #: Figure name -> the group it is drawn with on an executor: figures that read the same runs.
@@ -285,7 +285,7 @@ def make_figures(size="full", only=None, out="figures", progress=None, executor=
     names = list(FIGURES) if not only else list(only)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        raise InputError(f"figure must be one of {tuple(FIGURES)}, got {unknown[0]!r}")
+        raise InputError(f"--only {unknown[0]!r}: the figures are {', '.join(FIGURES)}")
     os.makedirs(out, exist_ok=True)
     store = os.path.join(out, "numbers.json")
     numbers = _stored_numbers(store)
@@ -294,6 +294,11 @@ def make_figures(size="full", only=None, out="figures", progress=None, executor=
         raise InputError(f"the folder {out} holds full-size figures ({', '.join(full)}), which quick ones would "
                          "replace; write quick figures into another folder (by default dlnref figures --quick "
                          "writes to figures-quick)")
+    try:   # the index is rewritten from every stored entry: check them before any figure is drawn
+        index_text(numbers)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise InputError(f"{store} holds entries that dlnref figures did not write ({type(error).__name__}: "
+                         f"{error}); delete it, or write into another folder") from None
     if executor is None:
         drawn = _draw_here(size, names, out, progress)
     else:

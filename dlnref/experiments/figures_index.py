@@ -124,7 +124,14 @@ ENTRIES = {
 
 
 def write_index(numbers, out):
-    """Write ``out/README.md`` from the numbers of every figure made so far."""
+    """Write ``out/README.md`` from the numbers of every figure made so far (:func:`index_text`)."""
+    text = index_text(numbers)
+    with atomic_path(os.path.join(out, "README.md")) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def index_text(numbers):
+    """The text of the index ``README.md`` from the numbers of every figure made so far."""
     lines = [
         "# Figures",
         "",
@@ -148,5 +155,4 @@ def write_index(numbers, out):
             f"- ours: {ours(n)}",
             "",
         ]
-    with atomic_path(os.path.join(out, "README.md")) as tmp, open(tmp, "w") as f:
-        f.write("\n".join(lines))
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import socket
@@ -39,6 +40,9 @@ from .executor import LostTaskError, add_executor_options, default_workers, exec
 
 #: The grid's keys: the fields of CompareConfig, and ``seeds`` for ``seed``.
 ALIASES = {"seeds": "seed"}
+
+#: Most runs in one sweep: a larger grid is a typo (``--seeds 0-100000000``) more often than a plan.
+MAX_RUNS = 100_000
 
 #: Columns written after the configuration and the results.
 META = ("status", "error", "seconds", "worker", "dlnref_version", "config_hash")
@@ -98,6 +102,9 @@ def _values(field, item):
         first, last = (int(v) for v in item.split("-"))
         if last < first:
             raise InputError(f"{field.name}: range {item!r} is empty (write first-last, first <= last)")
+        if last - first + 1 > MAX_RUNS:
+            raise InputError(f"{field.name}: range {item!r} holds {last - first + 1:,} values, more than a sweep's "
+                             f"{MAX_RUNS:,} runs")
         return list(range(first, last + 1))
     return [_convert(field, item, kinds)]
 
@@ -186,6 +193,10 @@ def configs(grid):
     ``seed`` varies fastest of all, so that the runs of one setting are adjacent.
     """
     names = sorted(grid, key=lambda name: name == "seed")
+    runs = math.prod(len(grid[name]) for name in names)
+    if runs > MAX_RUNS:
+        raise InputError(f"the grid holds {runs:,} runs ({' x '.join(f'{len(grid[n])} {n}' for n in names)}), more "
+                         f"than {MAX_RUNS:,}; sweep fewer values")
     return [CompareConfig(**dict(zip(names, combo))) for combo in itertools.product(*(grid[n] for n in names))]
 
 

@@ -7,7 +7,9 @@ downloaded.
 
 import dataclasses
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
 
@@ -16,6 +18,8 @@ from ..errors import InputError
 
 #: IDX type codes (the third byte of the magic number) -> big-endian NumPy dtype.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+#: Most dimensions of an IDX file that dlnref reads (images are 3-D, labels 1-D).
+MAX_IDX_DIMS = 4
 #: The four files of an MNIST-format directory, by role; each may also end in ``.gz``.
 IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
@@ -110,17 +114,20 @@ def read_idx(path):
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (gzip.BadGzipFile, EOFError) as error:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise InputError(f"{path}: not a readable gzip file ({error})") from error
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or raw[3] == 0:
         raise InputError(f"{path}: bad IDX magic number {raw[:4].hex() or '(empty file)'}; expected 0000 followed by "
                          f"a type code in {[f'{t:02x}' for t in IDX_TYPES]} and a dimension count >= 1")
     ndim, dtype = raw[3], np.dtype(IDX_TYPES[raw[2]])
     header = 4 + 4 * ndim
+    if ndim > MAX_IDX_DIMS:
+        raise InputError(f"{path}: the header announces {ndim} dimensions; an IDX file of images or labels has 1 to "
+                         f"{MAX_IDX_DIMS}")
     if len(raw) < header:
         raise InputError(f"{path}: the header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize   # Python ints: no overflow
     if len(raw) - header != expected:
         raise InputError(f"{path}: the header's counts {shape} need {expected} bytes of data, "
                          f"but the file holds {len(raw) - header}")

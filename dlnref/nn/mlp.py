@@ -48,9 +48,9 @@ import numpy as np
 
 from .._checks import as_generator, check_int, check_positive
 from ..backend import array_namespace, svd, to_backend
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..network import backward, init_weights, prefix_products
-from ..train import Divergence, descend, limit_blas_threads
+from ..train import Divergence, check_hooks, descend, limit_blas_threads
 
 #: A training loss above this many times its reference, the larger of the loss at step 0 and
 #: ``log K`` (the cross-entropy of a uniform guess over K classes), is a divergence. A step too large
@@ -374,10 +374,15 @@ class LabelledSet:
 
 def labelled_set(images, labels, classes, backend=None):
     """Move host images ``(n, d_0)`` and integer labels ``(n,)`` to a :class:`LabelledSet`."""
+    classes = check_int("classes", classes, 2)
     images, labels = np.asarray(images, dtype=np.float64), np.asarray(labels)
-    if images.ndim != 2 or labels.shape != (images.shape[0],):
-        raise InputError(f"images must be (n, d_0) and labels (n,), got {images.shape} and {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+    if images.ndim != 2 or labels.shape != (images.shape[0],) or images.shape[0] == 0:
+        raise InputError(f"images must be (n, d_0) and labels (n,) with n >= 1, got {images.shape} and {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputTypeError(f"labels must be integers, got dtype {labels.dtype}")
+    if not np.all(np.isfinite(images)):
+        raise InputError("images contain NaN or inf; clean the data first")
+    if labels.min() < 0 or labels.max() >= classes:
         raise InputError(f"labels must lie in 0..{classes - 1}, got values {labels.min()}..{labels.max()}")
     one_hot = np.eye(classes)[labels].T
     return LabelledSet(to_backend(np.ascontiguousarray(images.T), backend), to_backend(one_hot, backend),
@@ -444,6 +449,15 @@ def train_mlp(weights, layout, train, lr, steps, test=None, batch_size=None, fir
         When a step's loss is inf or NaN, or above :data:`LOSS_BLOWUP` times its reference.
     """
     lr, first_lr_scale = check_positive("lr", lr), check_positive("first_lr_scale", first_lr_scale)
+    check_hooks(progress=progress, observe=observe)
+    for name, value, kind in (("layout", layout, MLPLayout), ("train", train, LabelledSet),
+                              ("test", test, (LabelledSet, type(None)))):
+        if not isinstance(value, kind):
+            expected = "an MLPLayout (mlp_layout)" if kind is MLPLayout else "a LabelledSet (labelled_set)"
+            raise InputTypeError(f"{name} must be {expected}, got {type(value).__name__}")
+    if train.Y.shape[0] != layout.dims[-1]:
+        raise InputError(f"the training set has {train.Y.shape[0]} classes, the layout's output layer "
+                         f"{layout.dims[-1]}")
     if tuple(w.shape for w in weights) != tuple((o, i) for i, o in zip(layout.dims[:-1], layout.dims[1:])):
         raise InputError(f"weights' shapes {[tuple(w.shape) for w in weights]} do not match layout.dims {layout.dims}")
     n = train.size

@@ -18,6 +18,9 @@ runs each case at two step sizes, ``lr`` and ``LR_RATIO * lr``, so that an
 ignored or rescaled ``lr`` shows.
 """
 
+import contextlib
+import sys
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
@@ -96,22 +99,36 @@ def _call(fn, weights, layout, dtype, *args):
 
 
 def _run_user(fn, *args):
-    """``fn(*args)``, or the exception it raised (:class:`ExitCalled` for ``sys.exit``): the user's code may do anything."""
+    """``fn(*args)``, or the exception it raised (:class:`ExitCalled` for ``sys.exit``): the user's code may do anything.
+
+    What it prints goes to stderr, so that ``dlnref conform --json`` prints JSON alone.
+    """
     try:
-        return fn(*args)
-    except Exception as error:  # noqa: BLE001  (reported as the function's failure)
-        return error
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn(*args)
     except SystemExit as stop:   # nor may it end dlnref's process
         return ExitCalled(f"sys.exit({stop.code!r})")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001  (reported as the function's failure, whatever it raised)
+        return error if isinstance(error, Exception) else UserBaseException(f"{type(error).__name__}: {error}")
 
 
 def _as_arrays(listed, out):
     """``listed()``'s items as float64 arrays, or a :class:`BadReturn` saying what ``out`` was instead."""
     try:
-        return [np.asarray(x, dtype=np.float64) for x in listed()]
-    except (TypeError, ValueError) as error:
+        with contextlib.redirect_stdout(sys.stderr):
+            items = list(listed())
+        if any(np.iscomplexobj(x) for x in items):
+            raise TypeError("complex entries")
+        return [np.asarray(x, dtype=np.float64) for x in items]
+    except Exception as error:  # noqa: BLE001  (whatever the returned object does, it is the function's return value)
         return BadReturn(f"returned {type(out).__name__} {str(out)[:80]!r}, which is not a list of real arrays "
-                         f"({error})")
+                         f"({type(error).__name__}: {error})")
+
+
+class UserBaseException(Exception):
+    """The checked function raised a ``BaseException`` that is no ``Exception`` (say pytest's ``fail``): reported."""
 
 
 def _failure(result):

@@ -61,7 +61,8 @@ def load_function(spec):
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        with contextlib.redirect_stdout(sys.stderr):   # what the module prints is not the table (nor --json's JSON)
+            module = importlib.import_module(module_name)
     except ImportError as error:
         raise InputError(f"cannot import module {module_name!r}: {error}") from None
     except SyntaxError as error:
@@ -70,7 +71,9 @@ def load_function(spec):
     except SystemExit as stop:
         raise InputError(f"importing module {module_name!r} called sys.exit({stop.code!r}); a module to check must "
                          "define its function without exiting") from None
-    except Exception as error:  # noqa: BLE001  (the user's module may raise anything on import: it is reported)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001  (the user's module may raise anything on import: it is reported)
         raise InputError(f"importing module {module_name!r} raised {type(error).__name__}: {error}") from None
     function = module
     for part in name.split("."):

@@ -45,7 +45,7 @@ from ..compress import compress
 from ..errors import InputError
 from ..network import end_to_end, init_weights
 from ..problems import problem_class
-from ..train import gradient_descent
+from ..train import DivergenceError, gradient_descent
 
 FORMAT = 2
 #: Recorded steps of every case.
@@ -171,8 +171,9 @@ def read_manifest(directory):
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path} is not valid JSON ({error}); export the golden files again") from None
+    except (ValueError, RecursionError) as error:   # JSONDecodeError, UnicodeDecodeError, a 5000-digit number...
+        raise InputError(f"{path} is not valid JSON ({type(error).__name__}: {str(error)[:200]}); export the golden "
+                         "files again") from None
     cases = manifest.get("cases") if isinstance(manifest, dict) else None
     if not isinstance(cases, dict) or not all(
             isinstance(e, dict) and {"file", "sha256", "config"} <= set(e) for e in cases.values()):
@@ -183,8 +184,8 @@ def read_manifest(directory):
             if not isinstance(entry[key], kind):
                 raise InputError(f"{path}: cases.{name}.{key} must be a {'string' if kind is str else 'JSON object'}, "
                                  f"got {entry[key]!r}; export the golden files again")
-        if os.path.basename(entry["file"]) != entry["file"]:
-            raise InputError(f"{path}: cases.{name}.file must name a file in {directory}, got {entry['file']!r}")
+        if os.path.basename(entry["file"]) != entry["file"] or not entry["file"].endswith(".npz"):
+            raise InputError(f"{path}: cases.{name}.file must name a .npz file in {directory}, got {entry['file']!r}")
     if not cases:
         raise InputError(f"{path} holds no cases, so there is nothing to verify; export the golden files again")
     return manifest
@@ -224,9 +225,13 @@ def verify(directory):
             problems.append(f"{entry['file']}: SHA-256 {digest[:16]}... does not match the manifest's "
                             f"{entry['sha256'][:16]}...: the file is corrupted or was edited")
             continue
+        if entry["config"] != CASES.get(name):   # recomputing another config could take any time and memory
+            problems.append(f"{entry['file']}: the manifest's config of {name!r} differs from this dlnref's case "
+                            f"{CASES.get(name)!r}: the manifest was edited, or comes from another dlnref version")
+            continue
         try:
             expected = compute_case(entry["config"])
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, DivergenceError) as error:
             problems.append(f"{entry['file']}: the manifest's config cannot be recomputed ({error!r})")
             continue
         shapes = {k: list(v.shape) for k, v in expected.items()}
@@ -234,10 +239,15 @@ def verify(directory):
             problems.append(f"{entry['file']}: the manifest's arrays {entry.get('arrays')!r} differ from the "
                             f"recomputed ones {shapes!r}")
         try:
-            with np.load(path) as stored:
-                problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
+            stored = np.load(path)
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:   # truncated, or not an npz at all
             problems.append(f"{entry['file']}: not a readable .npz file ({type(error).__name__}: {error})")
+            continue
+        if not isinstance(stored, np.lib.npyio.NpzFile):   # a .npy under an .npz name
+            problems.append(f"{entry['file']}: not an .npz archive (it holds one {type(stored).__name__})")
+            continue
+        with stored:
+            problems += [f"{entry['file']}: {p}" for p in _stored_problems(stored, entry["config"], expected)]
     return problems
 
 

@@ -16,7 +16,7 @@ The fused completion kernel and the thread pool of the observed-entry path are
 private modules of the family.
 """
 
-from .base import Evaluation, FactorGradients, Problem
+from .base import Evaluation, FactorGradients, Problem, check_problem
 from .completion import MatrixCompletion
 from .dense import RecoveryProblem
 from .factorization import MatrixFactorization
@@ -24,6 +24,6 @@ from .registry import ENTRY_POINT_GROUP, make_problem, paper_problems, problem_c
 from .sensing import MatrixSensing
 from .sparse import SparseCompletion, synthetic_completion
 
-__all__ = ["ENTRY_POINT_GROUP", "Evaluation", "FactorGradients", "MatrixCompletion", "MatrixFactorization",
+__all__ = ["ENTRY_POINT_GROUP", "Evaluation", "check_problem", "FactorGradients", "MatrixCompletion", "MatrixFactorization",
            "MatrixSensing", "Problem", "RecoveryProblem", "SparseCompletion", "make_problem", "paper_problems",
            "problem_class", "problem_names", "register_problem", "synthetic_completion"]

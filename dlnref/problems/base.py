@@ -35,7 +35,7 @@ from typing import NamedTuple
 import array_api_compat.numpy as xp_numpy
 
 from ..backend import top_svd
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 
 class FactorGradients(NamedTuple):
@@ -80,6 +80,13 @@ class Evaluation:
     def X(self):
         """The end-to-end matrix ``left @ right`` (``left`` when ``right`` is None), formed on demand."""
         return self.left if self.right is None else self.left @ self.right
+
+
+def check_problem(problem):
+    """Raise :class:`~dlnref.errors.InputTypeError` unless ``problem`` follows the protocol (a :class:`Problem`)."""
+    if not isinstance(problem, Problem):
+        raise InputTypeError(f"problem must be a dlnref problem (a dlnref.problems.Problem, say from "
+                             f"dlnref.make_problem), got {type(problem).__name__}")
 
 
 class Problem(abc.ABC):
