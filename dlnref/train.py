@@ -539,13 +539,14 @@ def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=N
         if recording:
             paused = time.perf_counter()
             row = {"step": t, "loss": loss, **measure(t, state, evaluation)}
-            row["seconds"] = (time.perf_counter() if clock_records else paused) - start
+            stamp = time.perf_counter() if clock_records else paused   # the moment the row's clock reads
+            row["seconds"] = stamp - start
             if observe is not None:
                 row.update(observe(t, state))
             history.append(row)
             if progress is not None:
                 progress(t, steps, row)
-            start += time.perf_counter() - (row["seconds"] + start)   # observe and progress are not training
+            start += time.perf_counter() - stamp   # observe and progress (and an unclocked measure) are not training
             if tol is not None and row["recovery_error"] <= tol:
                 return TrainResult(state, history, t, converged=True)
             if patience is not None:
