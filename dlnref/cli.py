@@ -318,7 +318,7 @@ def _run_compare(args):
     config = compare_config(args)
     plot = _plot_path(args)
     if config.data is None:
-        check_compare_fits(config)
+        check_compare_fits(config, option_name)
     announce = None if args.quiet else (lambda line: print(f"[compare] {line}", file=sys.stderr, flush=True))
     try:
         result = run_compare(config, progress=None if args.quiet else _progress_printer, announce=announce,

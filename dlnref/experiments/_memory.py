@@ -107,11 +107,11 @@ def _size(nbytes):
         nbytes /= 1024
 
 
-def check_compare_fits(config, option=lambda field: "--" + field.replace("_", "-")):
+def check_compare_fits(config, option):
     """Raise :class:`dlnref.errors.InputError` when ``dlnref compare`` of ``config`` would not fit in memory now.
 
-    The message names the problem's sizes by their options (``--d``, and the
-    problem's counts, say ``--measurements``) and what to change.
+    The message names the problem's sizes by ``option(field)`` (the command
+    line's ``--d``, and the problem's counts, say ``--measurements``) and what to change.
     """
     counts = [name for name in problem_class(config.problem).options if isinstance(getattr(config, name), int)]
     advice = f"choose a smaller {option('d')}" + "".join(f" or {option(name)}" for name in counts)

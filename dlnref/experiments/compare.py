@@ -195,17 +195,23 @@ def _check_ratings_file(config, option):
         raise InputError(f"{option('data')} ratings are completed from their observed entries on NumPy only, got "
                          f"{option('backend')} {config.backend}")
     default = CompareConfig()
-    synthetic = [field for field in ("problem", "d", *(o for name in problem_names() for o in problem_class(name).options))
-                 if getattr(config, field) != getattr(default, field)]
+    options = [option for name in problem_names() for option in problem_class(name).options]
+    synthetic = [field for field in ("problem", "d", *options) if getattr(config, field) != getattr(default, field)]
     if synthetic:
         raise InputError(f"{option('data')} completes the ratings matrix of its file, so "
                          f"{', '.join(f'{option(f)} {getattr(config, f)}' for f in synthetic)} cannot be used with it "
                          "(the matrix's shape comes from the file)")
 
 
-@functools.lru_cache(maxsize=8)
 def _ratings_shape(path, split):
-    """The shape of the ratings matrix of ``path`` and ``split`` (read once per file and split)."""
+    """The shape of the ratings matrix of ``path`` and ``split``, read once per file, split and file version."""
+    stat = os.stat(path)
+    return _read_shape(path, split, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_shape(path, split, mtime_ns, size):
+    """:func:`_ratings_shape`, cached on the file's modification time and size as well (a rewritten file is read again)."""
     return load_movielens(path, split).shape
 
 

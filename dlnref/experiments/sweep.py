@@ -389,7 +389,7 @@ def check_grid(grid_configs, option=option_name):
             if config.data is not None:
                 check_ratings(config, option)
             else:
-                check_compare_fits(resolved)
+                check_compare_fits(resolved, option)
         except InputError as error:
             raise InputError(f"run {i} of {len(grid_configs)} of the grid ({_differences(config)}): {error}") from None
 

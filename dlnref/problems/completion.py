@@ -14,6 +14,7 @@ from ._fused import ResidualNorms, fused_completion
 from .base import Evaluation
 from .dense import RecoveryProblem, count_true, frobenius
 from .factorization import unit_target
+from .sparse import synthetic_completion
 
 #: The fused step applies to factors at most this wide (the compressed
 #: network's ``2 r``); wider ones are the wide network's GEMMs, fastest whole.
@@ -117,8 +118,6 @@ class MatrixCompletion(RecoveryProblem):
             if backend not in (None, "numpy"):
                 raise InputError(f"completion above {DENSE_MAX_SIDE} rows or columns runs from its observed entries "
                                  f"on NumPy only, got backend {backend!r}")
-            from .sparse import synthetic_completion
-
             return synthetic_completion(shape, rank, fraction, seed=seed)
         target_rng, side_rng = data.problem_streams(seed)
         target = data.low_rank_matrix(*shape, rank, seed=target_rng, backend=backend)
