@@ -420,3 +420,22 @@ def test_the_stored_run_hash_covers_every_field_of_the_configuration():
     base = CompareConfig()
     hashes = {config_hash(dataclasses.replace(base, **{name: value})) for name, value in other.items()}
     assert len(hashes | {config_hash(base)}) == len(other) + 1
+
+
+def test_ctrl_c_in_a_sweep_on_local_workers_prints_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group; the workers must leave it to the sweep (no worker tracebacks)."""
+    pytest.importorskip("distributed")
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlnref", "sweep", "--d", "60,70,80,90", "--steps", "10000000", "--tol", "0",
+         "--out", str(tmp_path / "o"), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while "2 running" not in (line := proc.stderr.readline()):   # both workers are training
+        assert line, "the sweep ended before its runs started"
+    os.killpg(proc.pid, signal.SIGINT)                  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1] == "dlnref sweep: interrupted"

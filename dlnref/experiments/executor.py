@@ -21,7 +21,9 @@ runs are deterministic, so it would raise again; its exception is handed back.
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 from threadpoolctl import threadpool_limits
@@ -122,7 +124,8 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
                                    "(or run in this process with --workers 1)") from error
     with contextlib.ExitStack() as stack:
         if scheduler is None:
-            with dask.config.set({"distributed.scheduler.allowed-failures": retries, **QUIET_WORKERS}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": retries, **QUIET_WORKERS}), \
+                    interrupts_left_to_this_process():
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                     silence_logs=logging.ERROR, env=ONE_THREAD))
@@ -130,6 +133,25 @@ def open_executor(workers=None, scheduler=None, retries=RETRIES, label="runs", q
         else:
             client = stack.enter_context(_connect(Client, scheduler))
         yield DaskExecutor(client, progress)
+
+
+@contextlib.contextmanager
+def interrupts_left_to_this_process():
+    """Start worker processes that ignore Ctrl-C: this process alone handles it, and shuts them down.
+
+    Ctrl-C in a terminal sends SIGINT to the whole process group, local Dask
+    workers included; each would print its own ``KeyboardInterrupt`` traceback.
+    A process started while SIGINT is ignored keeps ignoring it, so SIGINT is
+    ignored here while the cluster starts its workers, then restored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _connect(Client, scheduler):
