@@ -109,7 +109,7 @@ assert errors[1.0] > 0.99 and errors[rule] < 1e-3 and errors[3 * rule] == float(
 
 # %%
 # One spectrum, several sizes: :math:`\eta = c\,d^2` against a fixed :math:`\eta`
-# --------------------------------------------------------------------------
+# -------------------------------------------------------------------------------
 # (the right panel).
 sizes = (16, 32) if quick else (20, 40, 80)
 spectrum = [3.0, 2.0, 1.0]

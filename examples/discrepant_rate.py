@@ -68,6 +68,7 @@ Run: ``python examples/discrepant_rate.py [--quick] [--out PATH]``.
 """
 
 import argparse
+import itertools
 import math
 import os
 import pathlib
@@ -124,8 +125,8 @@ print(f"completion d={d}, r={rank}, p={fraction}, L={depth}, lr={lr:g}: steps to
 for alpha, n in zip(alphas, steps):
     print(f"compressed, alpha={alpha:g}: {n}")
 print(f"wide, alpha=1: {wide_steps}")
-print(f"fewer steps as alpha grows: {all(a > b for a, b in zip(steps, steps[1:]))}")
-assert all(n is not None for n in steps) and all(a > b for a, b in zip(steps, steps[1:])), steps
+print(f"fewer steps as alpha grows: {all(a > b for a, b in itertools.pairwise(steps))}")
+assert all(n is not None for n in steps) and all(a > b for a, b in itertools.pairwise(steps)), steps
 
 # %%
 # The plateau against :math:`I(\alpha)/I(1)`

@@ -1,6 +1,6 @@
 r"""
 Exact compression: the wide network, trained at the cost of a narrow one
-=======================================================================
+========================================================================
 
 The invariant-subspace theorem (claim 1; the *Invariant subspace* section of
 the paper summary, after Yaras et al.) says more than "the wide network is
@@ -107,8 +107,8 @@ for d in sizes:
         start = time.perf_counter()
         dlnref.gradient_descent(problem, wide, lr, n, record_every=n)
         best["wide"] = min(best["wide"], (time.perf_counter() - start) / n)
-    for name in per_step:
-        per_step[name].append(best[name])
+    for name, value in best.items():
+        per_step[name].append(value)
     print(f"d={d}: pair {1e3 * best['pair']:.3f} ms per step, wide {1e3 * best['wide']:.3f} ms per step, "
           f"wide / pair {best['wide'] / best['pair']:.0f}x")
 pair_growth = per_step["pair"][-1] / per_step["pair"][0]

@@ -36,6 +36,7 @@ Run: ``python examples/incremental_learning.py [--quick] [--out PATH]``.
 """
 
 import argparse
+import itertools
 import os
 import pathlib
 
@@ -95,7 +96,7 @@ print(f"factorization d={d}, r={rank}, L={depth}, lr={lr:.3g}: {run.steps} steps
       f"{history['recovery_error'][-1]:.1e}")
 for i, (t, s) in enumerate(zip(times, s_target), start=1):
     print(f"sigma_{i}: target {s:.3f}, reaches 90% at step {t}")
-in_order = all(a is not None and b is not None and a < b for a, b in zip(times, times[1:]))
+in_order = all(a is not None and b is not None and a < b for a, b in itertools.pairwise(times))
 print(f"learnt in order (t_1 < t_2 < ...): {in_order}")
 for side in ("left", "right"):
     print(f"{side} alignment first >= 0.99 at step {history.first_above(0.99, f'{side}_alignment')}")
