@@ -58,7 +58,7 @@ quick = args.quick or os.environ.get("DLNREF_QUICK") == "1"
 out = pathlib.Path(args.out)
 out.parent.mkdir(parents=True, exist_ok=True)
 
-hidden, steps = (64, 200) if quick else (256, 300)
+hidden, steps = (48, 150) if quick else (256, 300)
 lr, classes = 0.2, 10
 digits = images.load_digits()
 train = mlp.labelled_set(digits.train_images, digits.train_labels, classes)
