@@ -1,30 +1,44 @@
-"""
+r"""
 Incremental learning
 ====================
 
 A deep linear network started from a small init does not fit its target all at
 once. It fits the target's singular values one after another, largest first
-(claim 2 of Kwon et al.), and meanwhile the top singular vectors of the last
-layer ``W_L`` and the first ``W_1`` turn towards the target's, much like a
-power method.
+(claim 2 of Kwon et al.; the *Incremental learning, as pictured* figure of the
+paper), and meanwhile the top singular vectors of the last layer :math:`W_L`
+and of the first :math:`W_1` turn towards the target's, much like a power method.
 
-This lesson trains a wide DLN (depth 3, ``d x d`` layers, init scale
-``eps = 1e-2``) on deep matrix factorization, and records at every step,
-through ``gradient_descent``'s ``observe`` hook:
+**Why.** Along the target's :math:`i`-th singular pair, with every layer
+holding the mode with the factor :math:`a`, the end-to-end value
+:math:`u = a^L` follows the flow
+:math:`\dot u = L\,u^{2-2/L}(s_i - u)/(mn)` (time :math:`\tau = \eta k`). From
+:math:`u(0) = \varepsilon^L` it waits on a plateau of length about
+:math:`mn/((L-2)\,\varepsilon^{L-2} s_i)` for :math:`L \ge 3`: the larger
+:math:`s_i`, the sooner it leaves, so the modes are learnt in order. Before any
+mode is learnt, the gradient :math:`A_l^\top G R_l^\top` with
+:math:`G \approx -M/(mn)` multiplies the layers by :math:`M` step after step, a
+power iteration: the layers' top singular vectors align with :math:`M`'s first.
 
-- the singular values of the end-to-end matrix ``X(t)``;
-- the alignment ``|<u_1(W_L), u_1(M)>|`` of the top left singular vector of
-  ``W_L`` with the target's, and the same for the right vectors of ``W_1``.
+This lesson trains a wide DLN (depth 3, :math:`d \times d` layers,
+:math:`\varepsilon = 10^{-2}`) on deep matrix factorization, and records at every
+step, through ``gradient_descent``'s ``observe`` hook:
 
-It prints the step ``t_i`` at which each ``sigma_i(X)`` first reaches 90% of
-the target's (they come in order: ``t_1 < t_2 < ...``) and the step at which
-each alignment first passes 0.99 (``History.first_above``), and draws both.
+- the singular values of the end-to-end matrix :math:`X(t)`;
+- the alignment :math:`|\langle u_1(W_L), u_1(M)\rangle|` of the top left
+  singular vector of :math:`W_L` with the target's, and the same for the right
+  vectors of :math:`W_1`.
+
+It checks that each :math:`\sigma_i(X)` first reaches 90% of :math:`s_i` at
+steps :math:`t_1 < t_2 < \dots`, and that both alignments pass 0.99 before
+:math:`t_1`.
 
 Run: ``python examples/incremental_learning.py [--quick] [--out PATH]``.
 """
 
 import argparse
+import itertools
 import os
+import pathlib
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,9 +48,12 @@ from dlnref import plots
 
 parser = argparse.ArgumentParser(description="Incremental learning in a wide deep linear network.")
 parser.add_argument("--quick", action="store_true", help="a smaller problem, a few seconds (or DLNREF_QUICK=1)")
-parser.add_argument("--out", default="incremental_learning.png", help="where to write the figure")
+parser.add_argument("--out", default=os.path.join("dlnref-output", "incremental_learning.png"),
+                    help="where to write the figure (default: dlnref-output/incremental_learning.png)")
 args = parser.parse_args()
 quick = args.quick or os.environ.get("DLNREF_QUICK") == "1"
+out = pathlib.Path(args.out)
+out.parent.mkdir(parents=True, exist_ok=True)
 
 # %%
 # The problem and the network
@@ -73,18 +90,23 @@ sigma = np.array(history["sigma"])  # shape (T, r)
 
 # %%
 # When is each singular value learnt?
+# -----------------------------------
 times = dlnref.first_reach_times(history["step"], sigma, s_target, fraction=0.9)
 print(f"factorization d={d}, r={rank}, L={depth}, lr={lr:.3g}: {run.steps} steps to error "
       f"{history['recovery_error'][-1]:.1e}")
 for i, (t, s) in enumerate(zip(times, s_target), start=1):
     print(f"sigma_{i}: target {s:.3f}, reaches 90% at step {t}")
-in_order = all(a is not None and b is not None and a < b for a, b in zip(times, times[1:]))
+in_order = all(a is not None and b is not None and a < b for a, b in itertools.pairwise(times))
 print(f"learnt in order (t_1 < t_2 < ...): {in_order}")
 for side in ("left", "right"):
     print(f"{side} alignment first >= 0.99 at step {history.first_above(0.99, f'{side}_alignment')}")
+aligned = [history.first_above(0.99, f"{side}_alignment") for side in ("left", "right")]
+assert in_order, f"the singular values were not learnt in order: {times}"
+assert all(a is not None and a <= times[0] for a in aligned), "the vectors did not align before the first mode"
 
 # %%
 # The figure
+# ----------
 fig, (ax_values, ax_align) = plt.subplots(1, 2, figsize=(10, 4))
 plots.singular_value_curves(history["step"], sigma, s_target, ax=ax_values)
 ax_values.legend(fontsize=8, loc="lower right")
@@ -96,5 +118,5 @@ ax_align.set_ylabel("alignment with the target's top singular vector")
 ax_align.grid(True, alpha=0.3)
 ax_align.legend()
 fig.suptitle(f"incremental learning: wide DLN, factorization, d={d}, r={rank}, L={depth}")
-fig.savefig(args.out, dpi=100, bbox_inches="tight")
-print(f"figure: {args.out}")
+fig.savefig(out, dpi=100, bbox_inches="tight")
+print(f"figure: {out}")
