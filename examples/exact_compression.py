@@ -34,10 +34,10 @@ against :math:`O(L d^3)` for the wide step. :math:`d` enters only once, in
 building the bases, and again when the wide layers are rebuilt.
 
 This lesson checks both halves: the pair's trajectory is the wide network's
-(every layer, to rounding), and the pair's time per step does not grow with
-:math:`d` while the wide network's grows like :math:`d^3`. (Timings are
-printed as ratios measured side by side; on a busy machine they are noisy,
-the flatness is not subtle.)
+(every layer, to rounding), and every array the pair's step works on has the
+same shape at every :math:`d`. It also times both steps side by side, and
+prints how the pair's time per step stays flat while the wide network's grows
+like :math:`d^3` (timings are measurements, printed, never asserted).
 
 Run: ``python examples/exact_compression.py [--quick] [--out PATH]``.
 """
@@ -96,8 +96,10 @@ assert layer_gap < 1e-12 and loss_gap < 1e-9, "the pair does not reproduce the w
 # inputs (:math:`O(d^2)`) once; over 1000 steps that is negligible.
 sizes = (32, 64, 128) if quick else (32, 64, 128, 256, 512)
 per_step = {"pair": [], "wide": []}
+step_shapes = {}
 for d in sizes:
     problem, wide, pair, lr = setup(d)
+    step_shapes[d] = sorted({np.shape(a) for a in pair.narrow} | {np.shape(v) for v in pair.reduced.values()})
     best = {"pair": np.inf, "wide": np.inf}
     for _ in range(3):
         n = 1000  # 0.02 to 0.05 ms each
@@ -116,8 +118,10 @@ pair_growth = per_step["pair"][-1] / per_step["pair"][0]
 wide_growth = per_step["wide"][-1] / per_step["wide"][0]
 print(f"from d={sizes[0]} to d={sizes[-1]} ((d ratio)^3 = {(sizes[-1] / sizes[0]) ** 3:g}): "
       f"the pair's step {pair_growth:.2f}x, the wide step {wide_growth:.0f}x")
-print(f"the pair's step is flat in d (within 3x): {pair_growth < 3}")
-assert pair_growth < 3, "the pair's step grew with d"
+# The timings are measurements, printed, not asserted: a busy machine bends them. What makes the
+# step flat is exact, and checked: every array the pair's step touches has the same shape at every d.
+print(f"the arrays of the pair's step, at every d: {step_shapes[sizes[0]]}")
+assert all(shapes == step_shapes[sizes[0]] for shapes in step_shapes.values()), "the pair's step depends on d"
 
 # %%
 # The figure: time per step against d, on log axes, with the :math:`d^3` slope.
