@@ -460,3 +460,410 @@ def assert_init_matches(init_fn, *, layout="input_first", dtype=np.float64, dept
         failure = haar_test(init_fn, haar_samples, layout)
         if failure is not None:
             raise AssertionError(failure)
+
+
+# --- the compressed network's spectral init ----------------------------------------------------------------
+
+
+def build_compression_case(kind, shape, rank, depth, scale, problem_seed=0, **sizes):
+    """The problem of a compression case and dlnref's C-DLN on it.
+
+    Parameters
+    ----------
+    kind : str
+        A registered problem.
+    shape : tuple of int
+        ``(m, n)``.
+    rank : int
+        The target's rank r; the width is ``2 r``.
+    depth : int
+        L >= 2.
+    scale : float
+        ``eps``.
+    problem_seed : int
+    **sizes
+        The problem's own sizes, as for :func:`dlnref.oracle.build_case`.
+
+    Returns
+    -------
+    weights : list of ndarray
+        :func:`dlnref.compress` ``(problem, depth, 2 r, scale)``, input first.
+    problem : Problem
+    """
+    problem = problem_class(kind).oracle_case(tuple(shape), rank, problem_seed, **sizes)
+    return compress(problem, depth, 2 * rank, scale), problem
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionCase:
+    """The integers of a compression case (see :func:`build_compression_case`)."""
+
+    kind: str
+    shape: tuple
+    rank: int
+    depth: int
+    scale: float
+    problem_seed: int
+    sizes: tuple = ()
+
+    @property
+    def width(self):
+        return 2 * self.rank
+
+    def _arguments(self):
+        return {"shape": tuple(self.shape), "rank": self.rank, "depth": self.depth, "scale": self.scale,
+                "problem_seed": self.problem_seed, **dict(self.sizes)}
+
+    def build(self):
+        return build_compression_case(self.kind, **self._arguments())
+
+    def call(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self._arguments().items())
+        return f"import dlnref.oracle; weights, problem = dlnref.oracle.build_compression_case({self.kind!r}, {arguments})"
+
+    def describe(self):
+        m, n = self.shape
+        text = (f"{self.kind}, target {m}x{n} of rank {self.rank}, depth {self.depth}, width 2r = {self.width}, "
+                f"scale {self.scale!r}, problem_seed={self.problem_seed}")
+        return text + "".join(f", {name}={value}" for name, value in self.sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenProblemCase:
+    """A compression case on the caller's own problem object."""
+
+    problem: object
+    depth: int
+    width: int
+    scale: float
+
+    def build(self):
+        return compress(self.problem, self.depth, self.width, self.scale), self.problem
+
+    def call(self):
+        return (f"weights = dlnref.compress(problem, depth={self.depth}, width={self.width}, scale={self.scale!r}) "
+                "on the problem you passed")
+
+    def describe(self):
+        m, n = self.problem.shape
+        return f"your {self.problem.name} problem ({m}x{n}), depth {self.depth}, width {self.width}, scale {self.scale!r}"
+
+
+@dataclasses.dataclass
+class SpectralSpec:
+    """Which singular subspaces of a matrix ``S`` an init of width ``w`` must span, and how its vectors pair.
+
+    ``groups`` are the indices of equal singular values (the last, ``zero``,
+    those that vanish), ``chosen`` the ``w`` indices taken; ``left[g]`` and
+    ``right[g]`` are orthonormal bases of each group's singular subspaces (the
+    zero group's include the null spaces).
+    """
+
+    groups: list
+    zero: list
+    chosen: set
+    left: list
+    right: list
+    gap: float
+    top: float
+
+
+def spectral_spec(matrix, width, which="top"):
+    """The :class:`SpectralSpec` of the top (or bottom) ``width`` singular triplets of ``matrix``."""
+    U, s, Vh = np.linalg.svd(np.asarray(matrix, dtype=np.float64))
+    k, top = s.size, float(s[0])
+    zero = [i for i in range(k) if s[i] <= GROUP_RTOL * top]
+    groups = []
+    for i in (i for i in range(k) if i not in zero):
+        if groups and s[groups[-1][-1]] - s[i] <= GROUP_RTOL * top:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    all_groups = groups + ([zero] if zero else [])
+    chosen = set(range(width)) if which == "top" else set(range(k - width, k))
+    left = [U[:, g + (list(range(k, U.shape[0])) if g is zero else [])] for g in all_groups]
+    right = [Vh[g + (list(range(k, Vh.shape[0])) if g is zero else []), :].T for g in all_groups]
+    values = [float(s[g[0]]) for g in all_groups]
+    touched = [j for j, g in enumerate(all_groups) if chosen & set(g)]
+    gaps = [values[j] - values[j + 1] for j in range(len(all_groups) - 1)
+            if j in touched or j + 1 in touched]
+    return SpectralSpec(all_groups, zero, chosen, left, right, min(gaps, default=top), top)
+
+
+def spectral_init_differences(weights, matrix, width, scale, dtype=np.float64, which="top"):
+    r"""How ``weights`` differ from the spectral init of width ``w`` from ``matrix``, in quantities free of SVD choices.
+
+    dlnref's init is ``W_1 = eps V_w^T``, ``W_l = eps I_w``, ``W_L = eps U_w``.
+    An SVD may flip the sign of a pair ``(u_i, v_i)``, rotate the vectors of a
+    repeated singular value, and pick any basis of the null spaces; and
+    gradient descent runs the same end-to-end trajectory from
+    ``W_l \to Q_l^T W_l Q_{l-1}`` (``Q_0 = I``, ``Q_L = I``, each ``Q_l``
+    orthogonal). The quantities compared are those that none of these change:
+
+    - every layer's singular values, all ``eps``;
+    - the projectors ``W_L W_L^T / eps^2`` and ``W_1^T W_1 / eps^2``: block
+      diagonal over the groups of equal singular values of ``matrix``, with
+      trace in each group the number of its indices taken (so a group taken
+      whole gives its whole projector, the zero group any subspace of the null
+      space);
+    - the pairing ``U_g^T X_0 V_g / eps^L`` of each nonzero group ``g``, with
+      ``X_0 = W_L \cdots W_1``: the identity for a group taken whole, a
+      symmetric projector for a group cut by ``w``.
+
+    Together they hold exactly for the networks ``Q``-equivalent to an init
+    from some SVD of ``matrix``. The tolerance is
+    ``64 u (m + n + L w) sigma_1 / gap``, with ``gap`` the smallest distance
+    between the singular values of distinct groups at the cut and within it.
+
+    Parameters
+    ----------
+    weights : list of ndarray, input first
+    matrix : array, shape (m, n)
+    width : int
+    scale : float
+    dtype : numpy dtype
+        The precision of the checked init.
+    which : {"top", "bottom"}
+
+    Returns
+    -------
+    list of str
+        What differs; empty when nothing does.
+    """
+    L = len(weights)
+    spec = spectral_spec(matrix, width, which)
+    u = np.finfo(dtype).eps
+    m, n = np.shape(matrix)
+    tol = 64 * u * (m + n + L * width) * spec.top / max(spec.gap, np.finfo(float).tiny)
+    out = []
+    for l, W in enumerate(weights):
+        s = np.linalg.svd(W, compute_uv=False)
+        if not _flat(s, scale, tol):
+            out.append(f"layer {l + 1} (1 = input side) has singular values {_numbers(s)}, expected all eps = {scale:g}")
+    if out:
+        return out
+    for side, P, bases in (("W_L's columns", weights[-1] @ weights[-1].T, spec.left),
+                           ("W_1's rows", weights[0].T @ weights[0], spec.right)):
+        P = P / scale**2
+        blocks = sum(B @ (B.T @ P @ B) @ B.T for B in bases)
+        masses = [float(np.trace(B.T @ P @ B)) for B in bases]
+        wanted = [len(spec.chosen & set(g)) for g in spec.groups]
+        if np.abs(P - blocks).max() > tol or any(abs(a - b) > tol * len(g) for a, b, g in zip(masses, wanted,
+                                                                                            spec.groups)):
+            out.append(f"{side} span another subspace: per group of equal singular values (largest first) they hold "
+                       f"{_numbers(masses, 4)} dimensions, the init takes {wanted}")
+    if out:
+        return out
+    X = end_to_end(weights) / scale**L
+    for g, B_left, B_right in zip(spec.groups, spec.left, spec.right):
+        taken = len(spec.chosen & set(g))
+        if g is spec.zero or taken == 0:
+            continue
+        C = B_left.T @ X @ B_right
+        if taken == len(g) and np.abs(C - np.eye(len(g))).max() > tol:
+            out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is {_numbers(C.ravel(), 4)}, "
+                       "not the identity")
+        elif taken < len(g) and (np.abs(C - C.T).max() > tol or np.abs(C @ C - C).max() > tol):
+            out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is no symmetric "
+                       "projector")
+    return out
+
+
+def compression_cases(kind=None, depths=None):
+    """Strategy of :class:`CompressionCase`: targets up to 6 x 6, width 2r, singular subspaces well defined."""
+    from .cases import SIZE_DRAWS
+
+    kinds = oracle_kinds() if kind is None else (problem_class(kind).name,)
+    allowed = _depths(depths, 2, 6)
+
+    @st.composite
+    def one(draw, kind):
+        m, n = draw(st.integers(2, MAX_SIDE)), draw(st.integers(2, MAX_SIDE))
+        rank = draw(st.integers(1, min(m, n) // 2))
+        sizes = tuple((name, draw(SIZE_DRAWS[name](m, n))) for name in problem_class(kind).oracle_sizes)
+        return CompressionCase(kind, (m, n), rank, draw(st.sampled_from(allowed)), draw(st.sampled_from(SCALES)),
+                               draw(seeds), sizes)
+
+    return st.one_of(*[one(k) for k in kinds]).filter(_well_separated)
+
+
+def _well_separated(case):
+    """The surrogate's singular values at and above the cut are equal or ``MIN_GAP`` apart (relative)."""
+    problem = case.build()[1]
+    spec = spectral_spec(problem.surrogate(), case.width)
+    return spec.top > 0 and spec.gap >= MIN_GAP * spec.top
+
+
+def check_compression(compress_fn, case, layout="input_first", dtype=np.float64, diagnose=True):
+    """The failure report of ``compress_fn`` on one compression case, or None when it gives the C-DLN's init."""
+    ours, problem = case.build()
+    depth, width, scale = len(ours), ours[0].shape[0], case.scale
+    out = _call_user(compress_fn, problem, depth, width, scale)
+    layers = _layers(out, layout)
+    shapes = [W.shape for W in ours]
+    causes = []
+    if isinstance(layers, UserError):
+        found = f"{layers}."
+    elif [W.shape for W in layers] != shapes:
+        found = f"the layers have shapes {[W.shape for W in layers]}, expected {shapes}."
+        causes = _compression_shape_causes(layers, shapes, problem, width, scale, dtype, layout)
+    else:
+        differences = spectral_init_differences(layers, problem.surrogate(), width, scale, dtype)
+        if not differences:
+            return None
+        found = "; ".join(differences) + "."
+        if diagnose:
+            causes = _compression_causes(layers, problem, width, scale, dtype)
+    if not diagnose:
+        return "differs"
+    settings_text = f"compress_fn(problem, depth={depth}, width={width}, scale={scale!r}), layout {layout!r}, " \
+                    f"dtype {np.dtype(dtype).name}"
+    return _report("C-DLN init", case.describe(), settings_text, found, causes, case.call())
+
+
+def _compression_shape_causes(layers, shapes, problem, width, scale, dtype, layout):
+    causes = _shape_causes(layers, shapes, layout)
+    if causes:
+        return causes
+    m, n = problem.shape
+    got = [W.shape for W in layers]
+    chained = (len(got) == len(shapes) and got[0][1] == n and got[-1][0] == m
+               and all(a[0] == b[1] for a, b in zip(got[:-1], got[1:])) and len({W.shape[0] for W in layers[:-1]}) == 1)
+    if not chained:
+        return []
+    other = got[0][0]
+    rank = getattr(problem, "rank", None)
+    if other == rank:
+        cause = f"width r = {other} (the target's rank) instead of the asked width {width}: use the width argument"
+    elif other == min(m, n):
+        cause = f"the full width min(m, n) = {other} instead of the asked width {width}: use the width argument"
+    else:
+        cause = f"width {other} instead of the asked width {width}: use the width argument"
+    if not spectral_init_differences(layers, problem.surrogate(), other, scale, dtype):
+        cause += f" (otherwise it is the right spectral init of width {other})"
+    return [cause]
+
+
+def _compression_causes(layers, problem, width, scale, dtype):
+    """Causes of a C-DLN init of the right shapes that differs: scales, other singular vectors, pairing, values."""
+    L = len(layers)
+    spectra = _spectra(layers)
+    rtol = 64 * np.finfo(dtype).eps * sum(problem.shape)
+    surrogate = np.asarray(problem.surrogate(), dtype=np.float64)
+    if all(_flat(s, float(np.mean(s)), rtol) for s in spectra):
+        values = [float(np.mean(s)) for s in spectra]
+        wrong = [l for l, v in enumerate(values) if not _close(v, scale, rtol)]
+        if wrong:
+            named = "; ".join(f"layer {l + 1} is {values[l] / scale:.6g} eps times (semi-)orthogonal"
+                              + (" (the scale eps is missing)" if _close(values[l], 1.0, rtol) else "") for l in wrong)
+            return [f"a scale other than eps: {named}"]
+    else:
+        return _value_causes(layers, problem, surrogate, width, scale, rtol)
+    alternatives = [("the bottom singular vectors instead of the top ones", surrogate, "bottom")]
+    if surrogate.shape[0] == surrogate.shape[1]:
+        alternatives.append(("the left and right singular vectors are swapped (W~_1 = eps U^T, W~_L = eps V)",
+                             surrogate.T, "top"))
+    target = getattr(problem, "target", None)
+    if target is not None and not np.allclose(np.asarray(target), surrogate):
+        alternatives.append(("the singular vectors of the target M instead of those of the surrogate "
+                             f"({_surrogate_words(problem)})", np.asarray(target, dtype=np.float64), "top"))
+    causes = [name for name, matrix, which in alternatives
+              if not spectral_init_differences(layers, matrix, width, scale, dtype, which)]
+    return causes or _pairing_causes(layers, surrogate, width, scale)
+
+
+def _surrogate_words(problem):
+    return {"completion": "P_Omega(M) / p", "sensing": "sum_i y_i A_i", "factorization": "M"}.get(problem.name,
+                                                                                                 "problem.surrogate()")
+
+
+def _pairing_causes(layers, surrogate, width, scale):
+    """A sign flipped on one side of a singular pair, or left and right vectors taken in different orders."""
+    spec = spectral_spec(surrogate, width)
+    X = end_to_end(layers) / scale ** len(layers)
+    taken = [g for g in spec.groups if g is not spec.zero and set(g) <= spec.chosen]
+    index = [i for g in taken for i in g]
+    if not index or any(len(g) > 1 for g in taken):
+        return []
+    U = np.hstack([spec.left[spec.groups.index(g)] for g in taken])
+    V = np.hstack([spec.right[spec.groups.index(g)] for g in taken])
+    C = U.T @ X @ V
+    rounded = np.round(C)
+    if np.abs(C - rounded).max() > 1e-6 or not np.all(np.abs(rounded).sum(axis=0) == 1):
+        return []
+    if np.all(np.abs(np.diag(rounded)) == 1):
+        flipped = [index[i] + 1 for i in range(len(index)) if rounded[i, i] < 0]
+        return [f"the left and right singular vectors are not paired: u_i v_i^T enters with sign -1 for i = {flipped} "
+                "(a sign flipped on one side only, e.g. U and V from two separate eigendecompositions)"]
+    return ["the left and right singular vectors are taken in different orders (W~_1's rows and W~_L's columns "
+            "sorted differently)"]
+
+
+def _value_causes(layers, problem, surrogate, width, scale, rtol):
+    """The surrogate's singular values in the init: ``X_0 = c U_w diag(s_w) V_w^T``, with c fitted and read."""
+    U, s, Vh = np.linalg.svd(surrogate)
+    B = U[:, :width] @ np.diag(s[:width]) @ Vh[:width]
+    X = end_to_end(layers)
+    c = float(np.vdot(X, B) / np.vdot(B, B))
+    if np.abs(X - c * B).max() > 1e3 * rtol * abs(c) * s[0]:
+        return []
+    ratio = c / scale ** len(layers)
+    text = (f"the surrogate's singular values enter the init: X_0 = c U_w diag(s_w) V_w^T with c = {ratio:.6g} eps^L, "
+            "where the paper's init is eps^L U_w V_w^T (W~_1 = eps V_w^T, W~_L = eps U_w take the vectors only)")
+    fraction = getattr(problem, "fraction", None)
+    if fraction is not None and _close(ratio, fraction, 1e-6):
+        text += f"; and c = p eps^L, p = {fraction:g}: the surrogate without the 1/p, P_Omega(M) instead of P_Omega(M) / p"
+    return [text]
+
+
+def assert_compression_matches(compress_fn, problem=None, *, layout="input_first", dtype=np.float64, depths=None,
+                               max_examples=30):
+    """Check ``compress_fn(problem, depth, width, scale) -> weights``, the C-DLN's spectral init, against dlnref's.
+
+    Parameters
+    ----------
+    compress_fn : callable
+        Gets a dlnref problem (read ``problem.surrogate()``, or ``.target``,
+        ``.mask``, ``.fraction``, ``.operators``), the depth L, the width ``w``
+        (``2 r`` on drawn cases) and ``eps``; returns ``[W~_1, ..., W~_L]``
+        in ``layout`` order: ``W~_1 = eps V_w^T`` ``(w, n)``, ``W~_l = eps I_w``,
+        ``W~_L = eps U_w`` ``(m, w)``, with ``U_w``, ``V_w`` the top ``w``
+        singular vectors of the surrogate.
+    problem : str, Problem or None
+        A registered problem's name, None for every one the oracle checks, or
+        a problem object (then it runs on that problem at ``depths`` and two
+        scales; the width is ``2 problem.rank``).
+    layout : {"input_first", "output_first"}
+    dtype : numpy dtype
+    depths : iterable of int or None
+        Depths your code supports (default 2 to 4).
+    max_examples : int
+
+    Notes
+    -----
+    Equal up to the signs of singular-vector pairs, rotations within repeated
+    singular values, bases of the null spaces, and the orthogonal changes of
+    basis between layers that leave gradient descent's trajectory unchanged:
+    see :func:`spectral_init_differences`.
+
+    Raises
+    ------
+    AssertionError
+        On the smallest failing case, with the cause that fits: a width other
+        than the one asked (r, or min(m, n)), the layout, transposed layers, a
+        scale other than eps, the bottom singular vectors, left and right
+        swapped, those of M instead of the surrogate, a pair's sign flipped on
+        one side, the singular values in the init (and, for completion, the
+        surrogate without 1/p).
+    """
+    check_layout(layout)
+    if problem is None or isinstance(problem, str):
+        _search(lambda case, diagnose: check_compression(compress_fn, case, layout, dtype, diagnose),
+                compression_cases(problem, _depths(depths, 2, 4) if depths is None else depths), max_examples)
+        return
+    for depth in _depths(depths, 2, 6) if depths is not None else (2, 3, 4):
+        for scale in SCALES[:2]:
+            report = check_compression(compress_fn, GivenProblemCase(problem, depth, 2 * problem.rank, scale), layout,
+                                       dtype)
+            if report is not None:
+                raise AssertionError(report)
