@@ -867,3 +867,449 @@ def assert_compression_matches(compress_fn, problem=None, *, layout="input_first
                                        dtype)
             if report is not None:
                 raise AssertionError(report)
+
+
+# --- the compressed network's run ----------------------------------------------------------------------------
+
+#: Scales of the trajectory cases: larger than the paper's 1e-2, so that the narrow network moves within a
+#: check's few steps and a wrong update shows far above rounding (the rule is the same at any scale).
+TRAJECTORY_SCALES = (0.37, 0.53, 0.7)
+
+
+def compressed_trajectory_cases(kind=None, depths=None):
+    """:func:`compression_cases` at the scales :data:`TRAJECTORY_SCALES`."""
+    return compression_cases(kind, depths).map(
+        lambda case: dataclasses.replace(case, scale=TRAJECTORY_SCALES[case.problem_seed % len(TRAJECTORY_SCALES)]))
+
+
+def compressed_trajectory_lr_range(problem=None, steps=20, outer_lr_scale=None, depths=None):
+    """``(0, limit]``: the lr at which dlnref's run from every drawn C-DLN provably stays bounded.
+
+    The bound of :func:`dlnref.oracle.reference.trajectory_lr_limit` (layers
+    start at spectral norm ``eps <= 1``, sides at most 6) at the deepest drawn
+    network and, with ``outer_lr_scale=None``, the largest alpha a case draws.
+    """
+    from .cases import ALPHA_CANDIDATES
+
+    kinds = oracle_kinds() if problem is None else (problem_class(problem).name,)
+    alpha = max(ALPHA_CANDIDATES) if outer_lr_scale is None else outer_lr_scale
+    depth = max(_depths(depths, 2, 4) if depths is None else _depths(depths, 2, 6))
+    return 0.0, min(trajectory_lr_limit(k, steps, alpha, depth) for k in kinds)
+
+
+def _descend(problem, weights, sizes, steps):
+    """``[X_0, ..., X_steps]`` of gradient descent with per-layer step sizes ``sizes`` (a hypothesis' run)."""
+    xs = [end_to_end(weights)]
+    for _ in range(steps):
+        grads = backward(weights, problem.gradient(xs[-1]))
+        weights = [W - s * g for W, s, g in zip(weights, sizes, grads)]
+        xs.append(end_to_end(weights))
+    return xs
+
+
+def _rate_placements(L, alpha):
+    """``(name, P)``: placements of alpha other than dlnref's (``P_l`` the factor on ``lr`` at layer l)."""
+    inner = [1.0 if l in (0, L - 1) else alpha for l in range(L)]
+    placements = [("the discrepant rate alpha is missing: every layer takes lr", [1.0] * L),
+                  ("alpha is applied to W_1 only, not to W_L", [alpha] + [1.0] * (L - 1)),
+                  ("alpha is applied to W_L only, not to W_1", [1.0] * (L - 1) + [alpha]),
+                  ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L)]
+    if L > 2:
+        placements.append(("alpha is applied to the inner layers, not to W_1 and W_L", inner))
+    return placements
+
+
+def check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale=None, layout="input_first",
+                                dtype=np.float64, diagnose=True):
+    """The failure report of ``train_fn`` run from dlnref's C-DLN on one case, or None when every ``X_t`` agrees."""
+    from .cases import case_alpha
+
+    weights, problem = case.build()
+    weights = [np.asarray(W, dtype=dtype).astype(np.float64) for W in weights]
+    alpha = case_alpha(problem) if outer_lr_scale is None else outer_lr_scale
+    exact, tolerances = reference_trajectory(problem, weights, lr, alpha, steps, dtype)
+    out = _call_user(train_fn, to_layout([W.astype(dtype) for W in weights], layout), problem, lr, alpha, steps)
+    theirs = out if isinstance(out, UserError) else _layers(out, "input_first")
+    settings_text = f"lr={lr:g}, alpha={alpha:g}, steps={steps}, layout {layout!r}, dtype {np.dtype(dtype).name}"
+    causes, found = [], None
+    if isinstance(theirs, UserError):
+        found = f"{theirs}."
+    elif len(theirs) != len(exact) or any(x.shape != e.shape for x, e in zip(theirs, exact)):
+        found = (f"train_fn returned {len(theirs)} matrices of shapes {sorted({x.shape for x in theirs})}, expected "
+                 f"steps + 1 = {len(exact)} of shape {exact[0].shape}.")
+    else:
+        first = next((t for t, (x, e, tol) in enumerate(zip(theirs, exact, tolerances))
+                      if not float(np.abs(x - e).max()) <= tol), None)
+        if first is None:
+            return None
+        difference = float(np.abs(theirs[first] - exact[first]).max())
+        found = (f"X_{first} is the first to differ: max abs difference {difference:.3e}, tolerance "
+                 f"{tolerances[first]:.3e}.")
+        if diagnose:
+            causes = _trajectory_causes(theirs, exact, tolerances, weights, problem, lr, alpha, steps)
+    if not diagnose:
+        return "differs"
+    return _report("C-DLN trajectory", case.describe(), settings_text, found, causes,
+                   case.call() + f"; then train_fn(weights, problem, {lr!r}, {alpha!r}, {steps})")
+
+
+def _trajectory_causes(theirs, exact, tolerances, weights, problem, lr, alpha, steps):
+    """The hypotheses that reproduce the whole returned trajectory: rates, loss normalisation, aliasing."""
+    def fits(xs):
+        return all(float(np.abs(x - e).max()) <= tol for x, e, tol in zip(theirs, xs, tolerances))
+
+    last = exact[-1].astype(np.float64)
+    if steps > 0 and all(float(np.abs(x - last).max()) <= tol for x, tol in zip(theirs, tolerances[-1:] * len(theirs))):
+        return ["every X_t comes back equal to the last one: return copies (X_t is a view of weights that are "
+                "later updated in place)"]
+    L = len(weights)
+    outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
+    factors = [(1.0, None)] + [(f.value, f"{f.meaning}: factor {f.value:.6g} = {f.formula}")
+                               for f in normalisation_factors(problem)]
+    causes = []
+    for placement, P in [(None, outer)] + _rate_placements(L, alpha):
+        for value, meaning in factors:
+            if placement is None and meaning is None:
+                continue
+            if fits(_descend(problem, weights, [lr * value * p for p in P], steps)):
+                causes.append("; and ".join(c for c in (meaning, placement) if c))
+    return causes
+
+
+def assert_compressed_trajectory_matches(train_fn, problem=None, *, steps=20, lr=None, outer_lr_scale=None,
+                                         layout="input_first", dtype=np.float64, depths=None, max_examples=10):
+    """Check a training run of the C-DLN: gradient descent with the discrepant rate from the spectral init.
+
+    Parameters
+    ----------
+    train_fn : callable
+        ``train_fn(weights, problem, lr, outer_lr_scale, steps) -> [X_0, ..., X_steps]``,
+        as for :func:`dlnref.oracle.assert_trajectory_matches`; here ``weights`` is
+        dlnref's C-DLN (:func:`dlnref.compress` at width ``2 r``), narrow
+        inner layers ``(2r, n), (2r, 2r), ..., (m, 2r)``.
+    problem : str or None
+        A registered problem, or None for every one the oracle checks.
+    steps : int
+    lr : float or None
+        In :func:`compressed_trajectory_lr_range` (where dlnref's run provably
+        stays bounded); None takes half its upper end.
+    outer_lr_scale : float or None
+        alpha; None draws one per case that no loss normalisation of the case mimics.
+    layout, dtype, depths, max_examples
+        As for :func:`assert_compression_matches`.
+
+    Raises
+    ------
+    ValueError
+        For an lr outside the range.
+    AssertionError
+        On the smallest failing case: the first ``X_t`` that differs, and the
+        hypotheses that reproduce the whole returned run (alpha missing or
+        misplaced, the inner layers taking alpha, a loss normalisation, both,
+        or X_t returned as views of weights updated in place).
+    """
+    check_layout(layout)
+    low, high = compressed_trajectory_lr_range(problem, steps, outer_lr_scale, depths)
+    lr = high / 2 if lr is None else lr
+    if not low < lr <= high:
+        raise InputError(f"lr={lr!r} is outside the range (0, {high:.4g}] in which dlnref's reference run provably "
+                         f"stays bounded at steps={steps}: a usage error, not a failure of your code")
+    _search(lambda case, diagnose: check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout,
+                                                               dtype, diagnose),
+            compressed_trajectory_cases(problem, depths), max_examples)
+
+
+# --- the MLP with a linear block -----------------------------------------------------------------------------
+
+
+def build_mlp_case(inputs, classes, hidden, relu_layers, block_depth, block_width, samples, seed):
+    """The model, weights and batch of an MLP case.
+
+    Returns
+    -------
+    weights : list of ndarray
+        :func:`dlnref.nn.mlp.init_mlp` ``(model, 1.0, seed)``, input first.
+    model : dlnref.nn.mlp.MLPLayout
+        Linear block (no ReLU between its layers).
+    X : ndarray, shape (inputs, samples)
+        N(0, 1) entries, one sample per column.
+    Y : ndarray, shape (classes, samples)
+        One-hot labels.
+    """
+    model = mlp_layout(inputs, classes, hidden, relu_layers, block_depth, block_width)
+    rng = np.random.default_rng([seed, 1])
+    X = rng.standard_normal((inputs, samples))
+    Y = np.eye(classes)[rng.integers(classes, size=samples)].T
+    return init_mlp(model, 1.0, seed), model, X, Y
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPCase:
+    """The integers of an MLP case (see :func:`build_mlp_case`)."""
+
+    inputs: int
+    classes: int
+    hidden: int
+    relu_layers: int
+    block_depth: int
+    block_width: int
+    samples: int
+    seed: int
+
+    def build(self):
+        return build_mlp_case(**dataclasses.asdict(self))
+
+    def call(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self).items())
+        return f"import dlnref.oracle; weights, model, X, Y = dlnref.oracle.build_mlp_case({arguments})"
+
+    def describe(self):
+        return (f"MLP {self.inputs} -> {self.hidden} x {self.relu_layers} ReLU layers -> linear block of "
+                f"{self.block_depth} layers (width {self.block_width}) -> {self.classes} classes, {self.samples} "
+                f"samples, seed={self.seed}")
+
+
+def _clear_of_kinks(case):
+    """No pre-activation within :data:`RELU_MARGIN` of 0: rounding cannot flip a ReLU of the case."""
+    weights, model, X, _ = case.build()
+    _, cache = mlp_forward(weights, model, X)
+    pre = [segment[-1] for segment in cache[:-1]]
+    return all(np.abs(Z).min() > RELU_MARGIN for Z in pre)
+
+
+def mlp_cases():
+    """Strategy of :class:`MLPCase`: up to 6 inputs, 2 to 4 classes, widths up to 5, 2 to 6 samples."""
+    @st.composite
+    def one(draw):
+        hidden = draw(st.integers(2, 5))
+        return MLPCase(draw(st.integers(2, 6)), draw(st.integers(2, 4)), hidden, draw(st.integers(1, 2)),
+                       draw(st.integers(2, 3)), draw(st.integers(1, hidden)), draw(st.integers(2, 6)), draw(seeds))
+
+    return one().filter(_clear_of_kinks)
+
+
+def mlp_loss_factors(samples, classes):
+    """``(value, meaning)``: how other losses scale the mean cross-entropy's gradient."""
+    return [(float(samples), f"your loss is a sum over the {samples} samples, not a mean"),
+            (1 / classes, f"your loss is a mean over all {samples} x {classes} entries (classes too), not over the "
+                          "samples"),
+            (1 / samples, f"your loss is divided by the batch size {samples} twice"),
+            (0.5, "your loss has a factor 1/2")]
+
+
+def mlp_rate(samples, classes):
+    """The first of :data:`MLP_RATES` that is no ratio of two loss factors (1 included)."""
+    values = [1.0] + [v for v, _ in mlp_loss_factors(samples, classes)]
+    ratios = [a / b for a in values for b in values]
+    return next(s for s in MLP_RATES if all(abs(s - r) > 1e-3 * s for r in ratios))
+
+
+def _mlp_tolerances(weights, X, Y, logits, sizes, dtype):
+    """Per layer: ``size_l 32 u K L A_l B_l + 4 u max|W_l|``, a bound on the rounding of a correct step.
+
+    ``A_l = (||G||_F + 8 u sqrt(K_c / n)(1 + max|Z_L|)) prod_{k>l} ||W_k||_F`` bounds the back-propagated
+    gradient (ReLU derivatives are at most 1), ``B_l = ||X||_F prod_{k<l} ||W_k||_F`` the activations.
+    """
+    u = np.finfo(dtype).eps
+    norms = [np.linalg.norm(W) for W in weights]
+    n, classes = X.shape[1], Y.shape[0]
+    shifted = np.exp(logits - logits.max(axis=0))
+    G = (shifted / shifted.sum(axis=0) - Y) / n
+    top = np.linalg.norm(G) + 8 * u * math.sqrt(classes / n) * (1 + np.abs(logits).max())
+    K = X.shape[0] + sum(W.shape[0] for W in weights)
+    L = len(weights)
+    tolerances = []
+    for l, W in enumerate(weights):
+        A = top * np.prod(norms[l + 1:])
+        B = np.linalg.norm(X) * np.prod(norms[:l])
+        tolerances.append(sizes[l] * 32 * u * K * L * A * B + 4 * u * np.abs(W).max())
+    return tolerances
+
+
+def _mlp_factors(theirs, ours, tolerances):
+    """``c_l`` with ``theirs_l = c_l ours_l`` within tolerance, or None when a layer is no multiple."""
+    factors = []
+    for t, o, tol in zip(theirs, ours, tolerances):
+        if np.abs(t).max() <= tol:
+            factors.append(0.0)
+            continue
+        norm = float(np.vdot(o, o))
+        c = float(np.vdot(t, o)) / norm if norm else math.inf
+        if not np.isfinite(c) or np.abs(t - c * o).max() > max(1.0, abs(c)) * tol:
+            return None
+        factors.append(c)
+    return factors
+
+
+def check_mlp_step(step_fn, case, lr=0.1, first_lr_scale=None, layout="input_first", dtype=np.float64,
+                   diagnose=True):
+    """The failure report of ``step_fn`` on one MLP case, at ``lr`` and ``LR_RATIO * lr``, or None."""
+    weights, model, X, Y = case.build()
+    weights = [W.astype(dtype).astype(np.float64) for W in weights]
+    X, Y = X.astype(dtype).astype(np.float64), Y.astype(dtype).astype(np.float64)
+    scale = mlp_rate(case.samples, case.classes) if first_lr_scale is None else first_lr_scale
+    L = len(weights)
+    rates = [scale] + [1.0] * (L - 1)
+    logits, _ = mlp_forward(weights, model, X)
+    _, grads = loss_and_gradients(weights, model, X, Y)
+    lrs = (lr, LR_RATIO * lr)
+    runs = []
+    for rate in lrs:
+        out = _call_user(step_fn, to_layout([W.astype(dtype) for W in weights], layout), model, X.astype(dtype),
+                         Y.astype(dtype), rate, scale)
+        new = _layers(out, layout)
+        ours = [-rate * r * g for r, g in zip(rates, grads)]
+        tolerances = _mlp_tolerances(weights, X, Y, logits, [rate * r for r in rates], dtype)
+        runs.append((rate, out, new, ours, tolerances))
+    failed = None
+    for rate, out, new, ours, tolerances in runs:
+        if isinstance(new, UserError):
+            failed = failed or (rate, f"{new}.")
+        elif [W.shape for W in new] != [W.shape for W in weights]:
+            failed = failed or (rate, f"the layers come back with shapes {[W.shape for W in new]}, expected "
+                                      f"{[W.shape for W in weights]}.")
+        else:
+            for l, (n, W, o, tol) in enumerate(zip(new, weights, ours, tolerances)):
+                difference = float(np.abs((n - W) - o).max())
+                if not difference <= tol:
+                    failed = failed or (rate, f"layer {l + 1} (1 = input side): the update differs by up to "
+                                              f"{difference:.3e}, tolerance {tol:.3e}.")
+                    break
+    if failed is None:
+        return None
+    if not diagnose:
+        return "differs"
+    rate, found = failed
+    causes = _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype)
+    settings_text = (f"lr={rate:g} (checked at lr={lrs[0]:g} and {lrs[1]:g}), first_lr_scale={scale:g}, layout "
+                     f"{layout!r}, dtype {np.dtype(dtype).name}")
+    return _report("one MLP step", case.describe(), settings_text, found, causes,
+                   case.call() + f"; then step_fn(weights, model, X, Y, {rate!r}, {scale!r})")
+
+
+def _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype):
+    """Causes of a wrong MLP step: rate placement, frozen layers, loss normalisation, lr, ReLUs in the block."""
+    L = len(weights)
+    first, stop = model.block_layers
+    if any(isinstance(new, UserError) or [W.shape for W in new] != [W.shape for W in weights]
+           for _, _, new, _, _ in runs):
+        shapes = [W.shape for W in weights]
+        new = runs[0][2]
+        if not isinstance(new, UserError) and [W.shape for W in new][::-1] == shapes:
+            return [f"the layers come back in the other order: pass layout={_other(layout)!r}"]
+        return []
+    updates = [[n - W for n, W in zip(new, weights)] for _, _, new, _, _ in runs]
+    if np.dtype(dtype) == np.float64:
+        loose = [_mlp_tolerances(weights, X, Y, mlp_forward(weights, model, X)[0], [r * s for s in
+                 [scale] + [1.0] * (L - 1)], np.float32) for r, *_ in runs]
+        if all(all(np.abs(u - o).max() <= t for u, o, t in zip(us, ours, tol))
+               for us, (_, _, _, ours, _), tol in zip(updates, runs, loose)):
+            return ["float32 rounding: the step agrees with dlnref only to float32 precision (check with "
+                    "dtype=np.float32)"]
+    causes = []
+    c = [_mlp_factors(us, ours, tol) for us, (_, _, _, ours, tol) in zip(updates, runs)]
+    if c[0] is not None and c[1] is not None:
+        causes += _explain_mlp_factors(c, [r for r, *_ in runs], scale, case, (first, stop))
+    relu_block = dataclasses.replace(model, block_activation="relu")
+    if L > 1:
+        _, relu_grads = loss_and_gradients(weights, relu_block, X, Y)
+        rates = [scale] + [1.0] * (L - 1)
+        if all(all(np.abs(u + r * s * g).max() <= t for u, s, g, t in zip(us, rates, relu_grads, tol))
+               for us, (r, _, _, _, tol) in zip(updates, runs)):
+            causes.append("a ReLU between the block's layers: the block of the paper's text is linear (dlnref's "
+                          "block='linear'); the official code's forward pass has the ReLUs (block='relu')")
+    if not causes and L > 1:
+        other = [_layers(_call_user(step_fn, to_layout([W.astype(dtype) for W in weights], _other(layout)), model,
+                                    X.astype(dtype), Y.astype(dtype), r, scale), _other(layout)) for r, *_ in runs]
+        if all(not isinstance(o, UserError) and [W.shape for W in o] == [W.shape for W in weights]
+               and all(np.abs((n - W) - d).max() <= t for n, W, d, t in zip(o, weights, ours, tol))
+               for o, (_, _, _, ours, tol) in zip(other, runs)):
+            causes.append(f"your function reads the layers in the other order: pass layout={_other(layout)!r}")
+    return causes
+
+
+def _explain_mlp_factors(c, lrs, scale, case, block):
+    """Explanations of per-layer factors ``c`` (at two step sizes) by lr, loss factor, rate placement, frozen layers."""
+    c1, c2 = c
+    L = len(c1)
+    frozen = [l for l in range(L) if c1[l] == 0]
+    if len(frozen) == L:
+        return ["zero update: every layer comes back unchanged"]
+    causes = []
+    moving = [l for l in range(L) if c1[l] != 0]
+    if frozen == list(range(*block)):
+        causes.append(f"the block's layers {block[0] + 1}..{block[1]} are not updated")
+    elif frozen:
+        causes.append(f"layers {[l + 1 for l in frozen]} are not updated")
+    lr_free = False
+    ratio = [c2[l] / c1[l] for l in moving if c2[l] != 0]
+    if ratio and all(_close(r, ratio[0]) for r in ratio) and not _close(ratio[0], 1.0):
+        power = 1 + math.log(abs(ratio[0])) / math.log(lrs[1] / lrs[0])
+        if abs(power) < 1e-3:
+            causes.append(f"lr is ignored: the update is the same at lr={lrs[0]:g} and lr={lrs[1]:g}")
+            lr_free = True
+        elif abs(power - 1) > 1e-3:
+            causes.append(f"lr is rescaled: the update grows as lr^{power:.3g}, not as lr")
+            lr_free = True
+    placements = [(None, [scale] + [1.0] * (L - 1)),
+                  ("first_lr_scale is missing: every layer takes lr", [1.0] * L),
+                  ("first_lr_scale is applied to the last layer, not the first", [1.0] * (L - 1) + [scale]),
+                  ("first_lr_scale is applied to the first and the last layer (the DLN's discrepant rule), not the "
+                   "first only", [scale] + [1.0] * (L - 2) + [scale]),
+                  ("first_lr_scale is applied to every layer", [scale] * L)]
+    rates = placements[0][1]
+    loss = [(1.0, None)] + mlp_loss_factors(case.samples, case.classes)
+    named = []
+    for name, P in placements:
+        values = [c1[l] * rates[l] / P[l] for l in moving]
+        if not all(_close(v, values[0]) for v in values):
+            continue
+        F = values[0]
+        words = ["the sign is flipped: the step climbs the loss"] if F < 0 else []
+        if not lr_free:
+            match = [m for v, m in loss if _close(abs(F), v)]
+            if not match:
+                if name is None and not (words or causes):
+                    continue
+                if not _close(abs(F), 1.0):
+                    words.append(f"a constant factor {abs(F):.6g} on every layer (is lr scaled?)")
+            else:
+                words += [m for m in match[:1] if m]
+        named.append("; and ".join(causes + words + ([name] if name else [])))
+    return [n for n in named if n] or (["; and ".join(causes)] if causes else [])
+
+
+def assert_mlp_step_matches(step_fn, *, lr=0.1, first_lr_scale=None, layout="input_first", dtype=np.float64,
+                            max_examples=30):
+    r"""Check one gradient step of the MLP with a linear block (:mod:`dlnref.nn.mlp`) at ``lr`` and ``0.37 lr``.
+
+    Parameters
+    ----------
+    step_fn : callable
+        ``step_fn(weights, model, X, Y, lr, first_lr_scale) -> new_weights``.
+        ``weights`` in ``layout`` order, ``W_l`` of shape ``(d_l, d_{l-1})``, no
+        biases; ``model`` a :class:`dlnref.nn.mlp.MLPLayout` (read
+        ``model.relu_after[l]``: whether a ReLU follows 0-based layer l;
+        ``model.block_layers``); ``X`` of shape ``(d_0, n)``, one sample per
+        column; ``Y`` one-hot ``(K, n)``. dlnref's step:
+        ``W_l <- W_l - lr s_l dLoss/dW_l``, ``s_1 = first_lr_scale``,
+        ``s_l = 1`` otherwise, on the mean softmax cross-entropy
+        ``-(1/n) sum_i log softmax(Z_L)[y_i, i]``.
+    lr : float
+    first_lr_scale : float or None
+        None draws one per case that no loss factor of the case mimics.
+    layout : {"input_first", "output_first"}
+    dtype : numpy dtype
+    max_examples : int
+
+    Raises
+    ------
+    AssertionError
+        On the smallest failing case, with the cause that fits: first_lr_scale
+        missing or on other layers, the block's layers not updated, a loss that
+        sums over the samples (or averages over classes too), the sign, lr
+        ignored, ReLUs inside the block, the other layout, float32 rounding.
+    """
+    check_layout(layout)
+    _search(lambda case, diagnose: check_mlp_step(step_fn, case, lr, first_lr_scale, layout, dtype, diagnose),
+            mlp_cases(), max_examples)
