@@ -910,18 +910,86 @@ def _descend(problem, weights, sizes, steps):
 def _rate_placements(L, alpha):
     """``(name, P)``: placements of alpha other than dlnref's (``P_l`` the factor on ``lr`` at layer l)."""
     inner = [1.0 if l in (0, L - 1) else alpha for l in range(L)]
+    outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
     placements = [("the discrepant rate alpha is missing: every layer takes lr", [1.0] * L),
                   ("alpha is applied to W_1 only, not to W_L", [alpha] + [1.0] * (L - 1)),
                   ("alpha is applied to W_L only, not to W_1", [1.0] * (L - 1) + [alpha]),
-                  ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L)]
-    if L > 2:
-        placements.append(("alpha is applied to the inner layers, not to W_1 and W_L", inner))
-    return placements
+                  ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L),
+                  ("alpha is applied to the inner layers, not to W_1 and W_L", inner)]
+    kept = []
+    for name, P in placements:   # at depth 2 some placements are dlnref's own, or each other's
+        if P != outer and all(P != Q for _, Q in kept):
+            kept.append((name, P))
+    return kept
 
 
 def check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale=None, layout="input_first",
-                                dtype=np.float64, diagnose=True):
-    """The failure report of ``train_fn`` run from dlnref's C-DLN on one case, or None when every ``X_t`` agrees."""
+                                dtype=np.float64, diagnose=True, confirm_depth=None, kinds=None):
+    """The failure report of ``train_fn`` run from dlnref's C-DLN on one case, or None when every ``X_t`` agrees.
+
+    ``confirm_depth``: a depth at which a failure on a shallower case is run again, so that causes which look
+    alike at depth 2 (where every layer is an outer one) are told apart; the causes named are those that fit
+    there (when the deeper case fails too). ``kinds``: the problems the function supports, tried in turn for the
+    second case (the case's own first) until one names a single cause.
+    """
+    found, causes, alpha = _compressed_run(train_fn, case, steps, lr, outer_lr_scale, layout, dtype, diagnose)
+    if found is None:
+        return None
+    if not diagnose:
+        return "differs"
+    if confirm_depth is not None and (len(causes) != 1 or case.depth < confirm_depth):
+        causes = _confirmed(train_fn, case, causes, steps, lr, outer_lr_scale, layout, dtype, confirm_depth, kinds)
+    settings_text = f"lr={lr:g}, alpha={alpha:g}, steps={steps}, layout {layout!r}, dtype {np.dtype(dtype).name}"
+    return _report("C-DLN trajectory", case.describe(), settings_text, found, causes,
+                   case.call() + f"; then train_fn(weights, problem, {lr!r}, {alpha!r}, {steps})")
+
+
+def _confirmed(train_fn, case, causes, steps, lr, outer_lr_scale, layout, dtype, depth, kinds):
+    """The causes of the first confirmation case (of ``case.kind``, then of ``kinds``) that names the fewest, >= 1.
+
+    From the spectral init of a factorization problem the residual stays in the span of ``U_w`` and ``V_w``,
+    so (to first order in lr) ``X(t)`` depends on the layers' rates only through their sum: placements of
+    alpha with equal sums look alike there, and a problem whose gradient leaves that span tells them apart.
+    """
+    best = None
+    for kind in dict.fromkeys([case.kind, *(kinds or ())]):
+        confirm = _confirmation_case(dataclasses.replace(case, kind=kind), depth)
+        if confirm is None:
+            continue
+        found, named, _ = _compressed_run(train_fn, confirm, steps, lr, outer_lr_scale, layout, dtype, True)
+        if found is not None and named and (best is None or len(named) < len(best)):
+            best = [f"{c} (confirmed on {confirm.describe()})" for c in named]
+            if len(best) == 1:
+                break
+    if best is not None and len(best) > 1:
+        best[-1] += ("; from the spectral init these change X(t) alike, to first order in lr (assert_step_matches "
+                     "tells them apart)")
+    return best or causes
+
+
+def _confirmation_case(case, depth):
+    """A second case that tells apart what the first may not: depth ``depth``, a target wider than ``2 r`` each way.
+
+    On a target of side ``2 r`` the C-DLN's ``U_w U_w^T`` and ``V_w V_w^T`` are the identity, so the layers'
+    contributions to the first step of ``X`` are alike and only the sum of their rates shows.
+    """
+    m, n = (min(MAX_SIDE, max(side, 2 * case.rank + 1)) for side in case.shape)
+    if min(m, n) <= 2 * case.rank:
+        return None
+    names = problem_class(case.kind).oracle_sizes
+    for seed in range(case.problem_seed, case.problem_seed + 20):
+        sizes = tuple((name, {"observed": max(3, (m * n * 2) // 3), "measurements": max(3, m * n // 2)}[name])
+                      for name in names if name in ("observed", "measurements"))
+        if len(sizes) != len(names):
+            return None
+        candidate = dataclasses.replace(case, shape=(m, n), depth=depth, problem_seed=seed, sizes=sizes)
+        if _well_separated(candidate):
+            return candidate
+    return None
+
+
+def _compressed_run(train_fn, case, steps, lr, outer_lr_scale, layout, dtype, diagnose):
+    """``(found, causes, alpha)`` of the user's run on one case; ``found`` is None when it agrees."""
     from .cases import case_alpha
 
     weights, problem = case.build()
@@ -930,27 +998,19 @@ def check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale=None, 
     exact, tolerances = reference_trajectory(problem, weights, lr, alpha, steps, dtype)
     out = _call_user(train_fn, to_layout([W.astype(dtype) for W in weights], layout), problem, lr, alpha, steps)
     theirs = out if isinstance(out, UserError) else _layers(out, "input_first")
-    settings_text = f"lr={lr:g}, alpha={alpha:g}, steps={steps}, layout {layout!r}, dtype {np.dtype(dtype).name}"
-    causes, found = [], None
     if isinstance(theirs, UserError):
-        found = f"{theirs}."
-    elif len(theirs) != len(exact) or any(x.shape != e.shape for x, e in zip(theirs, exact)):
-        found = (f"train_fn returned {len(theirs)} matrices of shapes {sorted({x.shape for x in theirs})}, expected "
-                 f"steps + 1 = {len(exact)} of shape {exact[0].shape}.")
-    else:
-        first = next((t for t, (x, e, tol) in enumerate(zip(theirs, exact, tolerances))
-                      if not float(np.abs(x - e).max()) <= tol), None)
-        if first is None:
-            return None
-        difference = float(np.abs(theirs[first] - exact[first]).max())
-        found = (f"X_{first} is the first to differ: max abs difference {difference:.3e}, tolerance "
-                 f"{tolerances[first]:.3e}.")
-        if diagnose:
-            causes = _trajectory_causes(theirs, exact, tolerances, weights, problem, lr, alpha, steps)
-    if not diagnose:
-        return "differs"
-    return _report("C-DLN trajectory", case.describe(), settings_text, found, causes,
-                   case.call() + f"; then train_fn(weights, problem, {lr!r}, {alpha!r}, {steps})")
+        return f"{theirs}.", [], alpha
+    if len(theirs) != len(exact) or any(x.shape != e.shape for x, e in zip(theirs, exact)):
+        return (f"train_fn returned {len(theirs)} matrices of shapes {sorted({x.shape for x in theirs})}, expected "
+                f"steps + 1 = {len(exact)} of shape {exact[0].shape}."), [], alpha
+    first = next((t for t, (x, e, tol) in enumerate(zip(theirs, exact, tolerances))
+                  if not float(np.abs(x - e).max()) <= tol), None)
+    if first is None:
+        return None, [], alpha
+    difference = float(np.abs(theirs[first] - exact[first]).max())
+    found = f"X_{first} is the first to differ: max abs difference {difference:.3e}, tolerance {tolerances[first]:.3e}."
+    causes = _trajectory_causes(theirs, exact, tolerances, weights, problem, lr, alpha, steps) if diagnose else []
+    return found, causes, alpha
 
 
 def _trajectory_causes(theirs, exact, tolerances, weights, problem, lr, alpha, steps):
@@ -1014,8 +1074,11 @@ def assert_compressed_trajectory_matches(train_fn, problem=None, *, steps=20, lr
     if not low < lr <= high:
         raise InputError(f"lr={lr!r} is outside the range (0, {high:.4g}] in which dlnref's reference run provably "
                          f"stays bounded at steps={steps}: a usage error, not a failure of your code")
+    deepest = max(_depths(depths, 2, 4) if depths is None else _depths(depths, 2, 6))
+    confirm = 3 if deepest >= 3 and (depths is None or 3 in set(depths)) else None
+    kinds = oracle_kinds() if problem is None else (problem_class(problem).name,)
     _search(lambda case, diagnose: check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout,
-                                                               dtype, diagnose),
+                                                               dtype, diagnose, confirm, kinds),
             compressed_trajectory_cases(problem, depths), max_examples)
 
 
@@ -1216,6 +1279,7 @@ def _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype)
         rates = [scale] + [1.0] * (L - 1)
         if all(all(np.abs(u + r * s * g).max() <= t for u, s, g, t in zip(us, rates, relu_grads, tol))
                for us, (r, _, _, _, tol) in zip(updates, runs)):
+            causes = [c for c in causes if not c.startswith("zero update")]   # a ReLU block may kill every update
             causes.append("a ReLU between the block's layers: the block of the paper's text is linear (dlnref's "
                           "block='linear'); the official code's forward pass has the ReLUs (block='relu')")
     if not causes and L > 1:
@@ -1259,24 +1323,22 @@ def _explain_mlp_factors(c, lrs, scale, case, block):
                   ("first_lr_scale is applied to every layer", [scale] * L)]
     rates = placements[0][1]
     loss = [(1.0, None)] + mlp_loss_factors(case.samples, case.classes)
-    named = []
+    known, unknown = [], []
     for name, P in placements:
         values = [c1[l] * rates[l] / P[l] for l in moving]
         if not all(_close(v, values[0]) for v in values):
             continue
         F = values[0]
         words = ["the sign is flipped: the step climbs the loss"] if F < 0 else []
-        if not lr_free:
-            match = [m for v, m in loss if _close(abs(F), v)]
-            if not match:
-                if name is None and not (words or causes):
-                    continue
-                if not _close(abs(F), 1.0):
-                    words.append(f"a constant factor {abs(F):.6g} on every layer (is lr scaled?)")
-            else:
-                words += [m for m in match[:1] if m]
-        named.append("; and ".join(causes + words + ([name] if name else [])))
-    return [n for n in named if n] or (["; and ".join(causes)] if causes else [])
+        match = [m for v, m in loss if _close(abs(F), v)]
+        if lr_free or match:
+            words += [m for m in match[:1] if m and not lr_free]
+            known.append("; and ".join(causes + words + ([name] if name else [])))
+        else:
+            words.append(f"a constant factor {abs(F):.6g} on every layer that no loss normalisation gives (is lr "
+                         "scaled?)")
+            unknown.append("; and ".join(causes + words + ([name] if name else [])))
+    return [n for n in known if n] or unknown or (["; and ".join(causes)] if causes else [])
 
 
 def assert_mlp_step_matches(step_fn, *, lr=0.1, first_lr_scale=None, layout="input_first", dtype=np.float64,
