@@ -1375,3 +1375,33 @@ def assert_mlp_step_matches(step_fn, *, lr=0.1, first_lr_scale=None, layout="inp
     check_layout(layout)
     _search(lambda case, diagnose: check_mlp_step(step_fn, case, lr, first_lr_scale, layout, dtype, diagnose),
             mlp_cases(), max_examples)
+
+
+# --- dlnref conform --kind init|compression|mlp ------------------------------------------------------------
+
+
+def conform_rows(args, dtypes):
+    """``(problem, dtype name, lr, alpha)`` of every row of ``dlnref conform`` for the algorithm's kinds."""
+    dtypes = args.dtype or list(dtypes)
+    if args.kind == "init":
+        return [(None, d, None, None) for d in dtypes]
+    if args.kind == "compression":
+        return [(p, d, None, None) for p in args.problem or list(oracle_kinds()) for d in dtypes]
+    return [(None, d, lr, alpha) for d in dtypes for alpha in args.alpha or [None] for lr in args.lr or [0.1]]
+
+
+def conform_check(function, args, dtype, lr, alpha, problem=None):
+    """The failure message of one row of ``dlnref conform`` for the algorithm's kinds, or None when it passes."""
+    extra = {} if args.max_examples is None else {"max_examples": args.max_examples}
+    try:
+        if args.kind == "init":
+            assert_init_matches(function, layout=args.layout, dtype=dtype, depths=getattr(args, "depths", None),
+                                **extra)
+        elif args.kind == "compression":
+            assert_compression_matches(function, problem, layout=args.layout, dtype=dtype,
+                                       depths=getattr(args, "depths", None), **extra)
+        else:
+            assert_mlp_step_matches(function, lr=lr, first_lr_scale=alpha, layout=args.layout, dtype=dtype, **extra)
+    except AssertionError as failure:
+        return str(failure)
+    return None
