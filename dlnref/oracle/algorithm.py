@@ -365,7 +365,7 @@ def _law_causes(init_fn, scale, layout):
 
 
 def haar_test(init_fn, samples=1000, layout="input_first", dims=HAAR_DIMS, false_failure=HAAR_FALSE_FAILURE):
-    """Test the law of ``O_l = W_l / eps`` over ``samples`` seeds against the Haar measure; return the failure or None.
+    r"""Test the law of ``O_l = W_l / eps`` over ``samples`` seeds against the Haar measure; return the failure or None.
 
     For Haar-distributed ``O`` with orthonormal columns (or rows) of length
     ``d``, every entry has mean 0 and ``E O_ij^2 = 1/d``. Over ``N`` seeds,
