@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 
 from ..compress import compress
 from ..errors import InputError
-from ..network import backward, end_to_end, init_weights
-from ..nn.mlp import init_mlp, loss_and_gradients, mlp_layout
+from ..network import backward, end_to_end
 from ..nn.mlp import forward as mlp_forward
+from ..nn.mlp import init_mlp, loss_and_gradients, mlp_layout
 from ..problems import problem_class
 from .cases import LAYOUTS, check_layout, from_layout, normalisation_factors, oracle_kinds, to_layout
 from .reference import reference_trajectory, trajectory_lr_limit
@@ -139,7 +139,8 @@ def _report(what, case, settings_text, found, causes, rebuild):
         diagnosis = f"Likely cause: {causes[0]}."
     else:
         diagnosis = "Likely causes (these fit this case equally): " + "\n  or: ".join(causes) + "."
-    return f"{what} differs from dlnref on case {case}; {settings_text}.\n{found}\n{diagnosis}\nRebuild the case: {rebuild}"
+    return (f"{what} differs from dlnref on case {case}; {settings_text}.\n{found}\n{diagnosis}\n"
+            f"Rebuild the case: {rebuild}")
 
 
 def _other(layout):
@@ -232,7 +233,7 @@ def _shape_causes(layers, shapes, layout):
 
 
 def check_init(init_fn, case, layout="input_first", dtype=np.float64, diagnose=True):
-    """The failure report of ``init_fn`` on one :class:`InitCase`, or None when it gives ``eps`` times orthogonal layers.
+    """The failure report of ``init_fn`` on one :class:`InitCase`, or None when it gives eps times orthogonal layers.
 
     The layers must have shapes ``(d_l, d_{l-1})``, singular values all equal
     to ``eps`` (to ``16 u max(dims)``, ``u`` the dtype's unit roundoff), no two
@@ -249,7 +250,8 @@ def check_init(init_fn, case, layout="input_first", dtype=np.float64, diagnose=T
     if isinstance(layers, UserError):
         found = f"{layers}."
     elif [W.shape for W in layers] != shapes:
-        found = f"the layers have shapes {[W.shape for W in layers]}, expected {shapes} (W_l of shape (d_l, d_{{l-1}}))."
+        found = (f"the layers have shapes {[W.shape for W in layers]}, expected {shapes} "
+                 "(W_l of shape (d_l, d_{l-1})).")
         causes = _shape_causes(layers, shapes, layout)
     else:
         spectra = _spectra(layers)
@@ -519,7 +521,8 @@ class CompressionCase:
 
     def call(self):
         arguments = ", ".join(f"{k}={v!r}" for k, v in self._arguments().items())
-        return f"import dlnref.oracle; weights, problem = dlnref.oracle.build_compression_case({self.kind!r}, {arguments})"
+        return ("import dlnref.oracle; weights, problem = "
+                f"dlnref.oracle.build_compression_case({self.kind!r}, {arguments})")
 
     def describe(self):
         m, n = self.shape
@@ -546,7 +549,8 @@ class GivenProblemCase:
 
     def describe(self):
         m, n = self.problem.shape
-        return f"your {self.problem.name} problem ({m}x{n}), depth {self.depth}, width {self.width}, scale {self.scale!r}"
+        return (f"your {self.problem.name} problem ({m}x{n}), depth {self.depth}, width {self.width}, "
+                f"scale {self.scale!r}")
 
 
 @dataclasses.dataclass
@@ -639,12 +643,13 @@ def spectral_init_differences(weights, matrix, width, scale, dtype=np.float64, w
     for l, W in enumerate(weights):
         s = np.linalg.svd(W, compute_uv=False)
         if not _flat(s, scale, tol):
-            out.append(f"layer {l + 1} (1 = input side) has singular values {_numbers(s)}, expected all eps = {scale:g}")
+            out.append(f"layer {l + 1} (1 = input side) has singular values {_numbers(s)}, "
+                       f"expected all eps = {scale:g}")
     if out:
         return out
-    for side, P, bases in (("W_L's columns", weights[-1] @ weights[-1].T, spec.left),
-                           ("W_1's rows", weights[0].T @ weights[0], spec.right)):
-        P = P / scale**2
+    for side, gram, bases in (("W_L's columns", weights[-1] @ weights[-1].T, spec.left),
+                              ("W_1's rows", weights[0].T @ weights[0], spec.right)):
+        P = gram / scale**2
         blocks = sum(B @ (B.T @ P @ B) @ B.T for B in bases)
         masses = [float(np.trace(B.T @ P @ B)) for B in bases]
         wanted = [len(spec.chosen & set(g)) for g in spec.groups]
@@ -661,7 +666,8 @@ def spectral_init_differences(weights, matrix, width, scale, dtype=np.float64, w
             continue
         C = B_left.T @ X @ B_right
         if taken == len(g) and np.abs(C - np.eye(len(g))).max() > tol:
-            out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is {_numbers(C.ravel(), 4)}, "
+            out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is "
+                       f"{_numbers(C.ravel(), 4)}, "
                        "not the identity")
         elif taken < len(g) and (np.abs(C - C.T).max() > tol or np.abs(C @ C - C).max() > tol):
             out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is no symmetric "
@@ -746,7 +752,6 @@ def _compression_shape_causes(layers, shapes, problem, width, scale, dtype, layo
 
 def _compression_causes(layers, problem, width, scale, dtype):
     """Causes of a C-DLN init of the right shapes that differs: scales, other singular vectors, pairing, values."""
-    L = len(layers)
     spectra = _spectra(layers)
     rtol = 64 * np.finfo(dtype).eps * sum(problem.shape)
     surrogate = np.asarray(problem.surrogate(), dtype=np.float64)
@@ -812,7 +817,8 @@ def _value_causes(layers, problem, surrogate, width, scale, rtol):
             "where the paper's init is eps^L U_w V_w^T (W~_1 = eps V_w^T, W~_L = eps U_w take the vectors only)")
     fraction = getattr(problem, "fraction", None)
     if fraction is not None and _close(ratio, fraction, 1e-6):
-        text += f"; and c = p eps^L, p = {fraction:g}: the surrogate without the 1/p, P_Omega(M) instead of P_Omega(M) / p"
+        text += (f"; and c = p eps^L, p = {fraction:g}: the surrogate without the 1/p, P_Omega(M) instead of "
+                 "P_Omega(M) / p")
     return [text]
 
 
@@ -1225,7 +1231,7 @@ def check_mlp_step(step_fn, case, lr=0.1, first_lr_scale=None, layout="input_fir
         tolerances = _mlp_tolerances(weights, X, Y, logits, [rate * r for r in rates], dtype)
         runs.append((rate, out, new, ours, tolerances))
     failed = None
-    for rate, out, new, ours, tolerances in runs:
+    for rate, _, new, ours, tolerances in runs:
         if isinstance(new, UserError):
             failed = failed or (rate, f"{new}.")
         elif [W.shape for W in new] != [W.shape for W in weights]:
