@@ -823,7 +823,7 @@ def _value_causes(layers, problem, surrogate, width, scale, rtol):
 
 
 def assert_compression_matches(compress_fn, problem=None, *, layout="input_first", dtype=np.float64, depths=None,
-                               max_examples=30):
+                               max_examples=30, width=None):
     """Check ``compress_fn(problem, depth, width, scale) -> weights``, the C-DLN's spectral init, against dlnref's.
 
     Parameters
@@ -844,6 +844,8 @@ def assert_compression_matches(compress_fn, problem=None, *, layout="input_first
     depths : iterable of int or None
         Depths your code supports (default 2 to 4).
     max_examples : int
+    width : int or None
+        With a problem object only: the width asked for (None: ``2 problem.rank``).
 
     Notes
     -----
@@ -867,10 +869,12 @@ def assert_compression_matches(compress_fn, problem=None, *, layout="input_first
         _search(lambda case, diagnose: check_compression(compress_fn, case, layout, dtype, diagnose),
                 compression_cases(problem, _depths(depths, 2, 4) if depths is None else depths), max_examples)
         return
+    if width is None and getattr(problem, "rank", None) is None:
+        raise InputError("width must be given for a problem whose target rank is unknown (problem.rank is None)")
+    width = 2 * problem.rank if width is None else width
     for depth in _depths(depths, 2, 6) if depths is not None else (2, 3, 4):
         for scale in SCALES[:2]:
-            report = check_compression(compress_fn, GivenProblemCase(problem, depth, 2 * problem.rank, scale), layout,
-                                       dtype)
+            report = check_compression(compress_fn, GivenProblemCase(problem, depth, width, scale), layout, dtype)
             if report is not None:
                 raise AssertionError(report)
 
