@@ -345,6 +345,15 @@ def test_compression_bugs_are_named(bug):
     assert "dlnref.oracle.build_compression_case(" in message
 
 
+def test_float32_spectral_init_is_named_and_passes_when_declared():
+    def compress32(problem, depth, width, eps):
+        U, _, Vh = np.linalg.svd(surrogate(problem).astype(np.float32))
+        return [W.astype(np.float32) for W in spectral(U, Vh, depth, width, np.float32(eps))]
+
+    assert "float32 rounding" in failure(oracle.assert_compression_matches, compress32, max_examples=10)
+    oracle.assert_compression_matches(compress32, dtype=np.float32, max_examples=10)
+
+
 def test_compression_case_rebuilds_dlnref_init():
     weights, problem = oracle.build_compression_case("completion", (5, 4), 1, 3, 0.01, problem_seed=2, observed=9)
     assert [W.shape for W in weights] == [(2, 4), (2, 2), (5, 2)]
