@@ -466,6 +466,30 @@ def mlp_step(weights, model, X, Y, lr, first_lr_scale):
         if l > 0 and model.relu_after[l - 1]:
             D = D * (Z[l - 1] > 0)
     return new
+
+
+def train_without_alpha(weights, problem, lr, alpha, steps):
+    def X(ws):
+        out = ws[0]
+        for W in ws[1:]:
+            out = W @ out
+        return out
+
+    out = [X(weights)]
+    for _ in range(steps):
+        G = np.where(problem.mask, out[-1] - problem.target, 0.0) / problem.mask.sum()
+        grads = []
+        for l, W in enumerate(weights):
+            above = np.eye(W.shape[0])
+            for V in weights[l + 1:][::-1]:
+                above = above @ V
+            below = np.eye(weights[0].shape[1])
+            for V in weights[:l]:
+                below = V @ below
+            grads.append(above.T @ G @ below.T)
+        weights = [W - lr * g for W, g in zip(weights, grads)]
+        out.append(X(weights))
+    return out
 '''
 
 
@@ -500,6 +524,13 @@ def test_conform_mlp_passes_at_two_rates(client):
                    "--alpha", "4.3", "--max-examples", "5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 of 2 checks passed" in proc.stdout
+
+
+def test_conform_cdln_names_a_missing_alpha(client):
+    proc = conform(client, "algorithm_client:train_without_alpha", "--kind", "cdln", "--problem", "completion",
+                   "--dtype", "float64", "--alpha", "3.7", "--steps", "4", "--max-examples", "3")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cdln       completion" in proc.stdout and "the discrepant rate alpha is missing" in proc.stdout
 
 
 def test_conform_algorithm_kind_with_a_missing_function_exits_2(client):

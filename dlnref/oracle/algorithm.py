@@ -35,11 +35,12 @@ from ..network import backward, end_to_end
 from ..nn.mlp import forward as mlp_forward
 from ..nn.mlp import init_mlp, loss_and_gradients, mlp_layout
 from ..problems import problem_class
-from .cases import LAYOUTS, check_layout, from_layout, normalisation_factors, oracle_kinds, to_layout
+from .cases import LAYOUTS, MAX_SIZE, check_layout, from_layout, normalisation_factors, oracle_kinds, to_layout
 from .reference import reference_trajectory, trajectory_lr_limit
 from .strategies import seeds
 
-#: Init scales ``eps`` of the drawn init and compression cases: no two a ratio of small integers or a root of another.
+#: Init scales ``eps`` of the drawn init and compression cases: the paper's 1e-2, and others at which no two of the
+#: scale formulas of :data:`SCALE_FACTORS` agree on the drawn widths.
 SCALES = (0.01, 0.37, 0.003, 0.053)
 #: The bound on the probability that the Haar test fails a correct init (Haar-distributed layers).
 HAAR_FALSE_FAILURE = 1e-6
@@ -49,8 +50,6 @@ HAAR_DIMS = (3, 4, 4, 2)
 APART_DIMS = (2, 3, 5, 4)
 #: Widths of the square network on which a non-orthogonal init's law is measured (a diagnosis only).
 LAW_DIMS = (32, 32, 32, 32)
-#: Largest side of a compression case's target (the reference trajectory's bounds assume at most this).
-MAX_SIDE = 6
 #: A compression case keeps the surrogate's singular values either equal (to ``GROUP_RTOL`` of the largest)
 #: or at least ``MIN_GAP`` of the largest apart, so that the subspaces compared are well defined.
 GROUP_RTOL, MIN_GAP = 1e-9, 1e-2
@@ -684,7 +683,7 @@ def compression_cases(kind=None, depths=None, scales=SCALES):
 
     @st.composite
     def one(draw, kind):
-        m, n = draw(st.integers(2, MAX_SIDE)), draw(st.integers(2, MAX_SIDE))
+        m, n = draw(st.integers(2, MAX_SIZE)), draw(st.integers(2, MAX_SIZE))
         rank = draw(st.integers(1, min(m, n) // 2))
         sizes = tuple((name, draw(SIZE_DRAWS[name](m, n))) for name in problem_class(kind).oracle_sizes)
         return CompressionCase(kind, (m, n), rank, draw(st.sampled_from(allowed)), draw(st.sampled_from(scales)),
@@ -986,7 +985,7 @@ def _confirmation_case(case, depth):
     On a target of side ``2 r`` the C-DLN's ``U_w U_w^T`` and ``V_w V_w^T`` are the identity, so the layers'
     contributions to the first step of ``X`` are alike and only the sum of their rates shows.
     """
-    m, n = (min(MAX_SIDE, max(side, 2 * case.rank + 1)) for side in case.shape)
+    m, n = (min(MAX_SIZE, max(side, 2 * case.rank + 1)) for side in case.shape)
     if min(m, n) <= 2 * case.rank:
         return None
     names = problem_class(case.kind).oracle_sizes
@@ -1390,7 +1389,7 @@ def assert_mlp_step_matches(step_fn, *, lr=0.1, first_lr_scale=None, layout="inp
             mlp_cases(), max_examples)
 
 
-# --- dlnref conform --kind init|compression|mlp ------------------------------------------------------------
+# --- dlnref conform --kind init|compression|cdln|mlp ------------------------------------------------------
 
 
 def conform_rows(args, dtypes):
@@ -1400,6 +1399,10 @@ def conform_rows(args, dtypes):
         return [(None, d, None, None) for d in dtypes]
     if args.kind == "compression":
         return [(p, d, None, None) for p in args.problem or list(oracle_kinds()) for d in dtypes]
+    if args.kind == "cdln":
+        return [(p, d, lr, alpha) for p in args.problem or list(oracle_kinds()) for d in dtypes
+                for alpha in args.alpha or [None]
+                for lr in args.lr or [compressed_trajectory_lr_range(p, args.steps, alpha)[1] / 2]]
     return [(None, d, lr, alpha) for d in dtypes for alpha in args.alpha or [None] for lr in args.lr or [0.1]]
 
 
@@ -1413,6 +1416,10 @@ def conform_check(function, args, dtype, lr, alpha, problem=None):
         elif args.kind == "compression":
             assert_compression_matches(function, problem, layout=args.layout, dtype=dtype,
                                        depths=getattr(args, "depths", None), **extra)
+        elif args.kind == "cdln":
+            assert_compressed_trajectory_matches(function, problem, steps=args.steps, lr=lr, outer_lr_scale=alpha,
+                                                 layout=args.layout, dtype=dtype, depths=getattr(args, "depths", None),
+                                                 **extra)
         else:
             assert_mlp_step_matches(function, lr=lr, first_lr_scale=alpha, layout=args.layout, dtype=dtype, **extra)
     except AssertionError as failure:

@@ -36,6 +36,7 @@ def add_conform_command(commands):
                    help="backward: f(weights, G) -> grads; step: f(weights, problem, lr, alpha) -> new weights; "
                         "trajectory: f(weights, problem, lr, alpha, steps) -> [X_0, ..., X_steps]; init: "
                         "f(dims, scale, seed) -> weights; compression: f(problem, depth, width, scale) -> weights; "
+                        "cdln: as trajectory, from dlnref's C-DLN; "
                         "mlp: f(weights, model, X, Y, lr, first_lr_scale) -> new weights")
     p.add_argument("--kind", choices=CHECK_KINDS, required=True, help="what the function computes")
     p.add_argument("--layout", choices=("input_first", "output_first"), default="input_first",
@@ -159,7 +160,7 @@ def run_conform(args):
         for problem, dtype, lr, alpha in _checks(args):
             message = _run_one(function, args, problem, dtype, lr, alpha)
             rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
-                         "alpha": "per case" if alpha is None and args.kind in ("step", "trajectory", "mlp") else alpha,
+                         "alpha": "per case" if alpha is None and args.kind not in ("backward", "init", "compression") else alpha,
                          "passed": message is None, "diagnosis": message})
     passed = all(r["passed"] for r in rows)
     if args.json:

@@ -9,4 +9,4 @@ def oracle_kinds():
 
 
 #: ``dlnref conform`` kinds that check the paper's algorithm itself (:mod:`dlnref.oracle.algorithm`).
-ALGORITHM_KINDS = ("init", "compression", "mlp")
+ALGORITHM_KINDS = ("init", "compression", "cdln", "mlp")
