@@ -611,7 +611,7 @@ def spectral_init_differences(weights, matrix, width, scale, dtype=np.float64, w
       space);
     - the pairing ``U_g^T X_0 V_g / eps^L`` of each nonzero group ``g``, with
       ``X_0 = W_L \cdots W_1``: the identity for a group taken whole, a
-      symmetric projector for a group cut by ``w``.
+      symmetric projector of the rank taken for a group cut by ``w``.
 
     Together they hold exactly for the networks ``Q``-equivalent to an init
     from some SVD of ``matrix``. The tolerance is
@@ -666,11 +666,11 @@ def spectral_init_differences(weights, matrix, width, scale, dtype=np.float64, w
         C = B_left.T @ X @ B_right
         if taken == len(g) and np.abs(C - np.eye(len(g))).max() > tol:
             out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is "
-                       f"{_numbers(C.ravel(), 4)}, "
-                       "not the identity")
-        elif taken < len(g) and (np.abs(C - C.T).max() > tol or np.abs(C @ C - C).max() > tol):
+                       f"{_numbers(C.ravel(), 4)}, not the identity")
+        elif taken < len(g) and (np.abs(C - C.T).max() > tol or np.abs(C @ C - C).max() > tol
+                                 or abs(np.trace(C) - taken) > tol * len(g)):
             out.append(f"the pairing U_g^T X_0 V_g / eps^L of the singular values at indices {g} is no symmetric "
-                       "projector")
+                       f"projector of rank {taken}")
     return out
 
 
