@@ -2,8 +2,8 @@
 
 Every check passes a correct NumPy client written here from the paper (its own QR, SVD, gradients), and names
 the cause of each injected bug in its message. Numbers are checked against independent routes: SciPy's
-quadrature for the Marchenko-Pastur CDF, scipy.stats.ortho_group as a second Haar sampler, an SVD through
-eigh for the spectral init, finite differences for the MLP's gradient.
+quadrature for the Marchenko-Pastur CDF, scipy.stats.ortho_group as a second Haar sampler, SciPy's gesvd with pairs'
+signs flipped for the spectral init, finite differences for the MLP's gradient.
 """
 
 import os
@@ -14,6 +14,7 @@ from functools import reduce
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.linalg
 import scipy.stats
 
 import dlnref
@@ -88,16 +89,14 @@ def compress_svd(problem, depth, width, eps, matrix=None):
     return spectral(U, Vh, depth, width, eps)
 
 
-def compress_eigh(problem, depth, width, eps):
-    """An independent route to the same init: V from eigh(S^T S), U = S V / s, pairs consistent by construction."""
-    S = surrogate(problem)
-    values, V = np.linalg.eigh(S.T @ S)
-    V = V[:, ::-1][:, :width]
-    s = np.sqrt(np.maximum(values[::-1][:width], 0))
-    U = np.linalg.svd(S)[0][:, :width].copy()
-    nonzero = s > 1e-6 * s[0]   # eigh finds a zero singular value only to about sqrt(eps)
-    U[:, nonzero] = S @ V[:, nonzero] / s[nonzero]
-    return spectral(U, V.T, depth, width, eps)
+def compress_gesvd_signs(problem, depth, width, eps):
+    """Another LAPACK algorithm (gesvd, not NumPy's gesdd), with the signs of some pairs (u_i, v_i) flipped together."""
+    U, s, Vh = scipy.linalg.svd(surrogate(problem), lapack_driver="gesvd")
+    signs = np.where(np.arange(s.size) % 2 == 0, -1.0, 1.0)   # pair i: u_i and v_i both times signs[i]
+    U, Vh = U.copy(), Vh.copy()
+    U[:, :s.size] *= signs
+    Vh[:s.size] *= signs[:, None]
+    return spectral(U, Vh, depth, width, eps)
 
 
 def compress_gauge(problem, depth, width, eps):
@@ -297,7 +296,7 @@ def test_marchenko_pastur_cdf_against_quadrature():
 # --- the compressed network's spectral init ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compress_fn", [compress_svd, compress_eigh, compress_gauge, dlnref.compress])
+@pytest.mark.parametrize("compress_fn", [compress_svd, compress_gesvd_signs, compress_gauge, dlnref.compress])
 def test_correct_spectral_inits_pass(compress_fn):
     oracle.assert_compression_matches(compress_fn, max_examples=20)
 

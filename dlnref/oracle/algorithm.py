@@ -719,8 +719,13 @@ def check_compression(compress_fn, case, layout="input_first", dtype=np.float64,
         found = "; ".join(differences) + "."
         if diagnose and np.dtype(dtype) == np.float64 and not spectral_init_differences(
                 layers, problem.surrogate(), width, scale, np.float32):
-            causes = [f"float32 rounding: the init agrees with dlnref's only to float32 precision (it comes back as "
-                      f"{', '.join(sorted(_dtypes(out)))}; check with dtype=np.float32, or compute in float64)"]
+            returned = sorted(_dtypes(out))
+            causes = ([f"float32 rounding: the init agrees with dlnref's only to float32 precision (it comes back as "
+                       f"{', '.join(returned)}; check with dtype=np.float32, or compute in float64)"]
+                      if any("32" in d for d in returned) else
+                      ["a precision below float64's (the init agrees with dlnref's to float32 precision, and comes "
+                       "back as float64): an SVD computed in float32, or through the eigenvectors of S^T S or of "
+                       "[[0, S], [S^T, 0]], which lose accuracy where a singular value is small"])
         elif diagnose:
             causes = _compression_causes(layers, problem, width, scale, dtype)
     if not diagnose:
