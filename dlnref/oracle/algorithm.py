@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import math
 import sys
+import typing
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -1221,6 +1222,15 @@ def _mlp_factors(theirs, ours, tolerances):
     return factors
 
 
+class MLPRun(typing.NamedTuple):
+    """One call of the checked MLP step: the step size, the returned layers, dlnref's updates, their tolerances."""
+
+    lr: float
+    new: object
+    ours: list
+    tolerances: list
+
+
 def check_mlp_step(step_fn, case, lr=0.1, first_lr_scale=None, layout="input_first", dtype=np.float64,
                    diagnose=True):
     """The failure report of ``step_fn`` on one MLP case, at ``lr`` and ``LR_RATIO * lr``, or None."""
@@ -1237,12 +1247,10 @@ def check_mlp_step(step_fn, case, lr=0.1, first_lr_scale=None, layout="input_fir
     for rate in lrs:
         out = _call_user(step_fn, to_layout([W.astype(dtype) for W in weights], layout), model, X.astype(dtype),
                          Y.astype(dtype), rate, scale)
-        new = _layers(out, layout)
-        ours = [-rate * r * g for r, g in zip(rates, grads)]
-        tolerances = _mlp_tolerances(weights, X, Y, logits, [rate * r for r in rates], dtype)
-        runs.append((rate, out, new, ours, tolerances))
+        runs.append(MLPRun(rate, _layers(out, layout), [-rate * r * g for r, g in zip(rates, grads)],
+                           _mlp_tolerances(weights, X, Y, logits, [rate * r for r in rates], dtype)))
     failed = None
-    for rate, _, new, ours, tolerances in runs:
+    for rate, new, ours, tolerances in runs:
         if isinstance(new, UserError):
             failed = failed or (rate, f"{new}.")
         elif [W.shape for W in new] != [W.shape for W in weights]:
@@ -1272,22 +1280,22 @@ def _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype)
     L = len(weights)
     first, stop = model.block_layers
     if any(isinstance(new, UserError) or [W.shape for W in new] != [W.shape for W in weights]
-           for _, _, new, _, _ in runs):
+           for _, new, _, _ in runs):
         shapes = [W.shape for W in weights]
-        new = runs[0][2]
+        new = runs[0].new
         if not isinstance(new, UserError) and [W.shape for W in new][::-1] == shapes:
             return [f"the layers come back in the other order: pass layout={_other(layout)!r}"]
         return []
-    updates = [[n - W for n, W in zip(new, weights)] for _, _, new, _, _ in runs]
+    updates = [[n - W for n, W in zip(run.new, weights)] for run in runs]
     if np.dtype(dtype) == np.float64:
         loose = [_mlp_tolerances(weights, X, Y, mlp_forward(weights, model, X)[0], [r * s for s in
                  [scale] + [1.0] * (L - 1)], np.float32) for r, *_ in runs]
-        if all(all(np.abs(u - o).max() <= t for u, o, t in zip(us, ours, tol))
-               for us, (_, _, _, ours, _), tol in zip(updates, runs, loose)):
+        if all(all(np.abs(u - o).max() <= t for u, o, t in zip(us, run.ours, tol))
+               for us, run, tol in zip(updates, runs, loose)):
             return ["float32 rounding: the step agrees with dlnref only to float32 precision (check with "
                     "dtype=np.float32)"]
     causes = []
-    c = [_mlp_factors(us, ours, tol) for us, (_, _, _, ours, tol) in zip(updates, runs)]
+    c = [_mlp_factors(us, run.ours, run.tolerances) for us, run in zip(updates, runs)]
     if c[0] is not None and c[1] is not None:
         causes += _explain_mlp_factors(c, [r for r, *_ in runs], scale, case, (first, stop))
     relu_block = dataclasses.replace(model, block_activation="relu")
@@ -1295,7 +1303,7 @@ def _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype)
         _, relu_grads = loss_and_gradients(weights, relu_block, X, Y)
         rates = [scale] + [1.0] * (L - 1)
         if all(all(np.abs(u + r * s * g).max() <= t for u, s, g, t in zip(us, rates, relu_grads, tol))
-               for us, (r, _, _, _, tol) in zip(updates, runs)):
+               for us, (r, _, _, tol) in zip(updates, runs)):
             causes = [c for c in causes if not c.startswith("zero update")]   # a ReLU block may kill every update
             causes.append("a ReLU between the block's layers: the block of the paper's text is linear (dlnref's "
                           "block='linear'); the official code's forward pass has the ReLUs (block='relu')")
@@ -1304,7 +1312,7 @@ def _mlp_causes(step_fn, runs, weights, model, X, Y, case, scale, layout, dtype)
                                     X.astype(dtype), Y.astype(dtype), r, scale), _other(layout)) for r, *_ in runs]
         if all(not isinstance(o, UserError) and [W.shape for W in o] == [W.shape for W in weights]
                and all(np.abs((n - W) - d).max() <= t for n, W, d, t in zip(o, weights, ours, tol))
-               for o, (_, _, _, ours, tol) in zip(other, runs)):
+               for o, (_, _, ours, tol) in zip(other, runs)):
             causes.append(f"your function reads the layers in the other order: pass layout={_other(layout)!r}")
     return causes
 
