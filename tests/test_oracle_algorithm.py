@@ -259,6 +259,26 @@ def test_init_bugs_are_named(bug):
     assert "Rebuild the case: init_fn(" in message
 
 
+def test_declared_depths_keep_the_cases_within_them():
+    def deep_only(dims, eps, seed):
+        if len(dims) < 3:
+            raise ValueError("my code needs depth >= 2")
+        return orthogonal_init(dims, eps, seed)
+
+    assert "my code needs depth >= 2" in failure(oracle.assert_init_matches, deep_only, max_examples=10,
+                                                 haar_samples=0)
+    oracle.assert_init_matches(deep_only, depths=range(2, 5), max_examples=10, haar_samples=0)
+
+    def compress_deep_only(problem, depth, width, eps):
+        if depth < 3:
+            raise ValueError("my code needs depth >= 3")
+        return compress_svd(problem, depth, width, eps)
+
+    oracle.assert_compression_matches(compress_deep_only, depths=[3, 4], max_examples=10)
+    with pytest.raises(dlnref.InputError, match="depths must be non-empty"):
+        oracle.assert_compression_matches(compress_deep_only, depths=[1])
+
+
 def test_a_factor_no_formula_gives_is_measured():
     message = failure(oracle.assert_init_matches, lambda dims, eps, seed: orthogonal_init(dims, 0.77 * eps, seed),
                       max_examples=5, haar_samples=0)

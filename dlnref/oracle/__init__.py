@@ -30,8 +30,8 @@ _HOMES = {
                "check_step", "check_trajectory", "trajectory_lr_range"),
     "algorithm": ("assert_compressed_trajectory_matches", "assert_compression_matches", "assert_init_matches",
                   "assert_mlp_step_matches", "build_compression_case", "build_mlp_case", "check_compressed_trajectory",
-                  "check_compression", "check_init", "check_mlp_step", "compressed_trajectory_lr_range", "haar_test",
-                  "spectral_init_differences"),
+                  "check_compression", "check_init", "check_mlp_step", "compressed_trajectory_lr_range",
+                  "compression_cases", "haar_test", "init_cases", "mlp_cases", "spectral_init_differences"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 
