@@ -159,8 +159,9 @@ def run_conform(args):
     with _scratch_hypothesis_home():
         for problem, dtype, lr, alpha in _checks(args):
             message = _run_one(function, args, problem, dtype, lr, alpha)
+            drawn = alpha is None and args.kind not in ("backward", "init", "compression")   # alpha drawn per case
             rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
-                         "alpha": "per case" if alpha is None and args.kind not in ("backward", "init", "compression") else alpha,
+                         "alpha": "per case" if drawn else alpha,
                          "passed": message is None, "diagnosis": message})
     passed = all(r["passed"] for r in rows)
     if args.json:
