@@ -54,6 +54,8 @@ LAW_DIMS = (32, 32, 32, 32)
 #: A compression case keeps the surrogate's singular values either equal (to ``GROUP_RTOL`` of the largest)
 #: or at least ``MIN_GAP`` of the largest apart, so that the subspaces compared are well defined.
 GROUP_RTOL, MIN_GAP = 1e-9, 1e-2
+#: Depths of the compression and C-DLN cases unless the caller declares others (at most 6).
+COMPRESSION_DEPTHS = (2, 3, 4)
 #: Rates ``first_lr_scale`` tried in turn for an MLP case: the first that is no ratio of two loss factors.
 MLP_RATES = (3.7, 2.9, 4.3)
 #: The second step size of an MLP step check, as a multiple of the first.
@@ -147,9 +149,9 @@ def _other(layout):
     return LAYOUTS[1 - LAYOUTS.index(layout)]
 
 
-def _depths(depths, low, high):
-    """The depths a check draws: the user's (within ``[low, high]``), or all of ``low..high``."""
-    allowed = list(range(low, high + 1)) if depths is None else sorted({int(d) for d in depths})
+def _depths(depths, low, high, default):
+    """The depths a check draws: the user's (within ``[low, high]``), or ``default``."""
+    allowed = list(default) if depths is None else sorted({int(d) for d in depths})
     if not allowed or allowed[0] < low or allowed[-1] > high:
         raise InputError(f"depths must be non-empty and lie in {low}..{high}, got {depths!r}")
     return allowed
@@ -176,7 +178,7 @@ class InitCase:
 
 def init_cases(depths=None, max_width=5):
     """Strategy of :class:`InitCase`: widths 2 to ``max_width``, depths from ``depths`` (default 1 to 4)."""
-    allowed = _depths(depths, 1, 8)
+    allowed = _depths(depths, 1, 8, range(1, 5))
     dims = st.sampled_from(allowed).flatmap(
         lambda L: st.lists(st.integers(2, max_width), min_size=L + 1, max_size=L + 1).map(tuple))
     return st.builds(InitCase, dims, st.sampled_from(SCALES), st.integers(0, 2**31 - 1))
@@ -680,7 +682,7 @@ def compression_cases(kind=None, depths=None, scales=SCALES):
     from .cases import SIZE_DRAWS
 
     kinds = oracle_kinds() if kind is None else (problem_class(kind).name,)
-    allowed = _depths(depths, 2, 6)
+    allowed = _depths(depths, 2, 6, COMPRESSION_DEPTHS)
 
     @st.composite
     def one(draw, kind):
@@ -876,12 +878,12 @@ def assert_compression_matches(compress_fn, problem=None, *, layout="input_first
     check_layout(layout)
     if problem is None or isinstance(problem, str):
         _search(lambda case, diagnose: check_compression(compress_fn, case, layout, dtype, diagnose),
-                compression_cases(problem, _depths(depths, 2, 4) if depths is None else depths), max_examples)
+                compression_cases(problem, depths), max_examples)
         return
     if width is None and getattr(problem, "rank", None) is None:
         raise InputError("width must be given for a problem whose target rank is unknown (problem.rank is None)")
     width = 2 * problem.rank if width is None else width
-    for depth in _depths(depths, 2, 6) if depths is not None else (2, 3, 4):
+    for depth in _depths(depths, 2, 6, COMPRESSION_DEPTHS):
         for scale in SCALES[:2]:
             report = check_compression(compress_fn, GivenProblemCase(problem, depth, width, scale), layout, dtype)
             if report is not None:
@@ -911,7 +913,7 @@ def compressed_trajectory_lr_range(problem=None, steps=20, outer_lr_scale=None, 
 
     kinds = oracle_kinds() if problem is None else (problem_class(problem).name,)
     alpha = max(ALPHA_CANDIDATES) if outer_lr_scale is None else outer_lr_scale
-    depth = max(_depths(depths, 2, 4) if depths is None else _depths(depths, 2, 6))
+    depth = max(_depths(depths, 2, 6, COMPRESSION_DEPTHS))
     return 0.0, min(trajectory_lr_limit(k, steps, alpha, depth) for k in kinds)
 
 
@@ -1092,7 +1094,7 @@ def assert_compressed_trajectory_matches(train_fn, problem=None, *, steps=20, lr
     if not low < lr <= high:
         raise InputError(f"lr={lr!r} is outside the range (0, {high:.4g}] in which dlnref's reference run provably "
                          f"stays bounded at steps={steps}: a usage error, not a failure of your code")
-    deepest = max(_depths(depths, 2, 4) if depths is None else _depths(depths, 2, 6))
+    deepest = max(_depths(depths, 2, 6, COMPRESSION_DEPTHS))
     confirm = 3 if deepest >= 3 and (depths is None or 3 in set(depths)) else None
     kinds = oracle_kinds() if problem is None else (problem_class(problem).name,)
     _search(lambda case, diagnose: check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout,
