@@ -10,6 +10,8 @@ data flows one way:
 - :mod:`~dlnref.oracle.diagnosis`: the hypotheses tested on a failing case;
 - :mod:`~dlnref.oracle.checks`: ``assert_backward_matches``, ``assert_step_matches``,
   ``assert_trajectory_matches``;
+- :mod:`~dlnref.oracle.algorithm`: the paper's algorithm itself, ``assert_init_matches``,
+  ``assert_compression_matches``, ``assert_compressed_trajectory_matches``, ``assert_mlp_step_matches``;
 - :mod:`~dlnref.oracle.conform` (the ``dlnref conform`` command) and
   :mod:`~dlnref.oracle.golden` (golden files, which need no hypothesis).
 
@@ -26,6 +28,10 @@ _HOMES = {
               "problem_cases"),
     "checks": ("assert_backward_matches", "assert_step_matches", "assert_trajectory_matches", "check_backward",
                "check_step", "check_trajectory", "trajectory_lr_range"),
+    "algorithm": ("assert_compressed_trajectory_matches", "assert_compression_matches", "assert_init_matches",
+                  "assert_mlp_step_matches", "build_compression_case", "build_mlp_case", "check_compressed_trajectory",
+                  "check_compression", "check_init", "check_mlp_step", "compressed_trajectory_lr_range",
+                  "compression_cases", "haar_test", "init_cases", "mlp_cases", "spectral_init_differences"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 

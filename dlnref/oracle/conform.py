@@ -17,9 +17,9 @@ import numpy as np
 from .._checks import check_int, check_positive
 from ..errors import InputError
 from ..problems import problem_names
-from .kinds import oracle_kinds
+from .kinds import ALGORITHM_KINDS, oracle_kinds
 
-CHECK_KINDS = ("backward", "step", "trajectory")
+CHECK_KINDS = ("backward", "step", "trajectory", *ALGORITHM_KINDS)
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -34,7 +34,10 @@ def add_conform_command(commands):
                "(a function that cannot be imported, an lr outside the safe range, hypothesis missing).")
     p.add_argument("function", metavar="MODULE:FUNCTION",
                    help="backward: f(weights, G) -> grads; step: f(weights, problem, lr, alpha) -> new weights; "
-                        "trajectory: f(weights, problem, lr, alpha, steps) -> [X_0, ..., X_steps]")
+                        "trajectory: f(weights, problem, lr, alpha, steps) -> [X_0, ..., X_steps]; init: "
+                        "f(dims, scale, seed) -> weights; compression: f(problem, depth, width, scale) -> weights; "
+                        "cdln: as trajectory, from dlnref's C-DLN; "
+                        "mlp: f(weights, model, X, Y, lr, first_lr_scale) -> new weights")
     p.add_argument("--kind", choices=CHECK_KINDS, required=True, help="what the function computes")
     p.add_argument("--layout", choices=("input_first", "output_first"), default="input_first",
                    help="order of the layer list the function takes and returns (default %(default)s)")
@@ -87,6 +90,10 @@ def load_function(spec):
 
 def _checks(args):
     """``(problem, dtype name, lr, alpha)`` of every row, in order."""
+    if args.kind in ALGORITHM_KINDS:
+        from .algorithm import conform_rows
+
+        return conform_rows(args, DTYPES)
     dtypes = args.dtype or list(DTYPES)
     if args.kind == "backward":
         return [(None, d, None, None) for d in dtypes]
@@ -116,6 +123,10 @@ def _run_one(function, args, problem, dtype, lr, alpha):
 
     extra = {} if args.max_examples is None else {"max_examples": args.max_examples}
     dtype = DTYPES[dtype]
+    if args.kind in ALGORITHM_KINDS:
+        from .algorithm import conform_check
+
+        return conform_check(function, args, dtype, lr, alpha, problem)
     try:
         if args.kind == "backward":
             checks.assert_backward_matches(function, layout=args.layout, dtype=dtype, **extra)
@@ -148,8 +159,9 @@ def run_conform(args):
     with _scratch_hypothesis_home():
         for problem, dtype, lr, alpha in _checks(args):
             message = _run_one(function, args, problem, dtype, lr, alpha)
+            drawn = alpha is None and args.kind not in ("backward", "init", "compression")   # alpha drawn per case
             rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
-                         "alpha": "per case" if alpha is None and args.kind != "backward" else alpha,
+                         "alpha": "per case" if drawn else alpha,
                          "passed": message is None, "diagnosis": message})
     passed = all(r["passed"] for r in rows)
     if args.json:
