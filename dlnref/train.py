@@ -554,7 +554,7 @@ def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=N
         if loss is not None:
             if limit is None:   # the first loss sets the scale of a blow-up
                 limit = divergence.limit(loss)
-            if not loss <= limit:   # inf, NaN or blown up
+            if not loss <= limit or loss == math.inf:   # inf, NaN or blown up
                 raise divergence.error(t, loss)
 
     start = time.perf_counter()
