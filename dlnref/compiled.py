@@ -27,7 +27,6 @@ order, but its BLAS is the one numba calls (SciPy's) and its sums of squares
 add in another order than NumPy's (``tests/test_compiled.py`` derives the bound).
 """
 
-import importlib.util
 import os
 
 import numpy as np
@@ -61,8 +60,12 @@ KINDS = {MatrixFactorization: 0, MatrixCompletion: 1, MatrixSensing: 2}
 
 
 def numba_available():
-    """Whether numba can be found (it is imported only when the compiled step first runs)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba can be imported (it is imported only here, once a training could use it)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def unfit_reason(problem, weights):
@@ -129,8 +132,9 @@ def compiled_run(problem, weights, engine="auto"):
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "numpy" or (engine == "auto" and os.environ.get(ENGINE_VARIABLE, "").strip().lower() == "numpy"):
         return None
-    reason = unfit_reason(problem, weights) or (None if numba_available() else
-                                                 'numba is not installed (pip install "dlnref[fast]")')
+    reason = unfit_reason(problem, weights)
+    if reason is None and not numba_available():
+        reason = 'numba is not installed (pip install "dlnref[fast]")'
     if reason is not None:
         if engine == "numba":
             raise InputError(f"engine='numba' cannot run this training: {reason}; use engine='auto' or 'numpy'")
@@ -189,7 +193,7 @@ class CompiledRun:
 
         With ``count`` 0, the weights are only evaluated (and returned as they are).
         """
-        state = tuple(np.array(W, dtype=self.dtype, order="C", copy=count > 0) for W in weights)
+        state = tuple(np.array(W, dtype=self.dtype, order="C", copy=True if count > 0 else None) for W in weights)
         losses = np.empty(max(count, 1))
         done = self.kernel(self.gemm, state, sizes, count, self.kind, self.target, self.weight, self.operators,
                            self.measured, self.divisor, self.prefixes, self.downs, self.grads, self.X, self.block_X,
