@@ -150,14 +150,17 @@ def _halving(t, x, update, record):
     return x * x, x, x / 2 if update else x
 
 
+def _error_is_the_evaluation(t, x, evaluation):
+    return {"recovery_error": evaluation}
+
+
 def _halving_leap(t, x, count):
     return [(x / 2**i) ** 2 for i in range(count)], x / 2**count
 
 
 @pytest.mark.parametrize("record_every", [1, 3, 4, 10])
 def test_a_leap_between_rows_gives_the_rows_of_single_steps(record_every):
-    measure = lambda t, x, evaluation: {"recovery_error": evaluation}   # noqa: E731
-    runs = [dlnref.train.descend(_halving, measure, 1.0, 10, record_every=record_every, leap=leap)
+    runs = [dlnref.train.descend(_halving, _error_is_the_evaluation, 1.0, 10, record_every=record_every, leap=leap)
             for leap in (None, _halving_leap)]
     assert runs[0].history.columns == runs[1].history.columns | {"seconds": runs[0].history["seconds"]}
     assert runs[1].history["step"] == sorted({*range(0, 10, record_every), 10})
@@ -171,6 +174,5 @@ def test_a_bad_loss_inside_a_leap_is_a_divergence_at_its_step(bad, step):
         losses = [(x / 2**i) ** 2 if t + i != step else bad for i in range(count)]
         return losses[:step - t + 1] if t <= step < t + count else losses, x / 2**count
 
-    measure = lambda t, x, evaluation: {"recovery_error": evaluation}   # noqa: E731
     with pytest.raises(dlnref.DivergenceError, match=f"is {bad} at step {step} "):
-        dlnref.train.descend(_halving, measure, 1.0, 10, record_every=4, leap=leap)
+        dlnref.train.descend(_halving, _error_is_the_evaluation, 1.0, 10, record_every=4, leap=leap)
