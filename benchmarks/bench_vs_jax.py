@@ -23,13 +23,18 @@ same lr three ways:
 The rows: matrix completion (rank 5, 30% observed), depth 3, the wide network
 (d x d layers, orthogonal init of scale 1e-2) and the compressed one (width
 10, spectral init), lr 1 and alpha 5 (1 for the wide one), at d = 100, 300,
-1000 (wide and compressed) and 2000 (compressed). The three are timed in
-turn, ``--repeats`` times (compile time excluded); the table gives the median
-ms per step and the median of the per-round ratios with their range. Last,
-the time to a recovery error of 1e-3 on the paper's completion run (d = 100,
-lr 10, alpha 5 for the compressed network and 1 for the wide one): each way
-checks the error every ``--every`` steps (the official code checks its loss
-every ``n_inner_loops = 100``; the paper's setup records every 25).
+1000 (wide and compressed) and 2000 (compressed). Each timed call trains a
+run of steps and then evaluates the loss once (dlnref's last row; the
+official ``solver.train`` evaluates its loss after each ``fori_loop``). The
+three are timed in turn, ``--repeats`` rounds (compile time excluded). The
+table gives the median ms per step in CPU time of the process (on a machine
+that other jobs share, the time it was not preempted; on an idle core it is
+the wall time), and the median of the per-round ratios with their range, in
+CPU time and, for the compiled step, in wall time too. Last, the time to a
+recovery error of 1e-3 on the paper's completion run (d = 100, lr 10, alpha
+5 for the compressed network and 1 for the wide one): each way checks the
+error every ``--every`` steps (the official code checks its loss every
+``n_inner_loops = 100``; the paper's setup records every 25).
 """
 
 import argparse
@@ -79,15 +84,18 @@ def official_loop(weights, target, mask, lr, alpha):
         updates, opt = tx.update(jax.grad(loss)(ws), opt)
         return optax.apply_updates(ws, updates), opt
 
-    loops = {}
+    loops, train_loss = {}, jax.jit(loss)
 
     def run(steps, state=None):
+        """``steps`` steps, then the training loss (as ``solver.train`` after each ``fori_loop``); the new state."""
         if steps not in loops:
             loops[steps] = jax.jit(lambda ws, opt: jax.lax.fori_loop(0, steps, body, (ws, opt)))
         if state is None:
             ws = [jnp.asarray(w) for w in weights]
             state = (ws, tx.init(ws))
-        return jax.block_until_ready(loops[steps](*state))
+        state = loops[steps](*state)
+        float(train_loss(state[0]))
+        return state
 
     @jax.jit
     def recovery_error(ws):
@@ -108,9 +116,28 @@ def row_start(d, network):
 
 
 def timed(fn):
-    start = time.perf_counter()
+    """``fn()``'s CPU seconds (this process's), wall seconds and value."""
+    cpu, wall = time.process_time(), time.perf_counter()
     value = fn()
-    return time.perf_counter() - start, value
+    return time.process_time() - cpu, time.perf_counter() - wall, value
+
+
+def rounds(ways, repeats, per=1):
+    """Each way's CPU and wall times (divided by ``per``) over ``repeats`` alternating rounds, and its last value."""
+    for fn in ways.values():   # compile and warm up
+        fn()
+    cpu, wall, values = ({name: [] for name in ways} for _ in range(3))
+    for _ in range(repeats):
+        for name, fn in ways.items():
+            c, w, values[name] = timed(fn)
+            cpu[name].append(c / per)
+            wall[name].append(w / per)
+    return cpu, wall, values
+
+
+def ratios(times):
+    """Per-round ratios of dlnref's ways to the official loop."""
+    return {name: [a / b for a, b in zip(times[name], times["official"])] for name in ("numpy", "compiled")}
 
 
 def per_step_row(d, network, repeats):
@@ -124,21 +151,13 @@ def per_step_row(d, network, repeats):
                                                blas_threads=None, engine=engine).weights
 
     probe = timed(ours("numpy", 3))[0] / 3   # also the warm-up
-    steps = max(3, int(CALL_SECONDS / probe))
+    steps = max(5, int(CALL_SECONDS / probe))
     ways = {"official": lambda: run(steps)[0], "numpy": ours("numpy", steps), "compiled": ours("auto", steps)}
-    for fn in ways.values():   # compile and warm up
-        fn()
-    seconds = {name: [] for name in ways}
-    finals = {}
-    for _ in range(repeats):
-        for name, fn in ways.items():
-            elapsed, finals[name] = timed(fn)
-            seconds[name].append(elapsed / steps * 1e3)
+    cpu, wall, finals = rounds(ways, repeats, steps / 1e3)
     scale = max(float(np.abs(w).max()) for w in finals["numpy"])
     apart = max(float(np.abs(np.asarray(a) - b).max()) / scale for a, b in zip(finals["official"], finals["numpy"]))
-    ratios = {name: [a / b for a, b in zip(seconds[name], seconds["official"])] for name in ("numpy", "compiled")}
-    return {"steps": steps, "ms": {name: statistics.median(v) for name, v in seconds.items()}, "ratios": ratios,
-            "compiled": compiled, "apart": apart}
+    return {"steps": steps, "ms": {name: statistics.median(v) for name, v in cpu.items()}, "ratios": ratios(cpu),
+            "wall": ratios(wall), "compiled": compiled, "apart": apart}
 
 
 def spread(ratios):
@@ -166,15 +185,9 @@ def seconds_to_tol(network, every, repeats, tol=1e-3):
                                                tol=tol, blas_threads=None, engine=engine).steps
 
     ways = {"official": official, "numpy": ours("numpy"), "compiled": ours("auto")}
-    for fn in ways.values():   # compile and warm up
-        fn()
-    seconds, reached = {name: [] for name in ways}, {}
-    for _ in range(repeats):
-        for name, fn in ways.items():
-            elapsed, reached[name] = timed(fn)
-            seconds[name].append(elapsed)
-    ratios = {name: [a / b for a, b in zip(seconds[name], seconds["official"])] for name in ("numpy", "compiled")}
-    return {"s": {name: statistics.median(v) for name, v in seconds.items()}, "ratios": ratios, "reached": reached}
+    cpu, wall, reached = rounds(ways, repeats)
+    return {"s": {name: statistics.median(v) for name, v in cpu.items()}, "ratios": ratios(cpu), "wall": ratios(wall),
+            "reached": reached}
 
 
 def main():
@@ -204,8 +217,8 @@ def main():
           f"compiled step: {'numba' if dlnref.compiled.numba_available() else 'numba missing, NumPy step'}")
     print()
     print("| d | network | official ms/step | dlnref NumPy ms/step | dlnref compiled ms/step | NumPy / official "
-          "| compiled / official | final weights apart |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| compiled / official | compiled / official, wall | final weights apart |")
+    print("|---|---|---|---|---|---|---|---|---|")
     with threadpool_limits(limits=1, user_api="blas"):
         for d, network in ROWS:
             if sizes is not None and d not in sizes:
@@ -215,22 +228,23 @@ def main():
             compiled = (f"{ms['compiled']:.4g}", spread(r["ratios"]["compiled"])) if r["compiled"] else \
                 ("(NumPy step)", spread(r["ratios"]["compiled"]))
             print(f"| {d} | {network} | {ms['official']:.4g} | {ms['numpy']:.4g} | {compiled[0]} | "
-                  f"{spread(r['ratios']['numpy'])} | {compiled[1]} | {r['apart']:.0e} |", flush=True)
+                  f"{spread(r['ratios']['numpy'])} | {compiled[1]} | {spread(r['wall']['compiled'])} | "
+                  f"{r['apart']:.0e} |", flush=True)
         print()
         print(f"Time to a recovery error of 1e-3 on the paper's completion run (d = 100, lr 10), the error checked "
               f"every {args.every} steps:")
         print()
         print("| network | official s | dlnref NumPy s | dlnref compiled s | NumPy / official | compiled / official "
-              "| steps (official, NumPy, compiled) |")
-        print("|---|---|---|---|---|---|---|")
+              "| compiled / official, wall | steps (official, NumPy, compiled) |")
+        print("|---|---|---|---|---|---|---|---|")
         for network in ("wide", "compressed"):
             if args.quick and network == "wide":
                 continue
             r = seconds_to_tol(network, args.every, repeats)
             s, reached = r["s"], r["reached"]
             print(f"| {network} | {s['official']:.3f} | {s['numpy']:.3f} | {s['compiled']:.3f} | "
-                  f"{spread(r['ratios']['numpy'])} | {spread(r['ratios']['compiled'])} | "
-                  f"{reached['official']}, {reached['numpy']}, {reached['compiled']} |", flush=True)
+                  f"{spread(r['ratios']['numpy'])} | {spread(r['ratios']['compiled'])} | {spread(r['wall']['compiled'])} "
+                  f"| {reached['official']}, {reached['numpy']}, {reached['compiled']} |", flush=True)
 
 
 if __name__ == "__main__":
