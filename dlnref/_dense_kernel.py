@@ -7,14 +7,16 @@ BLAS ``gemm`` it calls (SciPy's, the one numba's own ``np.dot`` calls) comes in
 as an argument, a ctypes function, so that the cache holds no address.
 
 It keeps IEEE arithmetic (no ``fastmath``) and makes the matmuls of
-:func:`dlnref.train.gradient_step` in the same order. For a thin top layer
-(``d_{L-1}`` at most :data:`dlnref.compiled.THIN_MAX_WIDTH`) the product ``X = W_L P_{L-1}``, the residual,
-``G = dLoss/dX`` and both products with ``G`` are made one block of rows at a
-time, so that a block stays in cache from the GEMM that makes it to the two
-that read it, and ``X`` and ``G`` are never formed whole (as in the fused
-completion step of :mod:`dlnref.problems.completion`). Its sums (the loss, the
-block sums of ``D_{L-1} = W_L^T G``) therefore add in another order than the
-NumPy step's, so the two agree to rounding, not always bit for bit
+:func:`dlnref.train.gradient_step` in the same order, but each layer's update
+``W_l - lr s_l dW_l`` (l >= 2) is the GEMM that makes ``dW_l``, accumulating
+into ``W_l`` (no ``dW_l`` is formed). For a thin top layer (``d_{L-1}`` at
+most :data:`dlnref.compiled.THIN_MAX_WIDTH`) the product ``X = W_L P_{L-1}``,
+the residual, ``G = dLoss/dX``, ``D_{L-1} = W_L^T G`` and ``W_L``'s update are
+made one block of rows at a time, so that a block stays in cache from the
+GEMM that makes it to the two that read it, and ``X`` and ``G`` are never
+formed whole (as in the fused completion step of
+:mod:`dlnref.problems.completion`). Its sums therefore round in another order
+than the NumPy step's: the two agree to rounding, not bit for bit
 (``tests/test_compiled.py`` derives the bound).
 """
 
@@ -38,8 +40,8 @@ def blas_gemm(dtype):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def run_steps(gemm, weights, sizes, count, kind, target, weight, operators, measured, divisor, prefixes, downs,
-              grads, X, block_X, block_G, scratch, measures, unobserved_weight, test_weight, record, losses):
+def run_steps(gemm, weights, sizes, count, kind, target, weight, operators, measured, divisor, prefixes, downs, X,
+              block_X, block_G, scratch, measures, unobserved_weight, test_weight, record, losses):
     """``count`` gradient-descent steps in place on ``weights``; the loss at each state before its update.
 
     Parameters
@@ -65,8 +67,6 @@ def run_steps(gemm, weights, sizes, count, kind, target, weight, operators, meas
     prefixes, downs : tuples of array
         Buffers for ``P_l = W_l ... W_1`` and ``D_l = (W_L ... W_{l+1})^T G``, shapes ``(d_l, d_0)``:
         ``prefixes[l - 1]`` for l = 2..L-1 (``prefixes[0]`` is unused: ``P_1 = W_1``), ``downs[l - 1]`` for l = 1..L-1.
-    grads : tuple of array
-        Buffers of the layers' shapes, for ``dLoss/dW_l``.
     X : array, shape (m, n)
         The residual ``R = X - M`` of the first state, with ``record`` (or where one block holds every row).
     block_X, block_G, scratch : arrays, shape (b, n)
@@ -91,14 +91,14 @@ def run_steps(gemm, weights, sizes, count, kind, target, weight, operators, meas
         if recording:
             measures[:] = 0.0
         top = _forward(gemm, weights, prefixes)
-        loss = _top_layer(gemm, weights, top, kind, target, weight, operators, measured, divisor, downs, grads, X,
-                          block_X, block_G, scratch, measures, unobserved_weight, test_weight, recording)
+        loss = _top_layer(gemm, weights, sizes, top, kind, target, weight, operators, measured, divisor, downs, X,
+                          block_X, block_G, scratch, measures, unobserved_weight, test_weight, recording, count > 0)
         losses[s] = loss
         if not np.isfinite(loss):
             return s + 1
         if count == 0:
             return 1
-        _backward_and_update(gemm, weights, sizes, prefixes, downs, grads)
+        _backward_and_update(gemm, weights, sizes, prefixes, downs, block_G)
     return max(count, 1)
 
 
@@ -113,11 +113,13 @@ def _forward(gemm, weights, prefixes):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _top_layer(gemm, weights, P, kind, target, weight, operators, measured, divisor, downs, grads, X, block_X,
-               block_G, scratch, measures, unobserved_weight, test_weight, record):
-    """Loss at ``X = W_L P_{L-1}``; ``dW_L = G P_{L-1}^T`` into ``grads[-1]`` and ``D_{L-1} = W_L^T G`` into ``downs[-1]``.
+def _top_layer(gemm, weights, sizes, P, kind, target, weight, operators, measured, divisor, downs, X, block_X,
+               block_G, scratch, measures, unobserved_weight, test_weight, record, update):
+    """Loss at ``X = W_L P_{L-1}``; ``D_{L-1} = W_L^T G`` into ``downs[-1]``, then (``update``) ``W_L -= lr s_L G P_{L-1}^T``.
 
-    By blocks of ``block_X.shape[0]`` rows; for L = 1, ``X = W_1`` and ``G`` itself is ``dW_1``.
+    By blocks of ``block_X.shape[0]`` rows (a block's rows of ``W_L`` are
+    updated once the block has read them); for L = 1, ``X = W_1`` and ``G``
+    (``dW_1``) is left in ``block_G``, which then holds every row.
     """
     depth = len(weights)
     m = target.shape[0]
@@ -127,7 +129,7 @@ def _top_layer(gemm, weights, P, kind, target, weight, operators, measured, divi
         stop = min(start + rows, m)
         whole = rows == m
         Xb = X[start:stop] if record or whole else block_X[:stop - start]
-        Gb = grads[0] if depth == 1 else block_G[:stop - start]
+        Gb = block_G[:stop - start]
         if depth == 1:
             Xb[:] = weights[0]
         else:
@@ -138,9 +140,10 @@ def _top_layer(gemm, weights, P, kind, target, weight, operators, measured, divi
             _measure_block(kind, Xb, unobserved_weight[start:stop] if kind == COMPLETION else Xb,
                            test_weight[start:stop] if kind == COMPLETION else Xb, scratch[:stop - start], measures)
         if depth > 1:
-            _gemm(gemm, 1.0, Gb, False, P, True, 0.0, grads[depth - 1][start:stop])               # dW_L[B] = G_B P^T
-            _gemm(gemm, 1.0, weights[depth - 1][start:stop], True, Gb, False, 0.0 if start == 0 else 1.0,
-                  downs[depth - 2])                                                               # D += W_L[B]^T G_B
+            top = weights[depth - 1][start:stop]
+            _gemm(gemm, 1.0, top, True, Gb, False, 0.0 if start == 0 else 1.0, downs[depth - 2])  # D += W_L[B]^T G_B
+            if update:
+                _gemm(gemm, -sizes[depth - 1], Gb, False, P, True, 1.0, top)                     # W_L[B] -= lr s_L G_B P^T
     return loss
 
 
@@ -185,20 +188,23 @@ def _measure_block(kind, Rb, unobserved_weight, test_weight, scratch, measures):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _backward_and_update(gemm, weights, sizes, prefixes, downs, grads):
-    """Back-propagate from ``D_{L-1}`` and update each layer once it is no longer read: ``W_l <- W_l - lr s_l dW_l``."""
+def _backward_and_update(gemm, weights, sizes, prefixes, downs, G):
+    """Back-propagate from ``D_{L-1}`` and update layers L-1 .. 1 (``W_L`` is updated already), each once no longer read.
+
+    ``W_l <- W_l - lr s_l D_l P_{l-1}^T`` is one GEMM into ``W_l`` for l >= 2;
+    ``W_1 <- W_1 - lr s_1 D_1`` an element-wise pass (``D_1`` needs the old
+    ``W_2``, and ``W_2``'s update the old ``W_1``). For L = 1, ``G`` is ``dW_1``.
+    """
     depth = len(weights)
     if depth == 1:
-        _update(weights[0], sizes[0], grads[0])
+        _update(weights[0], sizes[0], G)
         return
-    _update(weights[depth - 1], sizes[depth - 1], grads[depth - 1])
     D = downs[depth - 2]
     for i in range(depth - 2, 0, -1):                     # i = l - 1, layers l = L-1 .. 2
         P = weights[0] if i == 1 else prefixes[i - 1]     # P_{l-1}
-        _gemm(gemm, 1.0, D, False, P, True, 0.0, grads[i])            # dW_l = D_l P_{l-1}^T
-        _gemm(gemm, 1.0, weights[i], True, D, False, 0.0, downs[i - 1])  # D_{l-1} = W_l^T D_l
+        _gemm(gemm, 1.0, weights[i], True, D, False, 0.0, downs[i - 1])   # D_{l-1} = W_l^T D_l
+        _gemm(gemm, -sizes[i], D, False, P, True, 1.0, weights[i])        # W_l -= lr s_l D_l P_{l-1}^T
         D = downs[i - 1]
-        _update(weights[i], sizes[i], grads[i])           # W_l is no longer read this step
     _update(weights[0], sizes[0], D)                      # dW_1 = D_1
 
 

@@ -181,7 +181,6 @@ class CompiledRun:
         # (P_1 = W_1), and a 0 x 0 array holds the place of each for shallow networks (the kernel takes tuples)
         self.prefixes = (empty, *(np.empty((d, dims[0]), dtype=dtype) for d in dims[2:-1]))
         self.downs = tuple(np.empty((d, dims[0]), dtype=dtype) for d in dims[1:-1]) or (empty,)
-        self.grads = tuple(np.empty(W.shape, dtype=dtype) for W in weights)
         self.X = np.empty((m, n), dtype=dtype)
         rows = block_rows(problem, dims)
         self.block_X, self.block_G, self.scratch = (np.empty((rows, n), dtype=dtype) for _ in range(3))
@@ -196,7 +195,7 @@ class CompiledRun:
         state = tuple(np.array(W, dtype=self.dtype, order="C", copy=True if count > 0 else None) for W in weights)
         losses = np.empty(max(count, 1))
         done = self.kernel(self.gemm, state, sizes, count, self.kind, self.target, self.weight, self.operators,
-                           self.measured, self.divisor, self.prefixes, self.downs, self.grads, self.X, self.block_X,
+                           self.measured, self.divisor, self.prefixes, self.downs, self.X, self.block_X,
                            self.block_G, self.scratch, self.measures, self.unobserved_weight, self.test_weight, record,
                            losses)
         return losses[:done], list(state)
