@@ -13,6 +13,7 @@ factors), the network turns it into per-layer gradients.
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -622,6 +623,19 @@ def limit_blas_threads(threads, xp, thinnest=None):
         if thinnest is not None and thinnest > SINGLE_THREAD_MAX_WIDTH:
             return contextlib.nullcontext()
         threads = 1
-    from threadpoolctl import threadpool_limits
+    return blas_controller().limit(limits=check_int("blas_threads", threads, 1), user_api="blas")
 
-    return threadpool_limits(limits=check_int("blas_threads", threads, 1), user_api="blas")
+
+@functools.cache
+def blas_controller():
+    """A ``threadpoolctl.ThreadpoolController`` of the BLAS libraries loaded, made once per process.
+
+    Making one scans every loaded library, about 2 ms: on small problems, more
+    than the whole training run, so :func:`limit_blas_threads` reuses it.
+    NumPy's and SciPy's BLAS (the one the compiled step calls) are loaded
+    first; a BLAS loaded later in the process is not limited.
+    """
+    import scipy.linalg.blas  # noqa: F401  (SciPy's BLAS loaded, so that the controller holds it)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

@@ -176,3 +176,19 @@ def test_a_bad_loss_inside_a_leap_is_a_divergence_at_its_step(bad, step):
 
     with pytest.raises(dlnref.DivergenceError, match=f"is {bad} at step {step} "):
         dlnref.train.descend(_halving, _error_is_the_evaluation, 1.0, 10, record_every=4, leap=leap)
+
+
+def test_blas_threads_are_limited_while_training_and_restored_after():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    W, _, problem = _setup(3)
+    before, seen = blas_threads(), []
+    for _ in range(2):   # the second run reuses the controller of the first
+        dlnref.gradient_descent(problem, W, 0.1, 2, blas_threads=1,
+                                observe=lambda t, weights: seen.append(blas_threads()) or {})
+    assert len(seen) == 6 and all(set(threads.values()) == {1} for threads in seen)
+    assert set(seen[0]) == set(before)   # every BLAS loaded, NumPy's and SciPy's (the compiled step's)
+    assert blas_threads() == before
