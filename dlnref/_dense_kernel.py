@@ -21,6 +21,7 @@ than the NumPy step's: the two agree to rounding, not bit for bit
 """
 
 import ctypes
+import functools
 
 import numba
 import numpy as np
@@ -33,8 +34,9 @@ _POINTER = ctypes.c_void_p
 _GEMM = ctypes.CFUNCTYPE(None, *[_POINTER] * 13)   # Fortran ?gemm: every argument by reference
 
 
+@functools.cache
 def blas_gemm(dtype):
-    """SciPy's BLAS ``dgemm`` (float64) or ``sgemm`` (float32), as a ctypes function the kernel takes."""
+    """SciPy's BLAS ``dgemm`` (float64) or ``sgemm`` (float32), as a ctypes function the kernel takes (made once)."""
     name = {np.dtype(np.float64): "dgemm", np.dtype(np.float32): "sgemm"}[np.dtype(dtype)]
     return _GEMM(get_cython_function_address("scipy.linalg.cython_blas", name))
 
