@@ -20,7 +20,7 @@ each from memory, about one copy's traffic (a copy reads and writes); the
 rest is its thin GEMMs on blocks in cache. Unfused (d = 100 here), the step
 passes over d x d memory about 12 times. ``--engine`` picks the step
 (:func:`dlnref.gradient_descent`'s ``engine``: "auto" takes the compiled step
-of :mod:`dlnref.compiled` below 2^18 entries where numba is installed).
+of :mod:`dlnref.compiled` where numba is installed and it applies).
 
 ``--batch B ...`` measures instead the other way to make many small runs
 cheap: B runs stepped at once along a leading batch axis of NumPy arrays (one

@@ -17,8 +17,8 @@ same lr three ways:
   jitted, float64 (written here from that description, not copied);
 - by ``dlnref.gradient_descent(engine="numpy")``, the NumPy step;
 - by ``dlnref.gradient_descent(engine="auto")``: the compiled step
-  (:mod:`dlnref.compiled`) where numba is installed and it applies (targets
-  under 2^18 entries), else the same NumPy step.
+  (:mod:`dlnref.compiled`) where numba is installed and it applies (below
+  2^18 entries, or a wide network), else the same NumPy step.
 
 The rows: matrix completion (rank 5, 30% observed), depth 3, the wide network
 (d x d layers, orthogonal init of scale 1e-2) and the compressed one (width

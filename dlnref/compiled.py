@@ -19,8 +19,10 @@ NumPy step (:func:`dlnref.train.gradient_step`), the readable reference, runs:
   :class:`~dlnref.MatrixFactorization`, :class:`~dlnref.MatrixCompletion` or
   :class:`~dlnref.MatrixSensing`;
 - the problem and the weights are NumPy arrays of one dtype, float64 or float32;
-- the target has fewer than :data:`COMPILED_MAX_ENTRIES` entries (above it,
-  the matmuls dominate and the completion step is fused by blocks of rows).
+- the target has fewer than :data:`COMPILED_MAX_ENTRIES` entries, or the top
+  layer is wide (``d_{L-1} >`` :data:`THIN_MAX_WIDTH`): a thin network on a
+  larger target takes the NumPy step, whose completion step is fused by blocks
+  of rows and measured as fast or faster (``benchmarks/bench_vs_jax.py``).
 
 The two agree to rounding: the kernel makes the same matmuls in the same
 order, but its BLAS is the one numba calls (SciPy's) and its sums of squares
@@ -38,8 +40,8 @@ from .problems.dense import ResidualEvaluation
 from .problems.factorization import MatrixFactorization
 from .problems.sensing import MatrixSensing
 
-#: The compiled step applies to targets with fewer entries than this (the threshold of
-#: :data:`dlnref.problems.completion.FUSED_MIN_ENTRIES`, from where the matmuls dominate a step).
+#: The compiled step applies to thin networks on targets with fewer entries than this (the threshold of
+#: :data:`dlnref.problems.completion.FUSED_MIN_ENTRIES`), and to wide ones on any target.
 COMPILED_MAX_ENTRIES = 1 << 18
 
 #: A block of the thin top layer's rows holds about this many entries of ``X`` (see :func:`block_rows`).
@@ -91,8 +93,10 @@ def unfit_reason(problem, weights):
     if len(dtypes) != 1 or dtypes.pop() not in (np.float64, np.float32):
         return "the problem and the weights are not all float64, or all float32"
     m, n = problem.shape
-    if m * n >= COMPILED_MAX_ENTRIES:
-        return f"the target has {m * n} entries, not fewer than {COMPILED_MAX_ENTRIES}"
+    if m * n >= COMPILED_MAX_ENTRIES and len(weights) > 1 and weights[-1].shape[1] <= THIN_MAX_WIDTH:
+        return (f"the target has {m * n} entries, not fewer than {COMPILED_MAX_ENTRIES}, and the top layer is thin "
+                f"(d_(L-1) = {weights[-1].shape[1]} <= {THIN_MAX_WIDTH}): the NumPy step is as fast there or faster "
+                "(the completion step is fused by blocks of rows)")
     return None
 
 

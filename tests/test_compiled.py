@@ -246,7 +246,7 @@ class _Subclass(MatrixFactorization):
     (lambda p, w: (p, [x.astype(np.float32) for x in w]), "float64"),
     (lambda p, w: (p.astype(np.float16), [x.astype(np.float16) for x in w]), "float64"),
     (lambda p, w: (dlnref.make_problem("factorization", (600, 500), 2, seed=0),
-                   dlnref.init_weights([500, 4, 600], 0.1)), "entries"),
+                   dlnref.init_weights([500, 4, 600], 0.1)), "the top layer is thin"),
 ])
 def test_the_compiled_step_applies_only_where_it_is_the_same_step(change, reason):
     problem, weights = change(dlnref.make_problem("factorization", (8, 6), 2, seed=0),
@@ -255,6 +255,12 @@ def test_the_compiled_step_applies_only_where_it_is_the_same_step(change, reason
     assert compiled_run(problem, weights) is None
     with pytest.raises(dlnref.InputError, match="engine='numba' cannot run this training"):
         compiled_run(problem, weights, "numba")
+
+
+def test_wide_networks_on_large_targets_take_the_compiled_step():
+    problem = dlnref.make_problem("completion", (600, 500), 2, seed=0)
+    assert unfit_reason(problem, dlnref.init_weights([500, 65, 600], 0.1)) is None
+    assert unfit_reason(problem, dlnref.init_weights([500, 64, 600], 0.1)) is not None
 
 
 def test_other_backends_take_the_numpy_step():
