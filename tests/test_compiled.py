@@ -275,3 +275,10 @@ def test_an_unknown_engine_is_bad_input():
     problem = dlnref.make_problem("factorization", (8, 6), 2, seed=0)
     with pytest.raises(dlnref.InputError, match=r"engine must be one of \('auto', 'numba', 'numpy'\), got 'jax'"):
         dlnref.gradient_descent(problem, dlnref.init_weights([6, 4, 8], 0.3), 1.0, 3, engine="jax")
+
+
+def test_import_dlnref_does_not_import_numba():
+    import subprocess
+
+    code = "import sys, dlnref; print('numba' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
