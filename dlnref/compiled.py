@@ -171,11 +171,11 @@ class CompiledRun:
         self.unobserved_weight = self.test_weight = empty
         self.operators, self.measured = np.zeros((0, m * n), dtype=dtype), np.zeros(0, dtype=dtype)
         if self.kind == KINDS[MatrixCompletion]:
-            observed = problem.mask.astype(dtype)
+            observed = np.ascontiguousarray(problem.mask, dtype=dtype)
             self.weight = observed / problem.observed          # as the problem's own dLoss/dX: mask / |Omega|
             self.unobserved_weight = 1 - observed
             self.test_weight = (np.zeros_like(self.target) if problem.test_weight is None
-                                else np.ascontiguousarray(problem.test_weight))
+                                else np.ascontiguousarray(problem.test_weight, dtype=dtype))
         if self.kind == KINDS[MatrixSensing]:
             self.operators = np.ascontiguousarray(problem.operators.reshape(problem.measurements, m * n))
             self.measured = np.ascontiguousarray(problem.y)

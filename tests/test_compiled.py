@@ -127,6 +127,8 @@ def cases(draw, dtypes=(np.float64,)):
         inner = draw(st.sampled_from([1, 2, max(m, n), dlnref.compiled.THIN_MAX_WIDTH + 3]))
         weights = dlnref.init_weights([n] + [inner] * (depth - 1) + [m], scale, seed=draw(st.integers(0, 99)))
     weights = [w.astype(dtype) for w in weights]
+    if draw(st.booleans()):   # Fortran-ordered arrays: the transposed problem, trained by the transposed network
+        problem, weights = problem.transposed(), [w.T for w in weights[::-1]]
     lr = draw(st.floats(0.01, 2.0)) / (problem.measurements if kind == "sensing" else 1)
     alpha = draw(st.floats(0.5, 5.0))
     return problem, weights, lr, alpha, draw(st.integers(1, 40))
