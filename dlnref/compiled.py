@@ -5,8 +5,9 @@ about 20 µs of Python on top of its matmuls, which is most of the compressed
 network's step. With numba installed (``pip install "dlnref[fast]"``),
 :func:`dlnref.gradient_descent` hands the steps between two recorded rows to
 one compiled call instead (the private kernel ``dlnref._dense_kernel``): the
-same matmuls through BLAS, into buffers kept across steps, and the residual,
-``dLoss/dX``, the loss and the update as compiled loops. A recorded row reads
+same matmuls through BLAS, into buffers kept across steps, each layer's
+update made by the GEMM of its gradient, and the residual, ``dLoss/dX`` and
+the loss as compiled loops. A recorded row reads
 the residual's squared norms that the step made in the same pass, so it costs
 no evaluation of its own.
 
@@ -24,9 +25,10 @@ NumPy step (:func:`dlnref.train.gradient_step`), the readable reference, runs:
   larger target takes the NumPy step, whose completion step is fused by blocks
   of rows and measured as fast or faster (``benchmarks/bench_vs_jax.py``).
 
-The two agree to rounding: the kernel makes the same matmuls in the same
-order, but its BLAS is the one numba calls (SciPy's) and its sums of squares
-add in another order than NumPy's (``tests/test_compiled.py`` derives the bound).
+The two agree to rounding, not bit for bit: the kernel makes the same
+matmuls in the same order, but its BLAS is the one numba calls (SciPy's), its
+updates round inside the GEMM, and its blocks sum in another order than
+NumPy's (``tests/test_compiled.py`` derives the bound).
 """
 
 import os
@@ -57,7 +59,7 @@ ENGINES = ("auto", "numba", "numpy")
 #: The environment variable that turns the compiled step off for ``engine="auto"`` when set to ``numpy``.
 ENGINE_VARIABLE = "DLNREF_ENGINE"
 
-#: Problem classes the kernel knows, and their kind there.
+#: Problem classes the kernel knows, and their kind there (the kernel's ``FACTORIZATION``, ``COMPLETION``, ``SENSING``).
 KINDS = {MatrixFactorization: 0, MatrixCompletion: 1, MatrixSensing: 2}
 
 
