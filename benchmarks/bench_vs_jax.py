@@ -3,7 +3,7 @@
 Run (jax and optax are not dlnref dependencies; a scratch venv with dlnref[fast] installed will do):
 
     pip install jax optax
-    python benchmarks/bench_vs_jax.py            # every row, about 5 minutes
+    python benchmarks/bench_vs_jax.py            # every row, about 8 minutes on 2 shared cores
     python benchmarks/bench_vs_jax.py --quick    # d = 100 only and fewer repeats, seconds
 
 Without jax or optax it says so and exits 0. It pins itself to one core
