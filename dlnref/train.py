@@ -13,6 +13,7 @@ factors), the network turns it into per-layer gradients.
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -21,6 +22,7 @@ import numpy as np
 
 from ._checks import check_int, check_positive
 from .backend import array_namespace, is_numpy
+from .compiled import compiled_run
 from .errors import InputError, InputTypeError
 from .network import backprop, forward_products, layer_dims
 from .problems import check_problem
@@ -317,7 +319,7 @@ def forward(problem, weights, record=True):
 
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
-                     progress=None, observe=None, blas_threads="auto", patience=None):
+                     progress=None, observe=None, blas_threads="auto", patience=None, engine="auto"):
     """Train a DLN on a problem by full-batch gradient descent.
 
     Parameters
@@ -344,6 +346,14 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
         thread unless some layer's matmuls are thick on every side (all of
         ``d_l``, ``d_{l-1}``, ``d_0`` above ``SINGLE_THREAD_MAX_WIDTH``), which
         only the wide network's are; None leaves the BLAS setting alone.
+    engine : {"auto", "numba", "numpy"}
+        Who makes the steps. "auto": the compiled step (:mod:`dlnref.compiled`,
+        whole runs of steps between two recorded rows in one numba call) where
+        numba is installed and the problem is small, dense and on NumPy, unless
+        the environment variable ``DLNREF_ENGINE`` is ``numpy``; else the NumPy
+        step :func:`gradient_step`, the reference. "numba" asks for the
+        compiled step (an error where it does not apply); "numpy" for the
+        NumPy step. The two agree to rounding.
 
     Returns
     -------
@@ -382,30 +392,35 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
         if not bool(xp.all(xp.isfinite(W))):
             raise InputError(f"weights[{l - 1}] (W_{l}) contains NaN or inf: start from finite weights")
     outer_lr_scale = check_positive("outer_lr_scale", outer_lr_scale)
+    compiled = compiled_run(problem, weights, engine)
     auto, lr = resolve_lr(lr, lambda: auto_lr(problem, len(weights), outer_lr_scale))
 
     def train(lr):
         sizes = step_sizes(len(weights), lr, outer_lr_scale)
-
-        def step(t, weights, update, record):
-            if update:
-                evaluation, updated = gradient_step(problem, weights, sizes, record)
-            else:
-                evaluation, updated = forward(problem, weights)[1], weights
-            return float(evaluation.loss), evaluation, updated
-
+        step, leap = (numpy_step(problem, sizes), None) if compiled is None else compiled.stepper(sizes)
         return descend(step, measure, list(weights), steps, record_every=record_every, tol=tol, patience=patience,
-                       progress=progress, observe=observe, divergence=Divergence(lr))
+                       progress=progress, observe=observe, divergence=Divergence(lr), leap=leap)
 
     def measure(t, weights, evaluation):
         return problem.errors(evaluation)
-
 
     # A diverging run overflows inside the products before its loss reads inf; the loss check
     # reports it (DivergenceError), so NumPy's overflow warnings would only repeat it as noise.
     with limit_blas_threads(blas_threads, problem.xp, _thinnest_side(dims)), \
             np.errstate(over="ignore", invalid="ignore"):
         return train_with(train, lr, auto)
+
+
+def numpy_step(problem, sizes):
+    """The step of :func:`descend` that :func:`gradient_step` makes (the NumPy reference): one update, or none at the end."""
+    def step(t, weights, update, record):
+        if update:
+            evaluation, updated = gradient_step(problem, weights, sizes, record)
+        else:
+            evaluation, updated = forward(problem, weights)[1], weights
+        return float(evaluation.loss), evaluation, updated
+
+    return step
 
 
 def check_hooks(**hooks):
@@ -473,7 +488,7 @@ class Divergence:
 
 
 def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=None, progress=None, observe=None,
-            divergence=None, clock_records=True):
+            divergence=None, clock_records=True, leap=None):
     """The one training loop: steps, records, times, stops at ``tol`` or by ``patience``, and diverges.
 
     Parameters
@@ -509,6 +524,13 @@ def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=N
     clock_records : bool
         Whether ``seconds`` counts the time of ``measure`` (True: the row's
         evaluation is part of training; False: only the steps are timed).
+    leap : callable or None
+        ``leap(t, state, count) -> (losses, next_state)``: ``count`` updates
+        from ``state`` (at step ``t``) in one call, none of whose states is
+        recorded, where ``losses[i]`` is the loss at step ``t + i``; it may stop
+        early at a loss that is inf or NaN (then the last of ``losses``).
+        Given, the steps between two recorded rows are one leap (None: one
+        ``step`` each); the numbers must be those of ``step``.
 
     Returns
     -------
@@ -527,15 +549,28 @@ def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=N
     patience = None if patience is None else check_int("patience", patience, 1)
     divergence = divergence or Divergence(float("nan"))
     history, limit, best = History(), None, (math.inf, 0)
-    start = time.perf_counter()
-    for t in range(steps + 1):
-        recording = t % record_every == 0 or t == steps
-        loss, evaluation, updated = step(t, state, t < steps, recording)
+
+    def check(t, loss):
+        nonlocal limit
         if loss is not None:
             if limit is None:   # the first loss sets the scale of a blow-up
                 limit = divergence.limit(loss)
-            if not loss <= limit:   # inf, NaN or blown up
+            if not loss <= limit or loss == math.inf:   # inf, NaN or blown up
                 raise divergence.error(t, loss)
+
+    start = time.perf_counter()
+    t = 0
+    while t <= steps:
+        recording = t % record_every == 0 or t == steps
+        if leap is not None and not recording:   # every step up to the next row, in one call
+            until = min(steps, (t // record_every + 1) * record_every)
+            losses, state = leap(t, state, until - t)
+            for i, loss in enumerate(losses):
+                check(t + i, loss)
+            t = until
+            continue
+        loss, evaluation, updated = step(t, state, t < steps, recording)
+        check(t, loss)
         if recording:
             paused = time.perf_counter()
             row = {"step": t, "loss": loss, **measure(t, state, evaluation)}
@@ -555,6 +590,7 @@ def descend(step, measure, state, steps, *, record_every=1, tol=None, patience=N
                     return TrainResult(state, history, t, converged=False, stopped_early=True)
         if t < steps:
             state = updated
+        t += 1
     return TrainResult(state, history, steps, converged=False)
 
 
@@ -587,6 +623,19 @@ def limit_blas_threads(threads, xp, thinnest=None):
         if thinnest is not None and thinnest > SINGLE_THREAD_MAX_WIDTH:
             return contextlib.nullcontext()
         threads = 1
-    from threadpoolctl import threadpool_limits
+    return blas_controller().limit(limits=check_int("blas_threads", threads, 1), user_api="blas")
 
-    return threadpool_limits(limits=check_int("blas_threads", threads, 1), user_api="blas")
+
+@functools.cache
+def blas_controller():
+    """A ``threadpoolctl.ThreadpoolController`` of the BLAS libraries loaded, made once per process.
+
+    Making one scans every loaded library, about 2 ms: on small problems, more
+    than the whole training run, so :func:`limit_blas_threads` reuses it.
+    NumPy's and SciPy's BLAS (the one the compiled step calls) are loaded
+    first; a BLAS loaded later in the process is not limited.
+    """
+    import scipy.linalg.blas  # noqa: F401  (SciPy's BLAS loaded, so that the controller holds it)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

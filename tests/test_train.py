@@ -143,3 +143,52 @@ def test_patience_counts_recorded_rows_not_steps():
     rmse = run.history["validation_rmse"]
     assert all(a < b for a, b in zip(rmse, rmse[1:]))               # getting worse from the start
     assert run.stopped_early and run.history["step"] == [0, 5, 10, 15] and run.steps == 15
+
+
+def _halving(t, x, update, record):
+    """A step of descend on a number: loss x^2, x halves."""
+    return x * x, x, x / 2 if update else x
+
+
+def _error_is_the_evaluation(t, x, evaluation):
+    return {"recovery_error": evaluation}
+
+
+def _halving_leap(t, x, count):
+    return [(x / 2**i) ** 2 for i in range(count)], x / 2**count
+
+
+@pytest.mark.parametrize("record_every", [1, 3, 4, 10])
+def test_a_leap_between_rows_gives_the_rows_of_single_steps(record_every):
+    runs = [dlnref.train.descend(_halving, _error_is_the_evaluation, 1.0, 10, record_every=record_every, leap=leap)
+            for leap in (None, _halving_leap)]
+    assert runs[0].history.columns == runs[1].history.columns | {"seconds": runs[0].history["seconds"]}
+    assert runs[1].history["step"] == sorted({*range(0, 10, record_every), 10})
+    assert runs[1].history["recovery_error"] == [2.0**-t for t in runs[1].history["step"]]
+    assert runs[0].weights == runs[1].weights == 2.0**-10   # the final state
+
+
+@pytest.mark.parametrize("bad, step", [(float("nan"), 6), (float("inf"), 6)])
+def test_a_bad_loss_inside_a_leap_is_a_divergence_at_its_step(bad, step):
+    def leap(t, x, count):   # stops at the bad loss of step 6, as the compiled leap does
+        losses = [(x / 2**i) ** 2 if t + i != step else bad for i in range(count)]
+        return losses[:step - t + 1] if t <= step < t + count else losses, x / 2**count
+
+    with pytest.raises(dlnref.DivergenceError, match=f"is {bad} at step {step} "):
+        dlnref.train.descend(_halving, _error_is_the_evaluation, 1.0, 10, record_every=4, leap=leap)
+
+
+def test_blas_threads_are_limited_while_training_and_restored_after():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    W, _, problem = _setup(3)
+    before, seen = blas_threads(), []
+    for _ in range(2):   # the second run reuses the controller of the first
+        dlnref.gradient_descent(problem, W, 0.1, 2, blas_threads=1,
+                                observe=lambda t, weights: seen.append(blas_threads()) or {})
+    assert len(seen) == 6 and all(set(threads.values()) == {1} for threads in seen)
+    assert set(seen[0]) == set(before)   # every BLAS loaded, NumPy's and SciPy's (the compiled step's)
+    assert blas_threads() == before
