@@ -1,4 +1,15 @@
-"""The paper's last claim on the 8x8 digits: a compressed linear block trains an MLP >= 2x faster, same accuracy.
+"""The paper's last claim: a linear block helps an MLP, and a compressed one trains >= 2x faster, same accuracy.
+
+With ``--data DIR`` (FashionMNIST) it runs the verdict instead: per seed, the
+three models of ``dlnref classify`` at the folder's preset (the MLP alone, the
+wide block, the compressed block with the random and with the spectral init),
+writes every curve to ``--json`` and prints the table over the seeds; see
+:func:`verdict`.
+
+    python benchmarks/bench_classify.py --data /usr/share/datasets/fashion-mnist --seeds 0 1 2 \
+        --json figures/classify_fashion_mnist.json
+
+On the digits (no ``--data``):
 
 Trains, for each seed, the wide MLP and the compressed one with both block
 inits (random orthogonal, as the official code; spectral), all with
@@ -15,13 +26,26 @@ figure least disturbed by other processes on a shared machine.
 
 import argparse
 import dataclasses
+import json
 import os
+import statistics
 import time
 
-from dlnref.experiments.classify import ClassifyConfig
+from dlnref._io import json_default
 from dlnref.compress import parameter_count
+from dlnref.experiments.classify import (
+    ClassifyConfig,
+    classify_config,
+    classify_models,
+    load_data,
+    model_summary,
+)
 from dlnref.nn.images import load_digits
 from dlnref.nn.mlp import init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
+
+#: The verdict's models: the three of ``dlnref classify`` with the random block init, and the compressed
+#: one with the spectral init (the MLP alone and the wide one do not depend on the block init).
+VERDICT_MODELS = ("original", "wide", "compressed, random", "compressed, spectral")
 
 
 def models(config, train, pixels, classes):
@@ -58,22 +82,23 @@ def run(config, train, test, pixels, classes):
     return rows
 
 
-def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10):
+def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10, nets=None):
     """Least ms per full-batch step of each model over ``rounds`` alternating bursts of ``steps`` steps.
 
     The models take turns, so a busy neighbour slows both alike; the least of the rounds is the
-    closest to the cost on a quiet machine.
+    closest to the cost on a quiet machine. ``nets``: (name, weights, layout) triples, by default
+    :func:`models`'s.
     """
     from threadpoolctl import threadpool_limits
 
     from dlnref.nn.mlp import step
 
-    sizes = [config.lr * config.first_lr_scale] + [config.lr] * (config.relu_layers + config.depth)
     best = {}
     with threadpool_limits(limits=config.blas_threads, user_api="blas"):
-        nets = list(models(config, train, pixels, classes))
+        nets = list(models(config, train, pixels, classes)) if nets is None else nets
         for _ in range(rounds):
             for name, weights, layout in nets:
+                sizes = [config.lr * config.first_lr_scale] + [config.lr] * (len(weights) - 1)
                 start = time.perf_counter()
                 for _ in range(steps):
                     float(step(weights, layout, train.X, train.Y, sizes)[0])
@@ -91,12 +116,140 @@ def _ratio(wide, small):
     return "-" if wide is None or small is None or small == 0 else f"{wide / small:.2f}x"
 
 
+def verdict_models(config, train, pixels, classes):
+    """(name, weights, layout) of :data:`VERDICT_MODELS` for ``config.seed``."""
+    random = classify_models(dataclasses.replace(config, block_init="random"), train, pixels, classes)
+    spectral = classify_models(dataclasses.replace(config, block_init="spectral"), train, pixels, classes)
+    return [*random[:2], ("compressed, random", *random[2][1:]), ("compressed, spectral", *spectral[2][1:])]
+
+
+def verdict(data, preset, seeds, blas_threads=1, **options):
+    """Train :data:`VERDICT_MODELS` for each seed at the data's preset; every curve, and each model's step cost.
+
+    Returns
+    -------
+    dict
+        ``config`` (seed 0's, resolved), ``data``, ``ms_per_step`` (the least over 5
+        interleaved bursts of 10 full-batch steps, seed 0's models) and ``runs``:
+        per seed (a string), per model, :func:`dlnref.experiments.classify.model_summary`
+        without the history.
+    """
+    config = classify_config(data, preset, blas_threads=blas_threads, **options)
+    images = load_data(config)
+    config = config.resolved(images.train_labels.size)
+    train = labelled_set(images.train_images, images.train_labels, images.classes)
+    test = labelled_set(images.test_images, images.test_labels, images.classes)
+    pixels = images.train_images.shape[1]
+    print(f"{images.name}: {train.size} train / {test.size} test; preset {config.preset}; h={config.hidden}, block "
+          f"depth {config.depth}, width {config.width}, lr {config.lr:g}, {config.steps} full-batch steps; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    cost = interleaved_step_cost(config, train, pixels, images.classes,
+                                 nets=verdict_models(config, train, pixels, images.classes))
+    print("least ms per step over 5 interleaved bursts of 10: " + ", ".join(f"{k} {v:.1f}" for k, v in cost.items()),
+          flush=True)
+    runs = {}
+    for seed in seeds:
+        seeded = dataclasses.replace(config, seed=seed)
+        runs[str(seed)] = {}
+        for name, weights, layout in verdict_models(seeded, train, pixels, images.classes):
+            run = train_mlp(weights, layout, train, seeded.lr, seeded.steps, test=test, batch_size=seeded.batch_size,
+                            first_lr_scale=seeded.first_lr_scale, record_every=seeded.record_every, seed=seed,
+                            blas_threads=seeded.blas_threads)
+            summary = model_summary(run, layout, seeded.target_accuracy)
+            del summary["history"]
+            runs[str(seed)][name] = summary
+            print(f"seed {seed} {name:>20}: final {summary['final_test_accuracy']:.4f} best "
+                  f"{summary['best_test_accuracy']:.4f} steps to {seeded.target_accuracy:g} {summary['steps_to']} "
+                  f"{summary['seconds']:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+    data_info = {"name": images.name, "train": train.size, "test": test.size, "pixels": pixels,
+                 "classes": images.classes}
+    return {"config": dataclasses.asdict(config), "data": data_info, "ms_per_step": cost, "runs": runs}
+
+
+def combine(results):
+    """One verdict from several (one per seed, run in parallel): the first's config, the seeds' runs, the least costs."""
+    merged = dict(results[0], runs={}, ms_per_step={})
+    for result in results:
+        merged["runs"].update(result["runs"])
+        for name, ms in result["ms_per_step"].items():
+            merged["ms_per_step"][name] = min(ms, merged["ms_per_step"].get(name, float("inf")))
+    return merged
+
+
+def verdict_table(result, threshold):
+    """Rows of the verdict over the seeds: accuracy, steps to ``threshold``, and the two answers."""
+    runs, cost = result["runs"], result["ms_per_step"]
+    seeds = sorted(runs, key=int)
+
+    def column(model, key):
+        return [runs[s][model][key] for s in seeds]
+
+    def steps_to(model):
+        out = []
+        for s in seeds:
+            curve = runs[s][model]["curve"]
+            out.append(next((t for t, a in zip(curve["step"], curve["test_accuracy"]) if a >= threshold), None))
+        return out
+
+    def stat(values, spec=".4f"):
+        if any(v is None for v in values):
+            return "not reached by " + ", ".join(s for s, v in zip(seeds, values) if v is None)
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):{spec}} +- {sd:{spec}}"
+
+    lines = [f"{len(seeds)} seeds ({', '.join(seeds)}); mean +- sd; time = steps x least ms per step "
+             f"(interleaved); threshold {threshold:g}", ""]
+    lines.append(f"{'model':>22} | {'final test acc':>17} | {'best':>17} | {'steps to':>17} | {'ms/step':>7} | "
+                 f"{'s to (steps x ms)':>17}")
+    for model in VERDICT_MODELS:
+        steps = steps_to(model)
+        seconds = [None if t is None else t * cost[model] / 1000 for t in steps]
+        lines.append(f"{model:>22} | {stat(column(model, 'final_test_accuracy')):>17} | "
+                     f"{stat(column(model, 'best_test_accuracy')):>17} | {stat(steps, '.0f'):>17} | "
+                     f"{cost[model]:>7.1f} | {stat(seconds, '.1f'):>17}")
+    lines.append("")
+    original = column("original", "final_test_accuracy")
+    for model in VERDICT_MODELS[1:]:
+        gain = [a - o for a, o in zip(column(model, "final_test_accuracy"), original)]
+        lines.append(f"{model}: final accuracy minus the MLP alone's, per seed: "
+                     + ", ".join(f"{g:+.4f}" for g in gain) + f" (mean {statistics.mean(gain):+.4f})")
+    wide_steps = steps_to("wide")
+    for model in VERDICT_MODELS[2:]:
+        small = steps_to(model)
+        ratios = [None if w is None or c is None else w * cost["wide"] / (c * cost[model])
+                  for w, c in zip(wide_steps, small)]
+        loss = [c - w for c, w in zip(column(model, "final_test_accuracy"), column("wide", "final_test_accuracy"))]
+        lines.append(f"{model}: wide / compressed time to {threshold:g}, per seed: "
+                     + ", ".join("-" if r is None else f"{r:.2f}x" for r in ratios)
+                     + "; final accuracy minus wide's: " + ", ".join(f"{v:+.4f}" for v in loss))
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--blas-threads", type=int, default=1)
     parser.add_argument("--no-relu", action="store_true", help="skip the official code's ReLU-block variant")
+    parser.add_argument("--data", default=None, help="an MNIST-format folder: run the verdict at its preset")
+    parser.add_argument("--preset", default=None, help="the verdict's preset (default: the folder's)")
+    parser.add_argument("--steps", type=int, default=None, help="the verdict's steps (default: the preset's)")
+    parser.add_argument("--train-images", type=int, default=None, help="(default: the preset's)")
+    parser.add_argument("--json", default=None, help="write the verdict's runs here")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="merge verdicts run one seed each into --json and print the table")
+    parser.add_argument("--threshold", type=float, default=None, help="accuracy threshold (default: the preset's)")
     args = parser.parse_args()
+    if args.data is not None or args.combine is not None:
+        if args.combine is not None:
+            result = combine([json.load(open(path)) for path in args.combine])
+        else:
+            options = {k: v for k, v in (("steps", args.steps), ("train_images", args.train_images)) if v is not None}
+            result = verdict(args.data, args.preset, args.seeds, args.blas_threads, **options)
+        if args.json is not None:
+            with open(args.json, "w") as file:
+                json.dump(result, file, default=json_default)
+        print("\n".join(verdict_table(result, args.threshold or result["config"]["target_accuracy"])))
+        return
     images = load_digits()
     train = labelled_set(images.train_images, images.train_labels, images.classes)
     test = labelled_set(images.test_images, images.test_labels, images.classes)

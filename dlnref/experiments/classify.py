@@ -264,7 +264,7 @@ def run_classify(config, progress=None):
                             blas_threads=config.blas_threads)
         except DivergenceError as error:
             raise error.renamed(network=f"{name} MLP") from None
-        result[name] = _summary(run, layout, config.target_accuracy)
+        result[name] = model_summary(run, layout, config.target_accuracy)
     result["speedup"] = {key: speedup(result["wide"][key], result["compressed"][key])
                          for key in ("seconds_to", "steps_to", "seconds_per_step")}
     original = result["original"]["final_test_accuracy"]
@@ -313,7 +313,8 @@ def update_rank_run(size="quick", seed=0):
     return config, layout, reports, run.history["test_accuracy"][-1]
 
 
-def _summary(run, layout, target):
+def model_summary(run, layout, target):
+    """One model's numbers in :func:`run_classify`'s result, from its :class:`dlnref.TrainResult`."""
     history = run.history
     accuracy = history["test_accuracy"]
     reached = next((i for i, a in enumerate(accuracy) if a >= target), None)
