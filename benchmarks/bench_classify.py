@@ -31,7 +31,7 @@ import os
 import statistics
 import time
 
-from dlnref._io import json_default
+from dlnref._io import atomic_path, json_default
 from dlnref.compress import parameter_count
 from dlnref.experiments.classify import (
     ClassifyConfig,
@@ -82,12 +82,13 @@ def run(config, train, test, pixels, classes):
     return rows
 
 
-def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10, nets=None):
+def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10, nets=None, clock=time.perf_counter):
     """Least ms per full-batch step of each model over ``rounds`` alternating bursts of ``steps`` steps.
 
     The models take turns, so a busy neighbour slows both alike; the least of the rounds is the
     closest to the cost on a quiet machine. ``nets``: (name, weights, layout) triples, by default
-    :func:`models`'s.
+    :func:`models`'s. ``clock``: wall time by default; ``time.thread_time`` counts this thread's CPU
+    time, which with one BLAS thread is the time on an idle core whatever the load.
     """
     from threadpoolctl import threadpool_limits
 
@@ -99,10 +100,10 @@ def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10, ne
         for _ in range(rounds):
             for name, weights, layout in nets:
                 sizes = [config.lr * config.first_lr_scale] + [config.lr] * (len(weights) - 1)
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(steps):
                     float(step(weights, layout, train.X, train.Y, sizes)[0])
-                best[name] = min(best.get(name, float("inf")), 1000 * (time.perf_counter() - start) / steps)
+                best[name] = min(best.get(name, float("inf")), 1000 * (clock() - start) / steps)
     return best
 
 
@@ -123,18 +124,24 @@ def verdict_models(config, train, pixels, classes):
     return [*random[:2], ("compressed, random", *random[2][1:]), ("compressed, spectral", *spectral[2][1:])]
 
 
-def verdict(data, preset, seeds, blas_threads=1, **options):
+def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
     """Train :data:`VERDICT_MODELS` for each seed at the data's preset; every curve, and each model's step cost.
+
+    Timing is CPU time of this thread (one BLAS thread): on a machine shared with other work, wall
+    time measures the neighbours; CPU time of a single-threaded run is its wall time on an idle core.
 
     Returns
     -------
     dict
-        ``config`` (seed 0's, resolved), ``data``, ``ms_per_step`` (the least over 5
-        interleaved bursts of 10 full-batch steps, seed 0's models) and ``runs``:
-        per seed (a string), per model, :func:`dlnref.experiments.classify.model_summary`
-        without the history.
+        ``config`` (the first seed's, resolved), ``data``, ``ms_per_step`` (CPU, the least
+        over 5 interleaved bursts of 10 full-batch steps, the first seed's models) and
+        ``runs``: per seed (a string), per model, :func:`dlnref.experiments.classify.model_summary`
+        without the history, plus ``cpu_seconds``, the CPU time of its whole run (steps and
+        evaluation). ``save(result)`` is called after each model, so a stopped run keeps what it did.
     """
-    config = classify_config(data, preset, blas_threads=blas_threads, **options)
+    if blas_threads != 1:
+        raise ValueError("the verdict times CPU time of one thread: run it with --blas-threads 1")
+    config = classify_config(data, preset, blas_threads=1, seed=seeds[0], **options)
     images = load_data(config)
     config = config.resolved(images.train_labels.size)
     train = labelled_set(images.train_images, images.train_labels, images.classes)
@@ -144,26 +151,32 @@ def verdict(data, preset, seeds, blas_threads=1, **options):
           f"depth {config.depth}, width {config.width}, lr {config.lr:g}, {config.steps} full-batch steps; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     cost = interleaved_step_cost(config, train, pixels, images.classes,
-                                 nets=verdict_models(config, train, pixels, images.classes))
-    print("least ms per step over 5 interleaved bursts of 10: " + ", ".join(f"{k} {v:.1f}" for k, v in cost.items()),
-          flush=True)
+                                 nets=verdict_models(config, train, pixels, images.classes), clock=time.thread_time)
+    print("least CPU ms per step over 5 interleaved bursts of 10: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in cost.items()), flush=True)
+    data_info = {"name": images.name, "train": train.size, "test": test.size, "pixels": pixels,
+                 "classes": images.classes}
     runs = {}
+    result = {"config": dataclasses.asdict(config), "data": data_info, "ms_per_step": cost, "runs": runs}
     for seed in seeds:
         seeded = dataclasses.replace(config, seed=seed)
         runs[str(seed)] = {}
         for name, weights, layout in verdict_models(seeded, train, pixels, images.classes):
+            cpu = time.thread_time()
             run = train_mlp(weights, layout, train, seeded.lr, seeded.steps, test=test, batch_size=seeded.batch_size,
                             first_lr_scale=seeded.first_lr_scale, record_every=seeded.record_every, seed=seed,
-                            blas_threads=seeded.blas_threads)
+                            blas_threads=1)
             summary = model_summary(run, layout, seeded.target_accuracy)
             del summary["history"]
+            summary["cpu_seconds"] = time.thread_time() - cpu
             runs[str(seed)][name] = summary
             print(f"seed {seed} {name:>20}: final {summary['final_test_accuracy']:.4f} best "
-                  f"{summary['best_test_accuracy']:.4f} steps to {seeded.target_accuracy:g} {summary['steps_to']} "
-                  f"{summary['seconds']:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
-    data_info = {"name": images.name, "train": train.size, "test": test.size, "pixels": pixels,
-                 "classes": images.classes}
-    return {"config": dataclasses.asdict(config), "data": data_info, "ms_per_step": cost, "runs": runs}
+                  f"{summary['best_test_accuracy']:.4f} steps to {seeded.target_accuracy:g} {summary['steps_to']}; "
+                  f"CPU {summary['cpu_seconds']:.0f} s, wall {summary['seconds']:.0f} s of steps (load "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)
+            if save is not None:
+                save(result)
+    return result
 
 
 def combine(results):
@@ -240,14 +253,17 @@ def main():
     parser.add_argument("--threshold", type=float, default=None, help="accuracy threshold (default: the preset's)")
     args = parser.parse_args()
     if args.data is not None or args.combine is not None:
+        def save(result):
+            if args.json is not None:
+                with atomic_path(args.json) as path, open(path, "w") as file:
+                    json.dump(result, file, default=json_default)
+
         if args.combine is not None:
             result = combine([json.load(open(path)) for path in args.combine])
         else:
             options = {k: v for k, v in (("steps", args.steps), ("train_images", args.train_images)) if v is not None}
-            result = verdict(args.data, args.preset, args.seeds, args.blas_threads, **options)
-        if args.json is not None:
-            with open(args.json, "w") as file:
-                json.dump(result, file, default=json_default)
+            result = verdict(args.data, args.preset, args.seeds, args.blas_threads, save=save, **options)
+        save(result)
         print("\n".join(verdict_table(result, args.threshold or result["config"]["target_accuracy"])))
         return
     images = load_digits()

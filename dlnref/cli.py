@@ -650,10 +650,10 @@ def _add_classify(commands):
                    help="folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-* (optionally .gz)")
     p.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="settings: digits (the defaults below) or fashion-mnist (the official code's setting, on "
-                        "the first 3,000 training images; see the docs); default: fashion-mnist when the --data "
+                        "the first 2,000 training images; see the docs); default: fashion-mnist when the --data "
                         "folder's name holds \"fashion\", else digits. Options given win over the preset's")
     p.add_argument("--train-images", type=int, default=unset,
-                   help="train on the first N training images only (default: all; fashion-mnist preset 3000)")
+                   help="train on the first N training images only (default: all; fashion-mnist preset 2000)")
     p.add_argument("--hidden", type=int, default=unset,
                    help=f"width h of the ReLU layers and of the block's ends (default {d.hidden})")
     p.add_argument("--relu-layers", type=int, default=unset,
