@@ -33,13 +33,7 @@ import time
 
 from dlnref._io import atomic_path, json_default
 from dlnref.compress import parameter_count
-from dlnref.experiments.classify import (
-    ClassifyConfig,
-    classify_config,
-    classify_models,
-    load_data,
-    model_summary,
-)
+from dlnref.experiments.classify import ClassifyConfig, classify_config, classify_models, load_data, model_summary
 from dlnref.nn.images import load_digits
 from dlnref.nn.mlp import init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
 
@@ -108,7 +102,7 @@ def interleaved_step_cost(config, train, pixels, classes, rounds=5, steps=10, ne
 
 
 def _row(config, name, r):
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
     return (f"{config.block:>6} {config.seed:>4} {name:>22} | {r['params']:>8,} | {r['final']:.4f} {r['best']:.4f} | "
             f"{fmt(r['steps_to'], 'd'):>5} {fmt(r['seconds_to'], '.2f'):>7} | {r['ms_per_step']:>7.2f} {r['seconds']:>7.2f}")
 
@@ -179,6 +173,51 @@ def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
     return result
 
 
+def plot_verdict(result, path):
+    """The paper's two panels over the seeds: test accuracy against steps and against CPU seconds.
+
+    One colour per model of :data:`VERDICT_MODELS` (the compressed one with the spectral init dashed),
+    one line per seed. Seconds are steps times the model's least CPU ms per step (one core): the wall
+    clock of a shared machine measures its other users.
+    """
+    from matplotlib.figure import Figure
+
+    from dlnref.experiments.classify import PAPER_NAMES
+    from dlnref.nn.plots import MODEL_COLORS
+    from dlnref.plots import save
+
+    styles = {"original": ("original", "-"), "wide": ("wide", "-"), "compressed, random": ("compressed", "-"),
+              "compressed, spectral": ("compressed", "--")}
+    fig = Figure(figsize=(11, 4.2))
+    by_step, by_time = fig.subplots(1, 2)
+    finals = []
+    for model, (kind, style) in styles.items():
+        label = PAPER_NAMES[kind] + (" (spectral init)" if model.endswith("spectral") else "")
+        for i, seed in enumerate(sorted(result["runs"], key=int)):
+            run = result["runs"][seed].get(model)
+            if run is None:
+                continue
+            curve = run["curve"]
+            seconds = [t * result["ms_per_step"][model] / 1000 for t in curve["step"]]
+            kwargs = {"color": MODEL_COLORS[kind], "ls": style, "lw": 1.2, "alpha": 0.9,
+                      "label": f"{label}, {len(result['runs'])} seeds" if i == 0 else None}
+            by_step.plot(curve["step"], curve["test_accuracy"], **kwargs)
+            by_time.plot(seconds, curve["test_accuracy"], **kwargs)
+            finals += curve["test_accuracy"][len(curve["step"]) // 4:]
+    c, d = result["config"], result["data"]
+    for ax, xlabel in ((by_step, "gradient-descent step"), (by_time, "CPU seconds of the steps (one core)")):
+        ax.axhline(c["target_accuracy"], color="0.5", ls=":", lw=1)
+        ax.set_ylim(min(finals) - 0.01, max(finals) + 0.01)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.grid(True, alpha=0.3)
+    by_time.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{d['name']}, first {d['train']:,} training images, {d['test']:,} test: MLP h={c['hidden']}, "
+                 f"{c['block']} block of depth {c['depth']}, compressed width {c['width']}, full-batch GD, "
+                 f"lr {c['lr']:g}", fontsize=10)
+    save(fig, path)
+
+
 def combine(results):
     """One verdict from several (one per seed, run in parallel): the first's config, the seeds' runs, the least costs."""
     merged = dict(results[0], runs={}, ms_per_step={})
@@ -191,8 +230,9 @@ def combine(results):
 
 def verdict_table(result, threshold):
     """Rows of the verdict over the seeds: accuracy, steps to ``threshold``, and the two answers."""
-    runs, cost = result["runs"], result["ms_per_step"]
-    seeds = sorted(runs, key=int)
+    cost = result["ms_per_step"]
+    runs = {seed: models for seed, models in result["runs"].items() if set(VERDICT_MODELS) <= set(models)}
+    seeds = sorted(runs, key=int)   # the seeds with every model done
 
     def column(model, key):
         return [runs[s][model][key] for s in seeds]
@@ -251,6 +291,7 @@ def main():
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="merge verdicts run one seed each into --json and print the table")
     parser.add_argument("--threshold", type=float, default=None, help="accuracy threshold (default: the preset's)")
+    parser.add_argument("--plot", default=None, help="draw the verdict's curves here")
     args = parser.parse_args()
     if args.data is not None or args.combine is not None:
         def save(result):
@@ -259,11 +300,17 @@ def main():
                     json.dump(result, file, default=json_default)
 
         if args.combine is not None:
-            result = combine([json.load(open(path)) for path in args.combine])
+            results = []
+            for path in args.combine:
+                with open(path) as file:
+                    results.append(json.load(file))
+            result = combine(results)
         else:
             options = {k: v for k, v in (("steps", args.steps), ("train_images", args.train_images)) if v is not None}
             result = verdict(args.data, args.preset, args.seeds, args.blas_threads, save=save, **options)
         save(result)
+        if args.plot is not None:
+            plot_verdict(result, args.plot)
         print("\n".join(verdict_table(result, args.threshold or result["config"]["target_accuracy"])))
         return
     images = load_digits()

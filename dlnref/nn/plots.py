@@ -7,7 +7,6 @@ from matplotlib.figure import Figure
 from ..experiments.classify import MODELS, PAPER_NAMES
 from ..plots import COLORS, save
 
-
 #: Curve colours of the three models; "original" is the paper's green, the other two dlnref's usual ones.
 MODEL_COLORS = {"original": "tab:green", **COLORS}
 
