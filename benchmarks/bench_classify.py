@@ -182,7 +182,7 @@ def plot_verdict(result, path):
     """
     from matplotlib.figure import Figure
 
-    from dlnref.experiments.classify import PAPER_NAMES
+    from dlnref.nn.mlp import PAPER_NAMES
     from dlnref.nn.plots import MODEL_COLORS
     from dlnref.plots import save
 

@@ -145,7 +145,7 @@ def test_the_fashion_mnist_preset_holds_the_official_setting():
     config = classify.classify_config("/usr/share/datasets/fashion-mnist", lr=0.05)
     assert config.preset == "fashion-mnist" and config.lr == 0.05 and config.steps == 1250   # options win
     by_epochs = classify.classify_config("/x/fashion", epochs=2).resolved(3000)
-    assert by_epochs.steps == 2 and by_epochs.train_images == 3000   # full batch: one step an epoch
+    assert by_epochs.steps == 2 and by_epochs.train_images == 2000   # full batch: one step an epoch
     assert classify.classify_config("/x/fashion", preset="digits") == classify.ClassifyConfig(data="/x/fashion",
                                                                                               preset="digits")
     with pytest.raises(ValueError, match="unknown classify option"):

@@ -64,6 +64,11 @@ LOSS_BLOWUP = 1e3
 BLOCKS = ("linear", "relu")
 #: Initialisations of a compressed block: random orthogonal like every layer, or spectral.
 BLOCK_INITS = ("random", "spectral")
+#: The paper's three models, in its order: the MLP alone ("Original", ``block_depth=0``), with the wide
+#: linear block ("Original + DLN") and with the compressed one ("Original + C-DLN").
+MODELS = ("original", "wide", "compressed")
+#: The paper's names of :data:`MODELS`, for tables and figures.
+PAPER_NAMES = {"original": "Original", "wide": "Original + DLN", "compressed": "Original + C-DLN"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..experiments.classify import MODELS, PAPER_NAMES
 from ..plots import COLORS, save
+from .mlp import MODELS, PAPER_NAMES
 
 #: Curve colours of the three models; "original" is the paper's green, the other two dlnref's usual ones.
 MODEL_COLORS = {"original": "tab:green", **COLORS}
