@@ -36,6 +36,7 @@ from dlnref.compress import parameter_count
 from dlnref.experiments.classify import ClassifyConfig, classify_config, classify_models, load_data, model_summary
 from dlnref.nn.images import load_digits
 from dlnref.nn.mlp import init_mlp, labelled_set, mlp_layout, spectral_block, train_mlp
+from dlnref.train import DivergenceError
 
 #: The verdict's models: the three of ``dlnref classify`` with the random block init, and the compressed
 #: one with the spectral init (the MLP alone and the wide one do not depend on the block init).
@@ -118,7 +119,7 @@ def verdict_models(config, train, pixels, classes):
     return [*random[:2], ("compressed, random", *random[2][1:]), ("compressed, spectral", *spectral[2][1:])]
 
 
-def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
+def verdict(data, preset, seeds, blas_threads=1, save=None, models=VERDICT_MODELS, **options):
     """Train :data:`VERDICT_MODELS` for each seed at the data's preset; every curve, and each model's step cost.
 
     Timing is CPU time of this thread (one BLAS thread): on a machine shared with other work, wall
@@ -131,7 +132,10 @@ def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
         over 5 interleaved bursts of 10 full-batch steps, the first seed's models) and
         ``runs``: per seed (a string), per model, :func:`dlnref.experiments.classify.model_summary`
         without the history, plus ``cpu_seconds``, the CPU time of its whole run (steps and
-        evaluation). ``save(result)`` is called after each model, so a stopped run keeps what it did.
+        evaluation); a model that diverged has ``diverged`` (the error's text) instead.
+        ``save(result)`` is called after each model, so a stopped run keeps what it did.
+        ``models``: the subset of :data:`VERDICT_MODELS` to train (to share the seeds' work
+        between processes; :func:`combine` merges them).
     """
     if blas_threads != 1:
         raise ValueError("the verdict times CPU time of one thread: run it with --blas-threads 1")
@@ -144,8 +148,8 @@ def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
     print(f"{images.name}: {train.size} train / {test.size} test; preset {config.preset}; h={config.hidden}, block "
           f"depth {config.depth}, width {config.width}, lr {config.lr:g}, {config.steps} full-batch steps; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    cost = interleaved_step_cost(config, train, pixels, images.classes,
-                                 nets=verdict_models(config, train, pixels, images.classes), clock=time.thread_time)
+    nets = [net for net in verdict_models(config, train, pixels, images.classes) if net[0] in models]
+    cost = interleaved_step_cost(config, train, pixels, images.classes, nets=nets, clock=time.thread_time)
     print("least CPU ms per step over 5 interleaved bursts of 10: "
           + ", ".join(f"{k} {v:.1f}" for k, v in cost.items()), flush=True)
     data_info = {"name": images.name, "train": train.size, "test": test.size, "pixels": pixels,
@@ -156,10 +160,17 @@ def verdict(data, preset, seeds, blas_threads=1, save=None, **options):
         seeded = dataclasses.replace(config, seed=seed)
         runs[str(seed)] = {}
         for name, weights, layout in verdict_models(seeded, train, pixels, images.classes):
+            if name not in models:
+                continue
             cpu = time.thread_time()
-            run = train_mlp(weights, layout, train, seeded.lr, seeded.steps, test=test, batch_size=seeded.batch_size,
-                            first_lr_scale=seeded.first_lr_scale, record_every=seeded.record_every, seed=seed,
-                            blas_threads=1)
+            try:
+                run = train_mlp(weights, layout, train, seeded.lr, seeded.steps, test=test,
+                                batch_size=seeded.batch_size, first_lr_scale=seeded.first_lr_scale,
+                                record_every=seeded.record_every, seed=seed, blas_threads=1)
+            except DivergenceError as error:   # a finding: recorded, and the other models still run
+                runs[str(seed)][name] = {"diverged": str(error)}
+                print(f"seed {seed} {name:>20}: {error}", flush=True)
+                continue
             summary = model_summary(run, layout, seeded.target_accuracy)
             del summary["history"]
             summary["cpu_seconds"] = time.thread_time() - cpu
@@ -195,7 +206,7 @@ def plot_verdict(result, path):
         label = PAPER_NAMES[kind] + (" (spectral init)" if model.endswith("spectral") else "")
         for i, seed in enumerate(sorted(result["runs"], key=int)):
             run = result["runs"][seed].get(model)
-            if run is None:
+            if run is None or "diverged" in run:
                 continue
             curve = run["curve"]
             seconds = [t * result["ms_per_step"][model] / 1000 for t in curve["step"]]
@@ -222,7 +233,8 @@ def combine(results):
     """One verdict from several (one per seed, run in parallel): the first's config, the seeds' runs, the least costs."""
     merged = dict(results[0], runs={}, ms_per_step={})
     for result in results:
-        merged["runs"].update(result["runs"])
+        for seed, models in result["runs"].items():
+            merged["runs"].setdefault(seed, {}).update(models)
         for name, ms in result["ms_per_step"].items():
             merged["ms_per_step"][name] = min(ms, merged["ms_per_step"].get(name, float("inf")))
     return merged
@@ -231,9 +243,11 @@ def combine(results):
 def verdict_table(result, threshold):
     """Rows of the verdict over the seeds: accuracy, steps to ``threshold``, and the two answers."""
     cost = result["ms_per_step"]
-    runs = {seed: models for seed, models in result["runs"].items() if set(VERDICT_MODELS) <= set(models)}
+    runs = {seed: models for seed, models in result["runs"].items()
+            if set(VERDICT_MODELS) <= set(models) and not any("diverged" in run for run in models.values())}
     seeds = sorted(runs, key=int)   # the seeds with every model done
-
+    diverged = [f"seed {seed} {name}: {run['diverged']}" for seed, models in sorted(result["runs"].items())
+                for name, run in models.items() if "diverged" in run]
     def column(model, key):
         return [runs[s][model][key] for s in seeds]
 
@@ -250,8 +264,10 @@ def verdict_table(result, threshold):
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):{spec}} +- {sd:{spec}}"
 
-    lines = [f"{len(seeds)} seeds ({', '.join(seeds)}); mean +- sd; time = steps x least ms per step "
-             f"(interleaved); threshold {threshold:g}", ""]
+    lines = [f"{len(seeds)} seeds ({', '.join(seeds)}); mean +- sd; time = steps x least CPU ms per step "
+             f"(interleaved); threshold {threshold:g}", *diverged, ""]
+    if not seeds:
+        return lines
     lines.append(f"{'model':>22} | {'final test acc':>17} | {'best':>17} | {'steps to':>17} | {'ms/step':>7} | "
                  f"{'s to (steps x ms)':>17}")
     for model in VERDICT_MODELS:
@@ -292,6 +308,9 @@ def main():
                         help="merge verdicts run one seed each into --json and print the table")
     parser.add_argument("--threshold", type=float, default=None, help="accuracy threshold (default: the preset's)")
     parser.add_argument("--plot", default=None, help="draw the verdict's curves here")
+    parser.add_argument("--models", nargs="+", default=list(VERDICT_MODELS), choices=VERDICT_MODELS,
+                        help="the verdict's models to train (default: all four)")
+    parser.add_argument("--lr", type=float, default=None, help="the verdict's lr (default: the preset's)")
     args = parser.parse_args()
     if args.data is not None or args.combine is not None:
         def save(result):
@@ -306,8 +325,10 @@ def main():
                     results.append(json.load(file))
             result = combine(results)
         else:
-            options = {k: v for k, v in (("steps", args.steps), ("train_images", args.train_images)) if v is not None}
-            result = verdict(args.data, args.preset, args.seeds, args.blas_threads, save=save, **options)
+            options = {k: v for k, v in (("steps", args.steps), ("train_images", args.train_images), ("lr", args.lr))
+                       if v is not None}
+            result = verdict(args.data, args.preset, args.seeds, args.blas_threads, save=save, models=args.models,
+                             **options)
         save(result)
         if args.plot is not None:
             plot_verdict(result, args.plot)

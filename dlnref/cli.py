@@ -669,7 +669,7 @@ def _add_classify(commands):
                         f"(top singular vectors of the wide block's gradient at init) (default {d.block_init})")
     p.add_argument("--scale", type=float, default=unset,
                    help=f"every layer starts as scale x a random orthogonal matrix (default {d.scale:g})")
-    p.add_argument("--lr", type=float, default=unset, help=f"step size (default {d.lr:g}; fashion-mnist 0.2)")
+    p.add_argument("--lr", type=float, default=unset, help=f"step size (default {d.lr:g}; fashion-mnist 0.1)")
     p.add_argument("--first-lr-scale", type=float, default=unset,
                    help=f"the first layer's step is lr x this (the official code's dlr) (default {d.first_lr_scale:g})")
     length = p.add_mutually_exclusive_group()

@@ -138,7 +138,7 @@ def test_the_fashion_mnist_preset_holds_the_official_setting():
     # scale, the block h -> 2r -> 2r -> h, 1,250 steps recorded every 10 (its figure), the first 2,000 images.
     assert preset["batch_size"] is None and preset["first_lr_scale"] == 1.0 and preset["scale"] == 1.0
     assert (preset["steps"], preset["record_every"], preset["train_images"]) == (1250, 10, 2000)
-    assert (preset["hidden"], preset["depth"], preset["rank"], preset["lr"]) == (256, 3, 10, 0.2)
+    assert (preset["hidden"], preset["depth"], preset["rank"], preset["lr"]) == (256, 3, 10, 0.1)
     assert classify.preset_for("/usr/share/datasets/fashion-mnist") == "fashion-mnist"
     assert classify.preset_for("/data/FashionMNIST/raw/") == "fashion-mnist"
     assert classify.preset_for("/data/mnist") == classify.preset_for(None) == "digits"
@@ -168,7 +168,7 @@ def test_a_fashion_folder_takes_the_preset_says_so_and_draws_a_progress_bar(tmp_
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     c = out["config"]
-    assert c["preset"] == "fashion-mnist" and c["lr"] == 0.2 and c["record_every"] == 10 and c["batch_size"] is None
+    assert c["preset"] == "fashion-mnist" and c["lr"] == 0.1 and c["record_every"] == 10 and c["batch_size"] is None
     assert c["train_images"] == 2000 and out["data"]["train"] == 40   # fewer than 2,000: all of them
     assert out["original"]["curve"]["step"] == [0, 10, 20]
     assert "preset fashion-mnist: trains on the first 2,000 of the 60,000 training images" in captured.err
