@@ -82,9 +82,10 @@ class ClassifyConfig:
 #: scale, the compressed block ``h -> r -> r -> h`` and the test accuracy recorded every 10 steps for
 #: 1,250 steps (the figure's axis, "Iteration (x10)" up to 125). Its notebook for this figure is not
 #: published, so the width h = 256, the block width 20 = 2K, the scale 1 and the lr 0.1 are dlnref's
-#: choices (at 0.2 the wide model diverged between steps 262 and 423 for seeds 0, 1, 2). The one shortening: the first 2,000 of the 60,000 training
-#: images. On 2,000 a step costs 45 / 110 / 56 ms of one core (original / wide / compressed), so the
-#: three models take about 5.5 minutes with evaluation; on all 60,000, 30 times as long, about 2.5 hours.
+#: choices (at 0.2 the wide model diverged between steps 262 and 423 for seeds 0, 1, 2). The one
+#: shortening: the first 2,000 of the 60,000 training images. On 2,000 a step costs 45 / 110 / 56 ms
+#: of one core (original / wide / compressed), so the three models take about 5.5 minutes with
+#: evaluation; on all 60,000, 30 times as long, about 2.5 hours.
 PRESETS = {
     "digits": {},
     "fashion-mnist": {"hidden": 256, "relu_layers": 1, "depth": 3, "rank": 10, "block": "linear",
