@@ -84,7 +84,7 @@ class ClassifyConfig:
 #: published, so the width h = 256, the block width 20 = 2K, the scale 1 and the lr 0.1 are dlnref's
 #: choices (at 0.2 the wide model diverged between steps 262 and 423 for seeds 0, 1, 2). The one
 #: shortening: the first 2,000 of the 60,000 training images. On 2,000 a step costs 45 / 110 / 56 ms
-#: of one core (original / wide / compressed), so the three models take about 5.5 minutes with
+#: of one core (original / wide / compressed), so the three models take about 4.6 minutes with
 #: evaluation; on all 60,000, 30 times as long, about 2.5 hours.
 PRESETS = {
     "digits": {},
