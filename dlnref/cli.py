@@ -30,8 +30,12 @@ from .experiments._memory import check_compare_fits
 from .experiments.classify import (
     BLOCK_INITS,
     BLOCKS,
+    MODELS,
+    PRESET_SHORTENINGS,
+    PRESETS,
     ClassifyConfig,
     check_classify_config,
+    classify_config,
     format_classify,
     format_optional,
     run_classify,
@@ -624,55 +628,76 @@ def _progress_printer(name, every_seconds=2.0, measure=None):
 
 
 def _add_classify(commands):
-    """Add ``dlnref classify`` to the CLI's subparsers."""
-    defaults = ClassifyConfig()
+    """Add ``dlnref classify`` to the CLI's subparsers.
+
+    Its setting options default to the preset's value (:data:`PRESETS`), so the
+    parser leaves them out unless given (``argparse.SUPPRESS``).
+    """
+    d = ClassifyConfig()
+    unset = argparse.SUPPRESS
     p = commands.add_parser(
-        "classify", help="train an MLP with a wide and with a compressed deep linear block on images, and compare",
-        description="Train an MLP (ReLU layers, then a deep linear block, then the output layer) twice from one "
-                    "seed, with the wide block (h x h layers) and with the compressed one (h -> w -> ... -> w -> h), "
-                    "and report test accuracy, seconds, steps, parameters and the speedup. Data: scikit-learn's "
-                    "8x8 digits by default, or MNIST-format IDX files (MNIST, FashionMNIST) with --data DIR.",
+        "classify", help="train an MLP alone, with a wide and with a compressed deep linear block on images, and "
+                         "compare",
+        description="Train an MLP three times from one seed: alone (the paper's \"Original\"), with a wide linear "
+                    "block of h x h layers between its ReLU layers and its output layer (\"Original + DLN\"), and "
+                    "with a compressed one, h -> w -> ... -> w -> h (\"Original + C-DLN\"); report test accuracy, "
+                    "seconds, steps, parameters, the block's gain and the speedup. Data: scikit-learn's 8x8 digits "
+                    "by default, or MNIST-format IDX files (MNIST, FashionMNIST) with --data DIR. A folder whose "
+                    "name holds \"fashion\" (Debian's dataset-fashion-mnist installs "
+                    "/usr/share/datasets/fashion-mnist) takes the fashion-mnist preset.",
     )
     p.add_argument("--data", metavar="DIR", default=None,
                    help="folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-* (optionally .gz)")
-    p.add_argument("--hidden", type=int, default=defaults.hidden,
-                   help="width h of the ReLU layers and of the block's ends (default %(default)s)")
-    p.add_argument("--relu-layers", type=int, default=defaults.relu_layers,
-                   help="ReLU layers before the block (default %(default)s)")
-    p.add_argument("--depth", type=int, default=defaults.depth, help="layers in the block (default %(default)s)")
-    p.add_argument("--rank", type=int, default=defaults.rank, help="r: the compressed width is 2r (default %(default)s)")
-    p.add_argument("--width", type=int, default=None, help="inner width of the compressed block (default 2 * rank)")
-    p.add_argument("--block", choices=BLOCKS, default=defaults.block,
+    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="settings: digits (the defaults below) or fashion-mnist (the official code's setting, on "
+                        "the first 2,000 training images; see the docs); default: fashion-mnist when the --data "
+                        "folder's name holds \"fashion\", else digits. Options given win over the preset's")
+    p.add_argument("--train-images", type=int, default=unset,
+                   help="train on the first N training images only (default: all; fashion-mnist preset 2000)")
+    p.add_argument("--hidden", type=int, default=unset,
+                   help=f"width h of the ReLU layers and of the block's ends (default {d.hidden})")
+    p.add_argument("--relu-layers", type=int, default=unset,
+                   help=f"ReLU layers before the block (default {d.relu_layers})")
+    p.add_argument("--depth", type=int, default=unset, help=f"layers in the block (default {d.depth})")
+    p.add_argument("--rank", type=int, default=unset, help=f"r: the compressed width is 2r (default {d.rank})")
+    p.add_argument("--width", type=int, default=unset, help="inner width of the compressed block (default 2 * rank)")
+    p.add_argument("--block", choices=BLOCKS, default=unset,
                    help="linear: no activation inside the block (the paper's text); relu: a ReLU after each block "
-                        "layer (the official code) (default %(default)s)")
-    p.add_argument("--block-init", choices=BLOCK_INITS, default=defaults.block_init,
+                        f"layer (the official code's forward pass) (default {d.block})")
+    p.add_argument("--block-init", choices=BLOCK_INITS, default=unset,
                    help="compressed block: random orthogonal like every layer (the official code), or spectral "
-                        "(top singular vectors of the wide block's gradient at init) (default %(default)s)")
-    p.add_argument("--scale", type=float, default=defaults.scale,
-                   help="every layer starts as scale x a random orthogonal matrix (default %(default)s)")
-    p.add_argument("--lr", type=float, default=defaults.lr, help="step size (default %(default)s)")
-    p.add_argument("--first-lr-scale", type=float, default=defaults.first_lr_scale,
-                   help="the first layer's step is lr x this (the official code's dlr) (default %(default)s)")
+                        f"(top singular vectors of the wide block's gradient at init) (default {d.block_init})")
+    p.add_argument("--scale", type=float, default=unset,
+                   help=f"every layer starts as scale x a random orthogonal matrix (default {d.scale:g})")
+    p.add_argument("--lr", type=float, default=unset, help=f"step size (default {d.lr:g}; fashion-mnist 0.1)")
+    p.add_argument("--first-lr-scale", type=float, default=unset,
+                   help=f"the first layer's step is lr x this (the official code's dlr) (default {d.first_lr_scale:g})")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=defaults.steps, help="updates per model (default %(default)s)")
-    length.add_argument("--epochs", type=int, default=None, help="passes over the training set, instead of --steps")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full-batch gradient descent)")
-    p.add_argument("--record-every", type=int, default=defaults.record_every,
-                   help="evaluate every this many steps (not timed) (default %(default)s)")
-    p.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
-                   help="report the steps and seconds to this test accuracy (default %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the init and the batches")
-    p.add_argument("--blas-threads", type=int, default=defaults.blas_threads,
-                   help="BLAS threads while training (default %(default)s: faster on 2 shared cores)")
-    _add_output_options(p, "loss and test accuracy against seconds")
+    length.add_argument("--steps", type=int, default=unset,
+                        help=f"updates per model (default {d.steps}; fashion-mnist 1250)")
+    length.add_argument("--epochs", type=int, default=unset, help="passes over the training set, instead of --steps")
+    p.add_argument("--batch-size", type=int, default=unset,
+                   help="mini-batch size (default: full-batch gradient descent, as the official code)")
+    p.add_argument("--record-every", type=int, default=unset,
+                   help=f"evaluate every this many steps (not timed) (default {d.record_every})")
+    p.add_argument("--target-accuracy", type=float, default=unset,
+                   help="report the steps and seconds to this test accuracy "
+                        f"(default {d.target_accuracy:g}; fashion-mnist 0.8)")
+    p.add_argument("--seed", type=int, default=unset, help="seed of the init and the batches (default 0)")
+    p.add_argument("--blas-threads", type=int, default=unset,
+                   help=f"BLAS threads while training (default {d.blas_threads}: faster on 2 shared cores)")
+    _add_output_options(p, "test accuracy against steps and against seconds")
     p.set_defaults(run=_run_classify)
 
 
 def _run_classify(args):
-    fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    config = ClassifyConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    fields = {f.name for f in dataclasses.fields(ClassifyConfig)} - {"data", "preset"}
+    config = classify_config(args.data, args.preset, **{k: v for k, v in vars(args).items() if k in fields})
     check_classify_config(config, option_name)
     plot = _plot_path(args)
+    shortening = PRESET_SHORTENINGS[config.preset]
+    if not args.quiet and shortening and config.train_images == PRESETS[config.preset]["train_images"]:
+        print(f"preset {config.preset}: {shortening}", file=sys.stderr, flush=True)
     try:
         result = run_classify(config, progress=None if args.quiet else _classify_progress)
     except ImportError as error:   # scikit-learn missing for the digits: bad usage, with the install hint
@@ -690,7 +715,29 @@ def _run_classify(args):
     return 0
 
 
-def _classify_progress(name):
-    """:func:`_progress_printer` showing the MLP's training loss and test accuracy."""
-    return _progress_printer(name, measure=lambda row: f"loss {row['loss']:.3f}  test accuracy "
-                                                       f"{row['test_accuracy']:.4f}")
+def _classify_progress(name, width=30, every_seconds=2.0):
+    """A progress bar per model on stderr: redrawn in place on a terminal, a line every ``every_seconds`` otherwise.
+
+    ``[wide 2/3] |##########--------------------| 33% step 410/1250  loss 0.512  test accuracy 0.8012  21 s, ~41 s left``
+    """
+    position = f"{name} {MODELS.index(name) + 1}/{len(MODELS)}"
+    terminal = sys.stderr.isatty()
+    last = [-math.inf]
+
+    def report(step, steps, row):
+        now = time.perf_counter()
+        if not (terminal or now - last[0] >= every_seconds or step == steps):
+            return
+        last[0] = now
+        done = step / max(steps, 1)
+        left = f", ~{row['seconds'] * (1 - done) / done:.0f} s left" if 0 < done < 1 else ""
+        filled = round(width * done)
+        text = (f"[{position}] |{'#' * filled}{'-' * (width - filled)}| {100 * done:3.0f}% step {step}/{steps}  "
+                f"loss {row['loss']:.3f}  test accuracy {row['test_accuracy']:.4f}  {row['seconds']:.0f} s{left}")
+        if terminal:
+            print("\r" + text.ljust(120), end="\n" if step == steps else "", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    return report
+

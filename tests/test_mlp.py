@@ -23,7 +23,7 @@ def mlp_cases(draw):
     """A small random MLP, data and labels: (weights, layout, X, Y)."""
     layout = mlp.mlp_layout(
         inputs=draw(st.integers(1, 5)), classes=draw(st.integers(2, 4)), hidden=(h := draw(st.integers(2, 5))),
-        relu_layers=draw(st.integers(1, 2)), block_depth=draw(st.integers(2, 3)),
+        relu_layers=draw(st.integers(1, 2)), block_depth=draw(st.sampled_from([0, 2, 3])),   # 0: the MLP alone
         block_width=draw(st.integers(1, h)), block=draw(st.sampled_from(mlp.BLOCKS)),
     )
     n = draw(st.integers(1, 6))
@@ -80,9 +80,39 @@ def test_layout_activations_and_segments():
     assert linear.with_block_width(32) == mlp.mlp_layout(64, 10, 32, relu_layers=2, block_depth=3)
 
 
+def test_the_mlp_alone_has_no_block_and_shares_the_other_layers():
+    alone = mlp.mlp_layout(64, 10, 32, relu_layers=2, block_depth=0)
+    assert alone.dims == (64, 32, 32, 10) and alone.block_layers == (2, 2)
+    assert alone.relu_after == (True, True, False) and alone.segments == [(0, 1), (1, 2), (2, 3)]
+    wide = mlp.mlp_layout(64, 10, 32, relu_layers=2, block_depth=3)
+    W_alone, W_wide = mlp.init_mlp(alone, 0.5, seed=3), mlp.init_mlp(wide, 0.5, seed=3)
+    assert [W.shape for W in W_alone] == [(32, 64), (32, 32), (10, 32)]
+    for a, b in zip(W_alone[:2] + W_alone[-1:], W_wide[:2] + W_wide[-1:]):   # one stream outside the block
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_step_of_the_mlp_alone_by_hand():
+    """The MLP alone, ``Z = W_2 relu(W_1 X)``: the step against the chain rule written out with NumPy."""
+    rng = np.random.default_rng(7)
+    layout = mlp.mlp_layout(6, 3, 5, block_depth=0)
+    W1, W2 = rng.standard_normal((5, 6)), rng.standard_normal((3, 5))
+    X, labels = rng.standard_normal((6, 4)), np.array([0, 2, 1, 2])
+    Y = np.eye(3)[labels].T
+    A = W1 @ X
+    H = np.maximum(A, 0)
+    P = scipy.special.softmax(W2 @ H, axis=0)
+    G = (P - Y) / 4
+    dW2, dW1 = G @ H.T, ((W2.T @ G) * (A > 0)) @ X.T
+    loss, (new1, new2) = mlp.step([W1, W2], layout, X, Y, [0.3, 0.1])
+    assert float(loss) == pytest.approx(-np.mean(np.log(P[labels, np.arange(4)])), rel=1e-13)
+    np.testing.assert_allclose(new1, W1 - 0.3 * dW1, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(new2, W2 - 0.1 * dW2, rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"relu_layers": 0}, "relu_layers must be >= 1"),
-    ({"block_depth": 1}, "block_depth must be >= 2"),
+    ({"block_depth": 1}, "block_depth must be 0 .no block. or at least 2, got 1"),
+    ({"block_depth": -1}, "block_depth must be >= 0"),
     ({"block_width": 40}, "block_width must be <= hidden = 32, got 40"),
     ({"block": "tanh"}, "block must be one of"),
     ({"classes": 1}, "classes must be >= 2"),

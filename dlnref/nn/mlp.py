@@ -17,6 +17,8 @@ The layers are, input first (:func:`mlp_layout`):
   ``w = h``; the compressed one ``w = 2r``, or as given);
 - the output layer ``h -> K``, whose ``Z_L`` are the logits of the K classes.
 
+With ``L_b = 0`` there is no block: the MLP alone, the paper's "Original".
+
 A ReLU follows every layer but the last, except *inside* the block: with
 ``block="linear"`` (the default, the paper's text: "added linear layers") no
 ReLU sits between two block layers, so the block computes ``X_b H`` with
@@ -62,6 +64,11 @@ LOSS_BLOWUP = 1e3
 BLOCKS = ("linear", "relu")
 #: Initialisations of a compressed block: random orthogonal like every layer, or spectral.
 BLOCK_INITS = ("random", "spectral")
+#: The paper's three models, in its order: the MLP alone ("Original", ``block_depth=0``), with the wide
+#: linear block ("Original + DLN") and with the compressed one ("Original + C-DLN").
+MODELS = ("original", "wide", "compressed")
+#: The paper's names of :data:`MODELS`, for tables and figures.
+PAPER_NAMES = {"original": "Original", "wide": "Original + DLN", "compressed": "Original + C-DLN"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +137,7 @@ def mlp_layout(inputs, classes, hidden, relu_layers=1, block_depth=3, block_widt
     relu_layers : int
         ReLU layers before the block, at least 1 (the first is ``d_0 -> h``).
     block_depth : int
-        ``L_b >= 2`` layers in the block.
+        ``L_b >= 2`` layers in the block, or 0 for no block (the MLP alone, the paper's "Original").
     block_width : int or None
         The block's inner width ``w``, ``1 <= w <= h``; None means ``h`` (the wide block).
     block : {"linear", "relu"}
@@ -138,18 +145,22 @@ def mlp_layout(inputs, classes, hidden, relu_layers=1, block_depth=3, block_widt
     Returns
     -------
     MLPLayout
-        ``dims = (d_0, h, ..., h, w, ..., w, h, K)`` with ``L = relu_layers + L_b + 1`` layers.
+        ``dims = (d_0, h, ..., h, w, ..., w, h, K)`` with ``L = relu_layers + L_b + 1`` layers;
+        without a block, ``dims = (d_0, h, ..., h, K)``.
     """
     inputs, classes = check_int("inputs", inputs, 1), check_int("classes", classes, 2)
     hidden = check_int("hidden", hidden, 1)
     relu_layers = check_int("relu_layers", relu_layers, 1)
-    block_depth = check_int("block_depth", block_depth, 2)
+    block_depth = check_int("block_depth", block_depth, 0)
+    if block_depth == 1:
+        raise InputError("block_depth must be 0 (no block) or at least 2, got 1")
     if block not in BLOCKS:
         raise InputError(f"block must be one of {BLOCKS}, got {block!r}")
     width = hidden if block_width is None else check_int("block_width", block_width, 1)
     if width > hidden:
         raise InputError(f"block_width must be <= hidden = {hidden}, got {width}")
-    dims = (inputs, *[hidden] * relu_layers, *[width] * (block_depth - 1), hidden, classes)
+    block_dims = [*[width] * (block_depth - 1), hidden] if block_depth else []
+    dims = (inputs, *[hidden] * relu_layers, *block_dims, classes)
     return MLPLayout(dims, (relu_layers, relu_layers + block_depth), block)
 
 
@@ -178,7 +189,7 @@ def init_mlp(layout, scale=1.0, seed=0, backend=None):
     first, stop = layout.block_layers
     dims = layout.dims
     before = init_weights(dims[:first + 1], scale, seed=outside, backend=backend) if first > 0 else []
-    block = init_weights(dims[first:stop + 1], scale, seed=inside, backend=backend)
+    block = init_weights(dims[first:stop + 1], scale, seed=inside, backend=backend) if stop > first else []
     after = init_weights(dims[stop:], scale, seed=outside, backend=backend)
     return [*before, *block, *after]
 

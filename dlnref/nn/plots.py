@@ -5,36 +5,45 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..plots import COLORS, save
+from .mlp import MODELS, PAPER_NAMES
+
+#: Curve colours of the three models; "original" is the paper's green, the other two dlnref's usual ones.
+MODEL_COLORS = {"original": "tab:green", **COLORS}
 
 
 def plot_classify(result, path):
-    """Training loss and test accuracy against wall time, wide vs compressed block.
+    """The paper's two panels: test accuracy against steps and against seconds, one curve per model.
 
     Parameters
     ----------
     result : dict
-        The output of :func:`dlnref.experiments.classify.run_classify`.
+        The output of :func:`dlnref.experiments.classify.run_classify`; each
+        model's ``curve`` is drawn.
     path : str or os.PathLike
     """
     c = result["config"]
-    fig = Figure(figsize=(10, 4))
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    for name in ("wide", "compressed"):
-        run, history = result[name], result[name]["history"]
-        label = f"{name} block ({run['params']:,} params)"
-        loss_ax.semilogy(history["seconds"], history["loss"], color=COLORS[name], label=label)
-        acc_ax.plot(history["seconds"], history["test_accuracy"], color=COLORS[name], label=label)
-    acc_ax.axhline(c["target_accuracy"], color="0.5", ls=":", lw=1, label=f"{c['target_accuracy']:g}")
-    loss_ax.set_ylabel("training cross-entropy")
-    acc_ax.set_ylabel("test accuracy")
-    acc_ax.set_ylim(max(0.0, min(min(result[n]["history"]["test_accuracy"][1:] or [0]) for n in ("wide", "compressed")) - 0.02), 1.0)
-    for ax in (loss_ax, acc_ax):
-        ax.set_xlabel("training time (s, evaluation excluded)")
+    fig = Figure(figsize=(11, 4.2))
+    by_step, by_time = fig.subplots(1, 2)
+    for name in MODELS:
+        run = result[name]
+        curve = run["curve"]
+        label = f"{PAPER_NAMES[name]} ({run['params']:,} params)"
+        by_step.plot(curve["step"], curve["test_accuracy"], color=MODEL_COLORS[name], label=label)
+        by_time.plot(curve["seconds"], curve["test_accuracy"], color=MODEL_COLORS[name], label=label)
+    curves = [result[name]["curve"]["test_accuracy"] for name in MODELS]
+    finals = [a for curve in curves for a in curve[len(curve) // 4:]]   # the y-range leaves out the first quarter
+    low = max(0.0, min(finals) - 0.02)
+    for ax, xlabel in ((by_step, "gradient-descent step"), (by_time, "training time (s, evaluation excluded)")):
+        ax.axhline(c["target_accuracy"], color="0.5", ls=":", lw=1, label=f"{c['target_accuracy']:g}")
+        ax.set_ylim(low, min(1.0, max(finals) + 0.01))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
         ax.grid(True, alpha=0.3)
-        ax.legend()
+    by_time.legend(loc="lower right", fontsize=8)
     d = result["data"]
-    fig.suptitle(f"{d['name']}: MLP, h={c['hidden']}, {c['block']} block of depth {c['depth']}, compressed width "
-                 f"{c['width']} ({c['block_init']} init), lr={c['lr']:g}")
+    fig.suptitle(f"{d['name']} ({d['train']:,} training images): MLP h={c['hidden']}, {c['block']} block of depth "
+                 f"{c['depth']}, compressed width {c['width']} ({c['block_init']} init), lr={c['lr']:g}, "
+                 f"seed {c['seed']}", fontsize=10)
     save(fig, path)
 
 
