@@ -82,7 +82,8 @@ STEP_INNER_LAYERS, TRAJECTORY_INNER_LAYERS = 3, 2
 #: Cases per problem on which ``loss="infer"`` infers the loss convention.
 INFER_CASES = 8
 #: Words in an error that make it a shape error (then the widths of the case are worth a hint).
-SHAPE_WORDS = ("shape", "dimension", "aligned", "size mismatch", "broadcast", "must match")
+SHAPE_WORDS = ("shape", "dimension", "aligned", "size mismatch", "broadcast", "must match", "does not match",
+               "size of label", "incompatible")
 
 
 def _search(check, cases, max_examples):
@@ -210,10 +211,46 @@ def _shape_note(result, mismatch):
     return f"{len(result)} layers came back"
 
 
-def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, diagnose=True):
+def _backward_explanations(backward_fn, case, layout, dtype):
+    """``(explanations, result)`` of the user's backward pass on ``case``: the causes that fit it alone."""
+    weights, G = case.build()
+    weights, (G,) = _rounded(weights, dtype), _rounded([G], dtype)
+    ours = backward(weights, G)
+    tolerances = gradient_tolerances(weights, G, dtype)
+    theirs = _call(backward_fn, weights, layout, dtype, G.astype(dtype))
+    float32 = gradient_tolerances(weights, G, np.float32) if np.dtype(dtype) == np.float64 else None
+    variants = {**_missing_variants(weights, G)}
+    explanations = diagnose_backward(theirs if isinstance(theirs, list) else None, ours, tolerances, float32,
+                                     variants)
+    other = _call(backward_fn, weights, _other(layout), dtype, G.astype(dtype))
+    if len(weights) > 1 and not isinstance(other, Exception) and matches(other, ours, tolerances):
+        explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
+    return explanations, theirs
+
+
+def _missing_variants(weights, G):
+    from .signatures import backward_variants
+
+    return backward_variants(weights, G)
+
+
+def _confirmed_backward(backward_fn, case, layout, dtype, explanations, depths):
+    """The explanations that also hold on a second backward case (deeper, other widths), and that case."""
+    L = max(d for d in depths if d >= 3) if any(d >= 3 for d in depths) else max(depths)
+    square = len(set(case.dims)) == 1
+    d = case.dims[0] + 1 if case.dims[0] < 6 else 3
+    dims = (d,) * (L + 1) if square else tuple(2 + (i * 3 + case.dims[0]) % 5 for i in range(L + 1))
+    other = Case("backward", dims, case.weight_seed + 1, case.problem_seed + 1)
+    there, _ = _backward_explanations(backward_fn, other, layout, dtype)
+    return [e for e in explanations if e in there], other
+
+
+def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, diagnose=True, depths=(1, 2, 3, 4)):
     """The failure report of ``backward_fn`` on one backward case, or None when it agrees with dlnref.
 
-    With ``diagnose=False`` a failure gives a short text without the diagnosis (cheap, for the search).
+    With ``diagnose=False`` a failure gives a short text without the diagnosis (cheap, for the search). A cause
+    is named when it also holds on a second case (depth >= 3 within ``depths``); a function that raises a
+    shape error is measured on square layers, where it runs.
     """
     weights, G = case.build()
     weights, (G,) = _rounded(weights, dtype), _rounded([G], dtype)
@@ -225,13 +262,29 @@ def check_backward(backward_fn, case, layout="input_first", dtype=np.float64, di
         return None
     if not diagnose:
         return "differs"
-    float32 = gradient_tolerances(weights, G, np.float32) if np.dtype(dtype) == np.float64 else None
-    explanations = diagnose_backward(theirs if isinstance(theirs, list) else None, ours, tolerances, float32)
-    other = _call(backward_fn, weights, _other(layout), dtype, G.astype(dtype))
-    if len(weights) > 1 and not isinstance(other, Exception) and matches(other, ours, tolerances):
-        explanations.append([f"your function reads the layers in the other order: pass layout={_other(layout)!r}"])
-    return _report("backward", case, "G = dLoss/dX", layout, dtype, _found(case, theirs, mismatch),
-                   describe(explanations, **_failure(theirs)))
+    where = case
+    explanations, _ = _backward_explanations(backward_fn, case, layout, dtype)
+    prefix = ""
+    if isinstance(theirs, Exception):
+        prefix = describe([], **_failure(theirs))
+        if is_shape_error(theirs):
+            L = len(case.dims) - 1
+            where = Case("backward", (max(3, max(case.dims)),) * (L + 1), case.weight_seed, case.problem_seed)
+            explanations, result = _backward_explanations(backward_fn, where, layout, dtype)
+            if isinstance(result, Exception):
+                explanations = []
+            else:
+                prefix += f"\nOn square layers, where it runs ({where.describe()}):"
+    if explanations:
+        explanations, second = _confirmed_backward(backward_fn, where, layout, dtype, explanations, depths)
+        diagnosis = (describe(explanations) + f"\nConfirmed on a second case: {second.describe()}." if explanations
+                     else f"No known cause fits (none holds on the second case {second.describe()} too).")
+    elif isinstance(theirs, Exception) and where is case:
+        diagnosis = ""
+    else:
+        diagnosis = "No known cause fits: the gradients are no multiple of dlnref's nor of a known wrong backward pass."
+    diagnosis = "\n".join(p for p in (prefix, diagnosis) if p).replace(":\nLikely", ": Likely")
+    return _report("backward", case, "G = dLoss/dX", layout, dtype, _found(case, theirs, mismatch), diagnosis)
 
 
 def _sequential(weights, problem, lr, scales, order):
@@ -702,7 +755,7 @@ def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float
     """
     check_layout(layout)
     allowed = allowed_depths(depths, 4)
-    _search(lambda case, diagnose: check_backward(backward_fn, case, layout, dtype, diagnose),
+    _search(lambda case, diagnose: check_backward(backward_fn, case, layout, dtype, diagnose, allowed),
             backward_cases(depths=allowed), max_examples)
 
 

@@ -91,8 +91,16 @@ def layer_factors(theirs, ours, tolerances):
     return factors
 
 
-def diagnose_backward(theirs, ours, tolerances, float32=None):
-    """Causes of wrong gradients of ``<G, W_L ... W_1>``; same return as :func:`diagnose_step`."""
+def diagnose_backward(theirs, ours, tolerances, float32=None, variants=None):
+    """Causes of wrong gradients of ``<G, W_L ... W_1>``: a list of explanations, each a list of causes.
+
+    ``variants``: known wrong backward passes, name -> gradients; the user's must equal one exactly.
+    """
+    if isinstance(theirs, list):
+        for name, grads in (variants or {}).items():
+            if len(grads) == len(theirs) and all(np.shape(t) == g.shape for t, g in zip(theirs, grads)) and \
+                    matches(theirs, grads, tolerances) and not matches(grads, ours, tolerances):
+                return [[name]]
     if float32 is not None and isinstance(theirs, list) and matches(theirs, ours, float32):
         return [["float32 rounding: the gradients agree with dlnref only to float32 precision (are they computed "
                  "in float32? then check with dtype=np.float32)"]]
@@ -117,6 +125,12 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
         if causes:
             explanations.append(causes)
     return simplest(explanations)
+
+
+def simplest(explanations):
+    """The explanations that contain no other one: a cause added to a fitting explanation adds nothing."""
+    sets = [set(e) for e in explanations]
+    return [e for e, s in zip(explanations, sets) if not any(o < s for o in sets)]
 
 
 # --- steps ---------------------------------------------------------------------------------------------------------

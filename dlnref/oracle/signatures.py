@@ -85,16 +85,22 @@ def _shifted(weights, G):
     if L < 2:
         return {}
     suffix, prefix = _products(weights)
-    suffix, prefix = suffix + [None], prefix + [end_to_end(weights)]
-    eye = np.eye(weights[0].shape[1])
+    X = end_to_end(weights)
+    above = [X] + suffix + [np.eye(weights[-1].shape[0])]     # above[l + 1] = suffix[l]; above[0] = X
+    below = [np.eye(weights[0].shape[1])] + prefix + [X]      # below[l + 1] = prefix[l]; below[0] = I
     out = {}
-    up = [(suffix[l + 1] if l + 1 < L else np.eye(weights[-1].shape[0])).T @ G @ prefix[l + 1].T for l in range(L)]
-    down = [suffix[l - 1].T @ G @ (prefix[l - 1] if l >= 1 else eye).T if l >= 1 else None for l in range(L)]
+    try:
+        up = [above[l + 2].T @ G @ below[l + 2].T for l in range(L)]
+    except ValueError:
+        up = None
+    try:
+        down = [above[l].T @ G @ below[l].T for l in range(L)]
+    except ValueError:
+        down = None
     for name, grads in (("layer l's gradient uses the products of layer l+1 (W_L ... W_{l+2} and W_l ... W_1)", up),
                         ("layer l's gradient uses the products of layer l-1 (W_L ... W_l and W_{l-2} ... W_1)",
                          down)):
-        grads = [g if g is not None else np.zeros_like(w) for g, w in zip(grads, weights)]
-        if all(g.shape == w.shape for g, w in zip(grads, weights)):
+        if grads is not None and all(g.shape == w.shape for g, w in zip(grads, weights)):
             out[f"the backward products are shifted by one layer: {name}"] = grads
     return out
 
@@ -115,6 +121,11 @@ def _sensing_transposed(problem, X):
             out[f"the sensing operator is transposed: the loss measures X with {words} (B), {ys}"] = \
                 np.einsum("k,kij->ij", residual, B)
     return out
+
+
+def backward_variants(weights, G):
+    """The known wrong backward passes of ``<G, W_L ... W_1>`` where the shapes allow: name -> gradients."""
+    return {**_missing_transposes(weights, G), **_shifted(weights, G)}
 
 
 def gradient_variants(weights, problem):
@@ -362,20 +373,22 @@ def gauss_newton(model, target, theta, iterations=30):
     return theta
 
 
-def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=False):
-    """dlnref's gradient descent with SGD momentum beta, step size ``lr gamma^t``, or each step's gradient one step old.
+def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=None):
+    """dlnref's gradient descent with SGD momentum beta, step size ``lr gamma^t``, or a gradient one step old.
 
-    Momentum as in ``torch.optim.SGD``: ``v_t = beta v_{t-1} + g_t``, ``W <- W - lr s v_t``; the stale
-    gradient: step t uses the gradient at the weights of step t - 1 (step 0 its own).
+    Momentum as in ``torch.optim.SGD``: ``v_t = beta v_{t-1} + g_t``, ``W <- W - lr s v_t``. ``stale="layers"``:
+    step t uses the layer gradients of step t - 1; ``stale="G"``: it back-propagates ``dLoss/dX`` of step
+    t - 1 through the current layers (step 0 uses its own either way).
     """
     weights = [np.asarray(w, dtype=np.float64) for w in weights]
     sizes = step_sizes(len(weights), 1.0, alpha)
-    velocity, previous = None, None
+    velocity, previous, previous_G = None, None, None
     out = [end_to_end(weights)]
     for t in range(steps):
-        grads = backward(weights, problem.gradient(end_to_end(weights)))
-        used = previous if stale and previous is not None else grads
-        previous = grads
+        G = problem.gradient(end_to_end(weights))
+        grads = backward(weights, G if stale != "G" or previous_G is None else previous_G)
+        used = previous if stale == "layers" and previous is not None else grads
+        previous, previous_G = grads, G
         velocity = used if velocity is None else [beta * v + g for v, g in zip(velocity, used)]
         weights = [w - lr * gamma**t * s * v for w, s, v in zip(weights, sizes, velocity)]
         out.append(end_to_end(weights))
@@ -406,11 +419,13 @@ def _decay(xs, weights, problem, lr, alpha, tolerances):
     return None if gamma is None or close(gamma, 1.0) else ("gamma", gamma)
 
 
-def _stale(xs, weights, problem, lr, alpha, tolerances):
-    steps = min(3, len(xs) - 1)
-    run = momentum_run(weights, problem, lr, alpha, steps, stale=True)
-    ok = all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:steps + 1], run[1:], tolerances[1:steps + 1]))
-    return ("stale", 0.0) if ok else None
+def _stale(which):
+    def fit(xs, weights, problem, lr, alpha, tolerances):
+        steps = min(3, len(xs) - 1)
+        run = momentum_run(weights, problem, lr, alpha, steps, stale=which)
+        ok = all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:steps + 1], run[1:], tolerances[1:steps + 1]))
+        return ("stale", 0.0) if ok else None
+    return fit
 
 
 #: Signatures of a trajectory whose X_1 agrees: name -> (fit on X_1..X_3, text of the fitted value).
@@ -418,7 +433,10 @@ TRAJECTORY_SIGNATURES = {
     "momentum": (_momentum, lambda v: f"SGD momentum beta = {v:.6g}: each step adds beta times the previous "
                                       "update (v_t = beta v_(t-1) + g_t)"),
     "decay": (_decay, lambda v: f"the step size decays: step t uses lr gamma^t with gamma = {v:.6g}"),
-    "stale": (_stale, lambda v: "a stale gradient: each step uses the previous step's gradient, not the current one"),
+    "stale": (_stale("layers"), lambda v: "a stale gradient: each step uses the previous step's layer gradients, "
+                                          "not the current ones"),
+    "stale G": (_stale("G"), lambda v: "a stale gradient: each step back-propagates the previous step's dLoss/dX "
+                                       "(the gradient of the loss at the previous X), not the current one"),
 }
 
 
