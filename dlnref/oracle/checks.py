@@ -366,13 +366,18 @@ def _convention_namer(problem):
 
 
 def _second_case(case, depths, evidence, square=False):
-    """The evidence of the first confirmation case on which the user's result differs from dlnref's too, or None."""
+    """The evidence of the first confirmation case on which the user's result differs from dlnref's too, or None.
+
+    Where the user's function raises a shape error on the second case, square cases are tried instead.
+    """
     first = None
     for seed in range(3):
         other = confirmation_case(case, depths, square, seed)
         if other is None:
             break
         ev = evidence(other)
+        if not square and any(isinstance(r, Exception) and is_shape_error(r) for r in ev.results):
+            return _second_case(case, depths, evidence, square=True)
         first = first or ev
         if ev.differs():
             return ev
@@ -626,10 +631,13 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
         explanations = _confirm_first_step(found, ev, other) if other is not None else []
         if explanations:
             return describe(simplest_list(explanations)) + f"\nConfirmed on a second case: {other.case.describe()}."
-        return ("No known cause fits the first step: X_1 is no step of dlnref's with a factor, alpha placed "
-                f"elsewhere, weight decay or a known wrong gradient ({len(found)} signature(s) fit this case"
-                + (", none confirmed on a second case)" if found else ")")
-                + ". For the factor of each layer, run assert_step_matches on your step.")
+        plain = [m for (variant, placement, decay), m in found if (variant, placement, decay) == (None, None, None)]
+        measured = (f"X_1 is dlnref's step with a factor {plain[0].F[0]:.6g} on every layer, which no known cause "
+                    "explains on a second case" if plain else
+                    f"X_1 is no step of dlnref's with a factor, alpha placed elsewhere, weight decay or a known wrong "
+                    f"gradient ({len(found)} signature(s) fit this case, none confirmed on a second case)")
+        return (f"No known cause fits the first step: {measured}. For the factor of each layer, run "
+                "assert_step_matches on your step.")
     fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances)
     other = second() if fits else None
     explanations = _confirm_later(fits, other) if other is not None else []
@@ -675,13 +683,13 @@ def _infer(kinds, depths, votes_on_case):
                              f"step ({', '.join(CONVENTIONS)}) on any layer; declare loss= and read the diagnosis")
     best = max(CONVENTIONS, key=lambda name: votes.get(name, 0))
     agree = sum(best in fits for fits in whole)
-    others = sorted({name for fits in whole for name in fits} - {best})
-    if agree < len(cases) and others and all(fits and best not in fits for fits in whole if fits != set()
-                                             and best not in fits):
+    conflicting = [(case, fits) for case, fits in zip(cases, whole) if fits and best not in fits]
+    if conflicting:
+        case, fits = conflicting[0]
         raise AssertionError(
-            f"loss='infer': the factor differs between cases: {agree} of {len(cases)} cases fit {best!r}, others "
-            f"fit {', '.join(map(repr, others))}. A loss divided by a count that is not this problem's (|Omega| "
-            "taken from another mask?) reads so")
+            f"loss='infer': the factor differs between cases: {agree} of {len(cases)} cases fit {best!r}, but on "
+            f"case {case.describe()} your step fits {', '.join(map(repr, sorted(fits)))}. A loss divided by a count "
+            "that is not the problem's own (|Omega| taken from another mask?) reads so")
     words = CONVENTIONS[best][2]
     if agree == len(cases):
         return best, f"your loss is {words} (loss={best!r}): the same on all {len(cases)} cases; passes under that " \

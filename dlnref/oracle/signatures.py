@@ -106,20 +106,20 @@ def _shifted(weights, G):
 
 
 def _sensing_transposed(problem, X):
-    """The sensing gradient with each operator transposed (or read in the other memory order): name -> G."""
+    """The sensing gradient with each operator transposed (read in the other memory order): name -> G."""
     if problem.name != "sensing":
         return {}
     A = np.asarray(problem.operators, dtype=np.float64)
     k, m, n = A.shape
-    readings = {"A_i^T": np.transpose(A, (0, 2, 1))} if m == n else {}
-    readings["A_i read in column-major order"] = np.transpose(A.reshape(k, n, m), (0, 2, 1))
+    # A_i^T where it has X's shape; on a non-square X, A_i read in column-major order (the same on a square one)
+    B = np.transpose(A.reshape(k, n, m), (0, 2, 1))
     out = {}
     M = np.asarray(problem.target, dtype=np.float64)
-    for words, B in readings.items():
-        for ys, y in (("y = A(M)", np.asarray(problem.y, dtype=np.float64)), ("y = B(M)", np.einsum("kij,ij->k", B, M))):
-            residual = np.einsum("kij,ij->k", B, X) - y
-            out[f"the sensing operator is transposed: the loss measures X with {words} (B), {ys}"] = \
-                np.einsum("k,kij->ij", residual, B)
+    words = "A_i^T (or, on a non-square X, A_i read in column-major order)"
+    for ys, y in (("y = A(M)", np.asarray(problem.y, dtype=np.float64)), ("y = B(M)", np.einsum("kij,ij->k", B, M))):
+        residual = np.einsum("kij,ij->k", B, X) - y
+        out[f"the sensing operator is transposed: the loss measures X with {words} (B), {ys}"] = \
+            np.einsum("k,kij->ij", residual, B)
     return out
 
 
