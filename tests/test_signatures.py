@@ -149,8 +149,7 @@ def _backward_with(form):
 def test_a_missing_transpose_in_the_backward_pass_is_named_on_square_layers():
     message = _failure(lambda: kit.assert_backward_matches(_backward_with(lambda a, G, b: a.T @ G @ b),
                                                            layout="output_first"))
-    assert "chain different shapes" in message
-    assert _cause(message.replace("On square layers, where it runs", "")) == (
+    assert _cause(message) == (
         "one transpose is missing in the backward pass: the product below the layer is not transposed: "
         "(W_L ... W_{l+1})^T G (W_{l-1} ... W_1)")
 

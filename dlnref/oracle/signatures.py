@@ -82,8 +82,6 @@ def _missing_transposes(weights, G):
 def _shifted(weights, G):
     """The backward products shifted by one layer, where the shapes allow: name -> gradients."""
     L = len(weights)
-    if L < 2:
-        return {}
     suffix, prefix = _products(weights)
     X = end_to_end(weights)
     above = [X] + suffix + [np.eye(weights[-1].shape[0])]     # above[l + 1] = suffix[l]; above[0] = X
