@@ -56,7 +56,15 @@ from .conventions import (
     loss_scale,
     to_numpy,
 )
-from .diagnosis import StepEvidence, describe, diagnose_backward, diagnose_step, step_views
+from .diagnosis import (
+    StepEvidence,
+    cheapest,
+    describe,
+    diagnose_backward,
+    diagnose_step,
+    other_layout_fits,
+    step_views,
+)
 from .reference import (
     first_mismatch,
     gradient_tolerances,
@@ -236,7 +244,9 @@ def _missing_variants(weights, G):
 
 def _confirmed_backward(backward_fn, case, layout, dtype, explanations, depths):
     """The explanations that also hold on a second backward case (deeper, other widths), and that case."""
-    L = max(d for d in depths if d >= 3) if any(d >= 3 for d in depths) else max(depths)
+    L = len(case.dims) - 1
+    if L < 3:
+        L = max(d for d in depths if d >= 3) if any(d >= 3 for d in depths) else max(depths)
     square = len(set(case.dims)) == 1
     d = case.dims[0] + 1 if case.dims[0] < 6 else 3
     dims = (d,) * (L + 1) if square else tuple(2 + (i * 3 + case.dims[0]) % 5 for i in range(L + 1))
@@ -426,7 +436,14 @@ def check_step(step_fn, case, lr=0.1, outer_lr_scale=None, layout="input_first",
                               square=len(set(evidence.case.dims)) == 1 and len(set(case.dims)) > 1)
         return diagnose_step(evidence, second, _convention_namer(evidence.problem), ALTERNATIVES, float32)
 
-    if isinstance(new, Exception):
+    if isinstance(new, Exception) and len(ev.weights) > 1 and other_layout_fits(ev):
+        other = confirmation_case(case, settings.depths)
+        if other is not None and other_layout_fits(step_evidence(step_fn, other, settings)):
+            diagnosis = (f"Likely cause: your function reads the layers in the other order: pass "
+                         f"layout={_other(layout)!r}.\nConfirmed on a second case: {other.describe()}.")
+        else:
+            diagnosis = describe([], **_failure(new))
+    elif isinstance(new, Exception):
         diagnosis = describe([], **_failure(new))
         square = _square_retry(step_fn, case, settings) if is_shape_error(new) else None
         if square is not None:
@@ -632,7 +649,7 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
         other = second() if found else None
         explanations = _confirm_first_step(found, ev, other) if other is not None else []
         if explanations:
-            return describe(simplest_list(explanations)) + f"\nConfirmed on a second case: {other.case.describe()}."
+            return describe(cheapest(simplest_list(explanations))) + f"\nConfirmed on a second case: {other.case.describe()}."
         plain = [m for (variant, placement, decay), m in found if (variant, placement, decay) == (None, None, None)]
         measured = (f"X_1 is dlnref's step with a factor {plain[0].F[0]:.6g} on every layer, which no known cause "
                     "explains on a second case" if plain else

@@ -133,6 +133,22 @@ def simplest(explanations):
     return [e for e, s in zip(explanations, sets) if not any(o < s for o in sets)]
 
 
+#: The start of a reading that names no cause, only a constant: it counts as two causes (see :func:`cheapest`).
+UNEXPLAINED = "a constant factor "
+
+
+def cheapest(explanations):
+    """The explanations with the fewest causes, an unexplained constant counting as two.
+
+    Alpha missing and alpha on every layer with lr scaled by 1/alpha give the same numbers on every case of one
+    alpha: the first is the one named.
+    """
+    if not explanations:
+        return explanations
+    costs = [len(e) + sum(c.startswith(UNEXPLAINED) for c in e) for e in explanations]
+    return [e for e, c in zip(explanations, costs) if c == min(costs)]
+
+
 # --- steps ---------------------------------------------------------------------------------------------------------
 FLOAT32 = ("float32 rounding: the step agrees with dlnref only to float32 precision (is it computed in float32? "
            "then check with dtype=np.float32)")
@@ -229,7 +245,7 @@ def _confirm(kind, key, measured, ev, second, convention, alternatives):
     if kind == "alternative":
         return [key] if alternatives[key](second) else None
     if kind == "layout":
-        return [key] if _other_layout_fits(second) else None
+        return [key] if other_layout_fits(second) else None
     view, variant, placement, decay = key
     other = second.measure(view, variant, placement, decay)
     if other is None:
@@ -241,7 +257,7 @@ def _confirm(kind, key, measured, ev, second, convention, alternatives):
     return [n for n in names if n] + causes
 
 
-def _other_layout_fits(ev):
+def other_layout_fits(ev):
     results = ev.rerun()
     if not all(isinstance(r, list) and [x.shape for x in r] == [w.shape for w in ev.weights] for r in results):
         return False
@@ -289,7 +305,7 @@ def diagnose_step(ev, second, convention=None, alternatives=None, float32=True):
     alternatives = alternatives or {}
     candidates = _structures(ev, float32)
     candidates += [("alternative", name, None) for name, fits in alternatives.items() if fits(ev)]
-    if len(ev.weights) > 1 and _other_layout_fits(ev):
+    if len(ev.weights) > 1 and other_layout_fits(ev):
         candidates.append(("layout", "your function reads the layers in the other order: pass "
                            f"layout={ev.other_layout!r}", None))
     if second is None:
@@ -300,7 +316,7 @@ def diagnose_step(ev, second, convention=None, alternatives=None, float32=True):
         causes = _confirm(kind, key, measured, ev, second, convention, alternatives)
         if causes is not None and causes not in explanations:
             explanations.append(causes)
-    explanations = simplest([e for e in explanations if e])
+    explanations = cheapest(simplest([e for e in explanations if e]))
     where = f"Confirmed on a second case: {second.case.describe()}."
     if explanations:
         return describe(explanations) + "\n" + where

@@ -329,6 +329,9 @@ READINGS = (_lr_scaled, _clipped, _other_count)
 
 def read_measured(a, b, qa, qb, lrs, convention=None):
     """All the causes that the numbers of one structure on two cases confirm, or None."""
+    if all(F == 0 for F in a.F):
+        return (["zero update: every layer comes back unchanged (the update is never applied)"]
+                if all(F == 0 for F in b.F) else None)
     if a.frozen and len(b.frozen) != len(a.frozen):
         return None
     if a.tau_layers:
