@@ -375,7 +375,7 @@ WRONG_STEPS = [
      "float32 rounding"),
     (2, sequential_step, "sequential updates: each layer's gradient is taken after the layers before it moved"),
     (1, lambda W, p, lr, a: _with_gradient(lambda p, X: 2 * loss_gradient(p, X))(W, p, lr, 1.0),
-     "without the 1/2: factor 2 on every layer; and the discrepant rate alpha is missing"),
+     "the discrepant rate alpha is missing: every layer takes lr; and your loss is"),
 ]
 
 
