@@ -76,9 +76,9 @@ def test_alpha_on_the_middle_layers_is_not_read_as_alpha_missing():
 
 
 def test_clipping_is_named_with_its_norm():
-    cause = _step_cause(_scaled_step(clip=0.05), "factorization")
+    cause = _step_cause(_scaled_step(clip=0.01), "completion")
     assert cause.startswith("the update is scaled by a factor set by the gradient's norm: the gradient is clipped to "
-                            "the norm tau = 0.05 ")
+                            "the norm tau = 0.01 ")
 
 
 def test_a_count_of_another_mask_is_named():
@@ -335,3 +335,32 @@ def test_the_shape_hint_is_only_given_for_shape_errors():
     message = check_backward(raises, Case("backward", (2, 3, 4), 0, 0), layout="output_first")
     assert "your function raised RuntimeError: Can't call numpy()" in message
     assert "chain different shapes" not in message
+
+
+def early_decay(t, layers, problem, lr, alpha, memory):
+    return out_step(layers, problem, lr * 0.9**(t + 1), alpha)
+
+
+def test_a_step_size_decayed_from_the_first_step_is_no_constant_factor():
+    message = _failure(lambda: kit.assert_trajectory_matches(_train(early_decay), "sensing", steps=5,
+                                                            layout="output_first", max_examples=5))
+    assert _cause(message) == "the step size decays from the first step: step t uses lr gamma^(t+1) with gamma = 0.9"
+
+
+def test_each_layer_clipped_separately_is_named():
+    def step(layers, problem, lr, alpha):
+        X = chain(layers, layers[0].shape[0], layers[0].dtype)
+        grads = [g * min(1.0, 0.02 / np.linalg.norm(g)) for g in out_backward(layers, loss_gradient(problem, X))]
+        L = len(layers)
+        return [W - lr * (alpha if k in (0, L - 1) else 1.0) * g for k, (W, g) in enumerate(zip(layers, grads))]
+    assert _step_cause(step, "factorization") == "each layer's gradient is clipped to the norm tau = 0.02 separately"
+
+
+def test_inferring_the_loss_of_a_count_from_another_mask_fails_and_says_why():
+    cached = {}
+
+    def gradient(p, X):
+        return np.where(p.mask, X - p.target, 0) / cached.setdefault("observed", p.mask.sum())
+    message = _failure(lambda: kit.assert_step_matches(_scaled_step(gradient), "completion", layout="output_first",
+                                                      loss="infer", max_examples=4))
+    assert "loss='infer': the factor differs between cases" in message

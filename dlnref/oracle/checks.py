@@ -381,7 +381,7 @@ def _second_case(case, depths, evidence, square=False):
     Where the user's function raises a shape error on the second case, square cases are tried instead.
     """
     first = None
-    for seed in range(3):
+    for seed in range(6):
         other = confirmation_case(case, depths, square, seed)
         if other is None:
             break
@@ -646,8 +646,9 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
 
     if t == 1:
         found = _first_step_structures(ev)
-        other = second() if found else None
-        explanations = _confirm_first_step(found, ev, other) if other is not None else []
+        fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances)
+        other = second() if found or fits else None
+        explanations = (_confirm_first_step(found, ev, other) + _confirm_later(fits, other)) if other is not None else []
         if explanations:
             return describe(cheapest(simplest_list(explanations))) + f"\nConfirmed on a second case: {other.case.describe()}."
         plain = [m for (variant, placement, decay), m in found if (variant, placement, decay) == (None, None, None)]

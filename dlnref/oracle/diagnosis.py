@@ -311,6 +311,9 @@ def diagnose_step(ev, second, convention=None, alternatives=None, float32=True):
     if second is None:
         return (f"No known cause fits: {measured_text(ev)}. (No second case within the declared depths to confirm a "
                 "cause on.)")
+    if not second.differs():
+        return (f"No known cause fits: {measured_text(ev)}. (The second cases agree with dlnref, the first of them "
+                f"{second.case.describe()}: nothing confirms a cause.)")
     explanations = []
     for kind, key, measured in candidates:
         causes = _confirm(kind, key, measured, ev, second, convention, alternatives)

@@ -226,7 +226,10 @@ def measure_step(updates_at, lrs, weights, variant, scales, alpha, placement, de
             Fs.append(0.0)
             continue
         if placement == "per-layer":
-            taus = tuple(c[0] * kappa * float(np.linalg.norm(v)) for c, v in zip(coefficients, variant) if c)
+            pairs = tuple((c[0], kappa * float(np.linalg.norm(v))) for c, v in zip(coefficients, variant) if c)
+            if taus is not None and not all(close(p[0], q[0]) for p, q in zip(pairs, taus)):
+                return None
+            taus = pairs
             Fs.append(1.0)
         elif not all(close(c[0], moving[0][0]) for c in moving):
             return None
@@ -327,6 +330,16 @@ def _other_count(fa, fb, qa, qb):
 READINGS = (_lr_scaled, _clipped, _other_count)
 
 
+def _layer_clip(pairs):
+    """``tau`` when every ``(c_l, ||g_l||)`` is a layer clipped to the norm tau (``c_l ||g_l|| = tau``) or left alone
+    (``c_l = 1``, ``||g_l|| <= tau``), with at least one layer clipped; else None."""
+    clipped = [c * norm for c, norm in pairs if not close(c, 1.0)]
+    if not clipped or not all(c > 0 for c, _ in pairs) or not all(close(t, clipped[0], 1e-9) for t in clipped):
+        return None
+    tau = clipped[0]
+    return tau if all(norm <= tau * (1 + 1e-9) for c, norm in pairs if close(c, 1.0)) else None
+
+
 def read_measured(a, b, qa, qb, lrs, convention=None):
     """All the causes that the numbers of one structure on two cases confirm, or None."""
     if all(F == 0 for F in a.F):
@@ -335,9 +348,10 @@ def read_measured(a, b, qa, qb, lrs, convention=None):
     if a.frozen and len(b.frozen) != len(a.frozen):
         return None
     if a.tau_layers:
-        if not (b.tau_layers and all(close(t, a.tau_layers[0], 1e-9) for t in a.tau_layers + b.tau_layers)):
+        tau = _layer_clip(a.tau_layers + b.tau_layers) if b.tau_layers else None
+        if tau is None:
             return None
-        causes = [f"each layer's gradient is clipped to the norm tau = {a.tau_layers[0]:.6g} separately"]
+        causes = [f"each layer's gradient is clipped to the norm tau = {tau:.6g} separately"]
     else:
         causes = read_factor(a, b, qa, qb, lrs, convention)
         if causes is None:
@@ -374,12 +388,13 @@ def gauss_newton(model, target, theta, iterations=30):
     return theta
 
 
-def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=None):
+def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=None, offset=0):
     """dlnref's gradient descent with SGD momentum beta, step size ``lr gamma^t``, or a gradient one step old.
 
     Momentum as in ``torch.optim.SGD``: ``v_t = beta v_{t-1} + g_t``, ``W <- W - lr s v_t``. ``stale="layers"``:
     step t uses the layer gradients of step t - 1; ``stale="G"``: it back-propagates ``dLoss/dX`` of step
-    t - 1 through the current layers (step 0 uses its own either way).
+    t - 1 through the current layers (step 0 uses its own either way). ``offset``: step t uses
+    ``lr gamma^(t + offset)``.
     """
     weights = [np.asarray(w, dtype=np.float64) for w in weights]
     sizes = step_sizes(len(weights), 1.0, alpha)
@@ -391,20 +406,22 @@ def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=
         used = previous if stale == "layers" and previous is not None else grads
         previous, previous_G = grads, G
         velocity = used if velocity is None else [beta * v + g for v, g in zip(velocity, used)]
-        weights = [w - lr * gamma**t * s * v for w, s, v in zip(weights, sizes, velocity)]
+        weights = [w - lr * gamma**(t + offset) * s * v for w, s, v in zip(weights, sizes, velocity)]
         out.append(end_to_end(weights))
     return out
 
 
-def _fit_later(xs, weights, problem, lr, alpha, tolerances, field, start):
-    """Fit ``field`` (beta or gamma) on X_2 and check X_2 and X_3: the fitted value, or None."""
+def _fit_later(xs, weights, problem, lr, alpha, tolerances, field, start, **fixed):
+    """Fit ``field`` (beta or gamma) on X_2 and check X_1 to X_3: the fitted value, or None."""
     steps = min(3, len(xs) - 1)
+    if steps < 2:
+        return None
 
     def model(theta):
-        return momentum_run(weights, problem, lr, alpha, 2, **{field: theta[0]})[2]
+        return momentum_run(weights, problem, lr, alpha, 2, **{field: theta[0]}, **fixed)[2]
 
     value = float(gauss_newton(model, xs[2], [start])[0])
-    run = momentum_run(weights, problem, lr, alpha, steps, **{field: value})
+    run = momentum_run(weights, problem, lr, alpha, steps, **{field: value}, **fixed)
     if all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:steps + 1], run[1:], tolerances[1:steps + 1])):
         return value
     return None
@@ -417,6 +434,11 @@ def _momentum(xs, weights, problem, lr, alpha, tolerances):
 
 def _decay(xs, weights, problem, lr, alpha, tolerances):
     gamma = _fit_later(xs, weights, problem, lr, alpha, tolerances, "gamma", 0.9)
+    return None if gamma is None or close(gamma, 1.0) else ("gamma", gamma)
+
+
+def _early_decay(xs, weights, problem, lr, alpha, tolerances):
+    gamma = _fit_later(xs, weights, problem, lr, alpha, tolerances, "gamma", 0.9, offset=1)
     return None if gamma is None or close(gamma, 1.0) else ("gamma", gamma)
 
 
@@ -434,6 +456,8 @@ TRAJECTORY_SIGNATURES = {
     "momentum": (_momentum, lambda v: f"SGD momentum beta = {v:.6g}: each step adds beta times the previous "
                                       "update (v_t = beta v_(t-1) + g_t)"),
     "decay": (_decay, lambda v: f"the step size decays: step t uses lr gamma^t with gamma = {v:.6g}"),
+    "early decay": (_early_decay, lambda v: f"the step size decays from the first step: step t uses lr gamma^(t+1) "
+                                            f"with gamma = {v:.6g}"),
     "stale": (_stale("layers"), lambda v: "a stale gradient: each step uses the previous step's layer gradients, "
                                           "not the current ones"),
     "stale G": (_stale("G"), lambda v: "a stale gradient: each step back-propagates the previous step's dLoss/dX "
