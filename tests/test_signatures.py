@@ -6,13 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from test_oracle import chain, loss_gradient, out_backward, out_step, out_train
 
 import dlnref.oracle as kit
 from dlnref.oracle.cases import Case
 from dlnref.oracle.checks import check_backward, check_step, check_trajectory, trajectory_lr_range
 from dlnref.oracle.conventions import CONVENTIONS, parse_depths, to_numpy
-
-from test_oracle import chain, loss_gradient, out_backward, out_step, out_train
 
 
 def _failure(call):

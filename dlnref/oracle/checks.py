@@ -63,6 +63,7 @@ from .diagnosis import (
     diagnose_backward,
     diagnose_step,
     other_layout_fits,
+    simplest,
     step_views,
 )
 from .reference import (
@@ -622,8 +623,9 @@ TRANSPOSED_X = ("each X_t comes back transposed (X_t^T = W_1^T ... W_L^T, the ma
 
 def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
     """The diagnosis of a trajectory whose first difference is ``X_t``."""
-    rerun = lambda: _user_run(train_fn, ev.weights, ev.problem, LR_RATIO * ev.lr / ev.kappa, ev.alpha, steps,  # noqa: E731
-                              settings)
+    def rerun():
+        return _user_run(train_fn, ev.weights, ev.problem, LR_RATIO * ev.lr / ev.kappa, ev.alpha, steps, settings)
+
     alias = _aliasing(ev, t, rerun)
     if alias:
         return f"Likely cause: {alias}."
@@ -650,7 +652,7 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
         other = second() if found or fits else None
         explanations = (_confirm_first_step(found, ev, other) + _confirm_later(fits, other)) if other is not None else []
         if explanations:
-            return describe(cheapest(simplest_list(explanations))) + f"\nConfirmed on a second case: {other.case.describe()}."
+            return describe(cheapest(simplest(explanations))) + f"\nConfirmed on a second case: {other.case.describe()}."
         plain = [m for (variant, placement, decay), m in found if (variant, placement, decay) == (None, None, None)]
         measured = (f"X_1 is dlnref's step with a factor {plain[0].F[0]:.6g} on every layer, which no known cause "
                     "explains on a second case" if plain else
@@ -665,13 +667,6 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
         return describe(explanations) + f"\nConfirmed on a second case: {other.case.describe()}."
     return (f"No known cause fits: X_1 agrees and X_{t} differs (state carried between steps?); it is no SGD momentum, "
             "decayed step size or stale gradient" + (" confirmed on a second case" if fits else "") + ".")
-
-
-def simplest_list(explanations):
-    """The explanations that contain no other one."""
-    sets = [set(e) for e in explanations]
-    return [e for i, (e, s) in enumerate(zip(explanations, sets))
-            if not any(o < s for o in sets) and e not in explanations[:i]]
 
 
 def _problem_kind(problem):

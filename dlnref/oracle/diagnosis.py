@@ -130,7 +130,8 @@ def diagnose_backward(theirs, ours, tolerances, float32=None, variants=None):
 def simplest(explanations):
     """The explanations that contain no other one: a cause added to a fitting explanation adds nothing."""
     sets = [set(e) for e in explanations]
-    return [e for e, s in zip(explanations, sets) if not any(o < s for o in sets)]
+    return [e for i, (e, s) in enumerate(zip(explanations, sets))
+            if not any(o < s for o in sets) and e not in explanations[:i]]
 
 
 #: The start of a reading that names no cause, only a constant: it counts as two causes (see :func:`cheapest`).

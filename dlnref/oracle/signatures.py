@@ -34,7 +34,6 @@ import numpy as np
 
 from ..network import backward, end_to_end
 from ..train import step_sizes
-from .reference import matches
 
 #: Relative precision at which numbers fitted on two cases are compared (the rounding of a fit is far smaller).
 RTOL = 1e-6
