@@ -363,3 +363,22 @@ def test_inferring_the_loss_of_a_count_from_another_mask_fails_and_says_why():
     message = _failure(lambda: kit.assert_step_matches(_scaled_step(gradient), "completion", layout="output_first",
                                                       loss="infer", max_examples=4))
     assert "loss='infer': the factor differs between cases" in message
+
+
+def accumulated(t, layers, problem, lr, alpha, memory):
+    """Gradients summed over the steps, never zeroed (zero_grad forgotten)."""
+    grads = _grads(layers, problem)
+    total = memory["sum"] = grads if "sum" not in memory else [a + g for a, g in zip(memory["sum"], grads)]
+    return [W - lr * s * u for W, s, u in zip(layers, _rates(len(layers), alpha), total)]
+
+
+def test_gradients_never_zeroed_read_as_momentum_one():
+    message = _failure(lambda: kit.assert_trajectory_matches(_train(accumulated), "factorization", steps=5,
+                                                            layout="output_first", max_examples=5))
+    assert "the gradients accumulate: are they zeroed between steps" in _cause(message)
+
+
+def test_a_step_returning_nan_is_reported_without_a_crash():
+    message = _failure(lambda: kit.assert_step_matches(lambda W, p, lr, a: [np.full_like(w, np.nan) for w in W],
+                                                      "completion", max_examples=3))
+    assert "No known cause fits" in message

@@ -184,6 +184,8 @@ def fit_layers(updates, bases, tolerances):
     coefficients = []
     for u, basis, tol in zip(updates, bases, tolerances):
         u = np.asarray(u, dtype=np.float64)
+        if not (np.all(np.isfinite(u)) and all(np.all(np.isfinite(b)) for b in basis)):
+            return None
         if np.abs(u).max(initial=0.0) <= tol:
             coefficients.append(None)
             continue
@@ -369,16 +371,17 @@ def gauss_newton(model, target, theta, iterations=30):
     """Least-squares fit of ``model(theta) ~ target`` (a few parameters, numerical Jacobian); the fitted theta."""
     theta = np.array(theta, dtype=np.float64)
     for _ in range(iterations):
-        r = (model(theta) - target).ravel()
-        J = []
-        for i in range(len(theta)):
-            h = 1e-6 * max(1.0, abs(theta[i]))
-            up, down = theta.copy(), theta.copy()
-            up[i] += h
-            down[i] -= h
-            J.append(((model(up) - model(down)) / (2 * h)).ravel())
+        with np.errstate(all="ignore"):
+            r = (model(theta) - target).ravel()
+            J = []
+            for i in range(len(theta)):
+                h = 1e-6 * max(1.0, abs(theta[i]))
+                up, down = theta.copy(), theta.copy()
+                up[i] += h
+                down[i] -= h
+                J.append(((model(up) - model(down)) / (2 * h)).ravel())
         J = np.stack(J, axis=1)
-        if not np.all(np.isfinite(J)) or not np.any(J):
+        if not (np.all(np.isfinite(J)) and np.all(np.isfinite(r))) or not np.any(J):
             return theta
         delta = np.linalg.lstsq(J, -r, rcond=None)[0]
         theta = theta + delta
@@ -453,7 +456,9 @@ def _stale(which):
 #: Signatures of a trajectory whose X_1 agrees: name -> (fit on X_1..X_3, text of the fitted value).
 TRAJECTORY_SIGNATURES = {
     "momentum": (_momentum, lambda v: f"SGD momentum beta = {v:.6g}: each step adds beta times the previous "
-                                      "update (v_t = beta v_(t-1) + g_t)"),
+                                      "update (v_t = beta v_(t-1) + g_t)" + (
+                                          "; with beta = 1 the gradients accumulate: are they zeroed between steps "
+                                          "(optimizer.zero_grad())?" if close(v, 1.0) else "")),
     "decay": (_decay, lambda v: f"the step size decays: step t uses lr gamma^t with gamma = {v:.6g}"),
     "early decay": (_early_decay, lambda v: f"the step size decays from the first step: step t uses lr gamma^(t+1) "
                                             f"with gamma = {v:.6g}"),
@@ -468,7 +473,8 @@ def later_steps(xs, weights, problem, lr, alpha, tolerances):
     """The trajectory signatures that fit ``X_1 .. X_3`` of one case: name -> fitted value."""
     fits = {}
     for name, (fit, _) in TRAJECTORY_SIGNATURES.items():
-        found = fit(xs, weights, problem, lr, alpha, tolerances)
+        with np.errstate(all="ignore"):   # a wild fitted value may overflow: it then fits nothing
+            found = fit(xs, weights, problem, lr, alpha, tolerances)
         if found is not None:
             fits[name] = found[1]
     return fits
@@ -487,8 +493,9 @@ def first_step_fit(x1, weights, lr, alpha, variant, placement, decay, kappa, tol
         return end_to_end(new)
 
     theta = gauss_newton(model, x1, [1.0, 1e-3])
-    if not np.abs(model(theta) - x1).max() <= tolerance:
-        return None
+    with np.errstate(all="ignore"):
+        if not np.abs(model(theta) - x1).max() <= tolerance:
+            return None
     if decay and abs(theta[1]) < 1e-12:
         return None
     return Measured((float(theta[0]), float(theta[0])), float(theta[1]) if decay else 0.0)
