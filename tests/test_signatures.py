@@ -382,3 +382,12 @@ def test_a_step_returning_nan_is_reported_without_a_crash():
     message = _failure(lambda: kit.assert_step_matches(lambda W, p, lr, a: [np.full_like(w, np.nan) for w in W],
                                                       "completion", max_examples=3))
     assert "No known cause fits" in message
+
+
+def test_an_inferred_loss_does_not_hide_another_bug():
+    step = _scaled_step(convention_gradient("half_sum"), decay=1e-4)
+    message = _failure(lambda: kit.assert_step_matches(step, "sensing", layout="output_first", loss="infer",
+                                                      max_examples=5))
+    assert "weight decay: the step also subtracts lr c W_l with c = 0.0001" in _cause(message)
+    assert "(loss inferred: your loss comes nearest to dlnref's S/(2 N) (loss='dlnref'): exact on 0 of 8 cases" \
+        in message   # for sensing, dlnref's loss is the half sum

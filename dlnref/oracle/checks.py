@@ -678,13 +678,15 @@ def _problem_kind(problem):
 def _infer(kinds, depths, votes_on_case):
     """The convention that most (case, layer) votes name, over :data:`INFER_CASES` fixed cases per kind.
 
-    ``votes_on_case(case) -> (set of conventions that fit the whole case, list of conventions, one per layer
-    that fits it)``. Returns ``(convention, note)``; the note says on how many cases it held.
+    ``votes_on_case(case) -> (set of conventions that fit the whole case to rounding, list of conventions
+    that come within 1e-3 of a layer)``: another bug (a small weight decay, say) does not hide the convention,
+    and the check then diagnoses it. Returns ``(convention, note)``; the note says on how many cases it held.
+    Where no convention comes near, the check runs under dlnref's and its diagnosis reads the factor.
 
     Raises
     ------
     AssertionError
-        When no convention fits a single layer, or when the cases need different conventions.
+        When cases fit different conventions exactly (a count of another problem).
     """
     cases = [c for k in kinds for c in fixed_cases(k, depths, INFER_CASES)]
     whole, votes = [], {}
@@ -694,8 +696,8 @@ def _infer(kinds, depths, votes_on_case):
         for name in per_layer:
             votes[name] = votes.get(name, 0) + 1
     if not votes:
-        raise AssertionError(f"loss='infer': on none of {len(cases)} cases is your update a standard loss convention's "
-                             f"step ({', '.join(CONVENTIONS)}) on any layer; declare loss= and read the diagnosis")
+        return "dlnref", (f"no standard loss convention comes near your update on any of {len(cases)} cases: checked "
+                          "under dlnref's")
     best = max(CONVENTIONS, key=lambda name: votes.get(name, 0))
     agree = sum(best in fits for fits in whole)
     conflicting = [(case, fits) for case, fits in zip(cases, whole) if fits and best not in fits]
@@ -709,7 +711,8 @@ def _infer(kinds, depths, votes_on_case):
     if agree == len(cases):
         return best, f"your loss is {words} (loss={best!r}): the same on all {len(cases)} cases; passes under that " \
                      "convention"
-    return best, f"your loss is {words} (loss={best!r}) on {agree} of {len(cases)} cases (the others differ otherwise)"
+    return best, (f"your loss comes nearest to {words} (loss={best!r}): exact on {agree} of {len(cases)} cases, "
+                  "the rest differ by something else")
 
 
 def _step_votes(step_fn, settings):
@@ -729,7 +732,9 @@ def _step_votes(step_fn, settings):
             fits = {name for name in CONVENTIONS
                     if np.abs((n - w) + loss_scale(name, problem) * s * g).max()
                     <= max(1.0, loss_scale(name, problem)) * tol}
-            per_layer += sorted(fits)
+            ours = s * g
+            c = -float(np.vdot(n - w, ours)) / max(float(np.vdot(ours, ours)), 1e-300)
+            per_layer += [name for name in CONVENTIONS if abs(c - loss_scale(name, problem)) <= 1e-3 * abs(c)]
             whole = fits if whole is None else whole & fits
         return whole or set(), per_layer
     return votes
@@ -741,13 +746,19 @@ def _trajectory_votes(train_fn, settings):
         weights = _rounded(weights, settings.dtype)
         alpha = case_alpha(problem) if settings.outer_lr_scale is None else settings.outer_lr_scale
         exact, tolerances = reference_trajectory(problem, weights, settings.lr, alpha, 1, settings.dtype)
-        fits = set()
+        exact = [np.asarray(x, dtype=np.float64) for x in exact]
+        move = float(np.abs(exact[1] - exact[0]).max())
+        fits, near = set(), []
         for name in CONVENTIONS:
             xs = _user_run(train_fn, weights, problem, settings.lr / loss_scale(name, problem), alpha, 1, settings)
-            if isinstance(xs, list) and len(xs) == 2 and xs[1].shape == exact[1].shape and \
-                    float(np.abs(xs[1] - exact[1]).max()) <= tolerances[1]:
+            if not (isinstance(xs, list) and len(xs) == 2 and xs[1].shape == exact[1].shape):
+                continue
+            difference = float(np.abs(xs[1] - exact[1]).max())
+            if difference <= tolerances[1]:
                 fits.add(name)
-        return fits, sorted(fits)
+            if difference <= 1e-3 * move:
+                near.append(name)
+        return fits, near
     return votes
 
 
