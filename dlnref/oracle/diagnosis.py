@@ -184,6 +184,7 @@ class StepEvidence:
         self.kappa, self.count, self.results, self.tolerances_at = kappa, count, results, tolerances_at
         self.factors, self.rerun = factors, rerun
         self.other_layout = None
+        self._views, self._tolerances = None, {}
         self.scales = [alpha if l in (0, len(weights) - 1) else 1.0 for l in range(len(weights))]
         self.variants = gradient_variants(weights, problem)
         self.grads = self.variants[None]
@@ -193,11 +194,15 @@ class StepEvidence:
 
     def views(self):
         """``name -> [updates at lr_1, updates at lr_2]`` for every view that both results allow."""
-        per_lr = [dict(step_views(r, self.weights)) if isinstance(r, list) else {} for r in self.results]
-        return {name: [v[name] for v in per_lr] for name in per_lr[0] if all(name in v for v in per_lr)}
+        if self._views is None:
+            per_lr = [dict(step_views(r, self.weights)) if isinstance(r, list) else {} for r in self.results]
+            self._views = {name: [v[name] for v in per_lr] for name in per_lr[0] if all(name in v for v in per_lr)}
+        return self._views
 
     def tolerances(self, dtype=None):
-        return [self.tolerances_at(rate, dtype) for rate in self.lrs]
+        if dtype not in self._tolerances:
+            self._tolerances[dtype] = [self.tolerances_at(rate, dtype) for rate in self.lrs]
+        return self._tolerances[dtype]
 
     def differs(self):
         plain = self.views().get(None)
