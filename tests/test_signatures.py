@@ -391,3 +391,14 @@ def test_an_inferred_loss_does_not_hide_another_bug():
     assert "weight decay: the step also subtracts lr c W_l with c = 0.0001" in _cause(message)
     assert "(loss inferred: your loss comes nearest to dlnref's S/(2 N) (loss='dlnref'): exact on 0 of 8 cases" \
         in message   # for sensing, dlnref's loss is the half sum
+
+
+def test_a_float32_trajectory_checked_as_float64_is_named():
+    def in_float32(layers, problem, lr, alpha, steps):
+        return [x.astype(np.float64) for x in out_train([w.astype(np.float32) for w in layers], problem, lr, alpha,
+                                                        steps)]
+    message = _failure(lambda: kit.assert_trajectory_matches(in_float32, "completion", steps=5,
+                                                            layout="output_first", max_examples=5))
+    assert "Likely cause: float32 rounding: every X_t agrees with dlnref only to float32 precision" in message
+    kit.assert_trajectory_matches(in_float32, "completion", steps=5, layout="output_first", dtype=np.float32,
+                                  max_examples=5)

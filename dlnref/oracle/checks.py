@@ -621,6 +621,12 @@ TRANSPOSED_X = ("each X_t comes back transposed (X_t^T = W_1^T ... W_L^T, the ma
                 "PyTorch's model(I) gives): return its transpose")
 
 
+def _within_float32(ev):
+    """Every ``X_t`` within the tolerance a float32 run would get (both terms of the tolerance scale with eps)."""
+    ratio = np.finfo(np.float32).eps / np.finfo(np.float64).eps
+    return all(float(np.abs(x - ref).max()) <= ratio * tol for x, ref, tol in zip(ev.xs, ev.exact, ev.tolerances))
+
+
 def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
     """The diagnosis of a trajectory whose first difference is ``X_t``."""
     def rerun():
@@ -629,6 +635,9 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
     alias = _aliasing(ev, t, rerun)
     if alias:
         return f"Likely cause: {alias}."
+    if np.dtype(settings.dtype) == np.float64 and _within_float32(ev):
+        return ("Likely cause: float32 rounding: every X_t agrees with dlnref only to float32 precision (is it "
+                "computed in float32? then check with dtype=np.float32).")
     if t == 0:
         if ev.xs[0].shape == ev.xs[0].T.shape and float(np.abs(ev.xs[0].T - ev.exact[0]).max()) <= ev.tolerances[0]:
             return f"Likely cause: {TRANSPOSED_X}."
