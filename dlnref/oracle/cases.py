@@ -274,7 +274,7 @@ def problem_cases(kind=None, max_inner_layers=3, depths=None):
 
 
 def backward_cases(max_depth=4, max_width=MAX_SIZE, depths=None):
-    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers (or ``depths``) of widths 2 to ``max_width``.
+    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers (or ``depths``), widths 2 to ``max_width``.
 
     Widths of at least 2 keep a transposed layer apart from the layer itself.
     """
@@ -304,7 +304,8 @@ def fixed_cases(kind, depths, count, seed=0, square=False):
             inner = [m] * (L - 1)
         sizes = []
         for name in cls.oracle_sizes:
-            low, high = {"observed": (3, m * n - 1), "measurements": (max(3, m * n // 2), max(3, m * n // 2) + 10)}[name]
+            half = max(3, m * n // 2)
+            low, high = {"observed": (3, m * n - 1), "measurements": (half, half + 10)}[name]
             sizes.append((name, int(rng.integers(low, high + 1))))
         rank = int(rng.integers(1, min(m, n) // 2 + 1))
         case = Case(kind, (n, *inner, m), int(rng.integers(2**31)), int(rng.integers(2**31)), rank, tuple(sizes))

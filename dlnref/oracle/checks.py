@@ -577,7 +577,8 @@ def _aliasing(ev, t, rerun):
         d2 = float(np.abs(other[t] - ev.exact[t]).max())
         if d1 > 0 and abs(d2 / d1 - LR_RATIO) < 0.1 * LR_RATIO:
             return (f"X_{t} differs from the start by an amount proportional to lr: the returned X_{t} was updated "
-                    "in place by later steps. Append a copy of each X_t (np.array(X), X.detach().clone(), jnp.array(X))")
+                    "in place by later steps. Append a copy of each X_t (np.array(X), X.detach().clone(), "
+                    "jnp.array(X))")
     return None
 
 
@@ -659,9 +660,10 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
         found = _first_step_structures(ev)
         fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances)
         other = second() if found or fits else None
-        explanations = (_confirm_first_step(found, ev, other) + _confirm_later(fits, other)) if other is not None else []
+        explanations = [] if other is None else _confirm_first_step(found, ev, other) + _confirm_later(fits, other)
         if explanations:
-            return describe(cheapest(simplest(explanations))) + f"\nConfirmed on a second case: {other.case.describe()}."
+            return (describe(cheapest(simplest(explanations)))
+                    + f"\nConfirmed on a second case: {other.case.describe()}.")
         plain = [m for (variant, placement, decay), m in found if (variant, placement, decay) == (None, None, None)]
         measured = (f"X_1 is dlnref's step with a factor {plain[0].F[0]:.6g} on every layer, which no known cause "
                     "explains on a second case" if plain else

@@ -180,7 +180,7 @@ class Quantities:
 
 
 def fit_layers(updates, bases, tolerances):
-    """Per layer, ``updates_l = a_l bases_l[0] + b_l bases_l[1] + ...`` exactly to tolerance: the coefficients, or None."""
+    """Per layer, ``updates_l = a_l bases_l[0] + b_l bases_l[1] + ...`` to tolerance: the coefficients, or None."""
     coefficients = []
     for u, basis, tol in zip(updates, bases, tolerances):
         u = np.asarray(u, dtype=np.float64)
@@ -309,7 +309,7 @@ def _lr_scaled(fa, fb, qa, qb):
 
 
 def _clipped(fa, fb, qa, qb):
-    """Clipping to a total norm tau scales the user's gradient ``kappa g`` by ``tau / (kappa ||g||)`` where it is larger."""
+    """Clipping to a total norm tau scales the user's gradient ``kappa g`` by ``tau / (kappa ||g||)`` (if larger)."""
     tau_a, tau_b = fa * qa.kappa * qa.norm, fb * qb.kappa * qb.norm
     if close(tau_a, tau_b, 1e-9) or (close(fb, 1.0) and fb >= 1 and qb.kappa * qb.norm <= tau_a):
         return (f"the update is scaled by a factor set by the gradient's norm: the gradient is clipped to the norm "
