@@ -402,3 +402,48 @@ def test_a_float32_trajectory_checked_as_float64_is_named():
     assert "Likely cause: float32 rounding: every X_t agrees with dlnref only to float32 precision" in message
     kit.assert_trajectory_matches(in_float32, "completion", steps=5, layout="output_first", dtype=np.float32,
                                   max_examples=5)
+
+
+def stale_layers(t, layers, problem, lr, alpha, memory):
+    grads = _grads(layers, problem)
+    used = memory.get("grads", grads)
+    memory["grads"] = grads
+    return [W - lr * s * g for W, s, g in zip(layers, _rates(len(layers), alpha), used)]
+
+
+def test_stale_layer_gradients_are_named():
+    message = _failure(lambda: kit.assert_trajectory_matches(_train(stale_layers), "sensing", steps=5,
+                                                            layout="output_first", max_examples=5))
+    assert _cause(message).startswith("a stale gradient: each step uses the previous step's layer gradients")
+
+
+def test_a_sensing_operator_read_in_column_major_order_is_named_on_any_shape():
+    def gradient(p, X):   # X flattened column-major against operators flattened row-major, y remeasured so
+        k, m, n = p.operators.shape
+        A = p.operators.reshape(k, -1)
+        r = A @ X.flatten(order="F") - A @ p.target.flatten(order="F")
+        return (A.T @ r).reshape(n, m).T
+    cause = _step_cause(_scaled_step(gradient), "sensing")
+    assert cause == ("the sensing operator is transposed: the loss measures X with A_i^T (or, on a non-square X, A_i "
+                     "read in column-major order) (B), y = B(M)")
+
+
+def test_weight_decay_outside_the_rates_is_named():
+    def step(layers, problem, lr, alpha):   # decoupled: W <- W - lr s_l g_l - lr c W_l
+        return [n - lr * 1e-3 * w for n, w in zip(out_step(layers, problem, lr, alpha), layers)]
+    assert "weight decay: the step also subtracts lr c W_l with c = 0.001" in _step_cause(step, "completion")
+
+
+def test_backward_products_shifted_the_other_way_are_named():
+    def shifted(layers, G):   # layer l takes the products of layer l+1: W_L ... W_{l+2} and W_l ... W_1
+        grads = []
+        L = len(layers)
+        for k in range(L):
+            above = chain(layers[:max(k - 1, 0)], layers[0].shape[0], G.dtype)
+            below = chain(layers[k:], layers[0].shape[0], G.dtype) if k > 0 else chain(layers, layers[-1].shape[1],
+                                                                                       G.dtype)
+            grads.append(above.T @ G @ below.T)
+        return grads
+    message = _failure(lambda: kit.assert_backward_matches(shifted, layout="output_first"))
+    assert "the backward products are shifted by one layer: layer l's gradient uses the products of layer l+1" \
+        in message, message

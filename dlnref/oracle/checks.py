@@ -527,12 +527,13 @@ def _first_step_structures(ev):
     variants = gradient_variants(ev.weights, ev.problem)
     for variant, grads in variants.items():
         for placement in PLACEMENTS:
-            for decay in (None, "coupled", "plain"):
+            for decay in (None, "coupled", "plain"):   # a decay only where none fits; both kinds then
                 measured = first_step_fit(ev.xs[1], ev.weights, ev.lr, ev.alpha, grads, placement, decay, ev.kappa,
                                           ev.tolerances[1])
                 if measured is not None:
                     found.append(((variant, placement, decay), measured))
-                    break
+                    if decay is None:
+                        break
     return found
 
 
@@ -636,7 +637,7 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
     alias = _aliasing(ev, t, rerun)
     if alias:
         return f"Likely cause: {alias}."
-    if np.dtype(settings.dtype) == np.float64 and _within_float32(ev):
+    if t == 0 and np.dtype(settings.dtype) == np.float64 and _within_float32(ev):   # X_0 itself in float32
         return ("Likely cause: float32 rounding: every X_t agrees with dlnref only to float32 precision (is it "
                 "computed in float32? then check with dtype=np.float32).")
     if t == 0:

@@ -236,11 +236,12 @@ def _structures(ev, float32):
     for view in ev.views():
         for variant in ev.variants:
             for placement in (*PLACEMENTS, "per-layer"):
-                for decay in (None, "coupled", "plain"):
+                for decay in (None, "coupled", "plain"):   # a decay only where none fits; both kinds then
                     measured = ev.measure(view, variant, placement, decay)
                     if measured is not None:
                         found.append(("signature", (view, variant, placement, decay), measured))
-                        break
+                        if decay is None:
+                            break
     return found
 
 
