@@ -431,7 +431,8 @@ def test_a_sensing_operator_read_in_column_major_order_is_named_on_any_shape():
 def test_weight_decay_outside_the_rates_is_named():
     def step(layers, problem, lr, alpha):   # decoupled: W <- W - lr s_l g_l - lr c W_l
         return [n - lr * 1e-3 * w for n, w in zip(out_step(layers, problem, lr, alpha), layers)]
-    assert "weight decay: the step also subtracts lr c W_l with c = 0.001" in _step_cause(step, "completion")
+    assert ("weight decay: the step also subtracts lr c W_l with c = 0.001 (on every layer alike, outside alpha's "
+            "rate: decoupled)") in _step_cause(step, "completion")
 
 
 def test_backward_products_shifted_the_other_way_are_named():

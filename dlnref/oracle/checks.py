@@ -548,7 +548,7 @@ def _confirm_first_step(found, ev, second):
         if other is None:
             continue
         causes = read_measured(measured, other, ev.quantities(variant), second.quantities(variant), (1.0, LR_RATIO),
-                               _convention_namer(ev.problem))
+                               _convention_namer(ev.problem), decay)
         if causes is not None:
             explanations.append([n for n in (variant, placement) if n] + causes)
     return explanations

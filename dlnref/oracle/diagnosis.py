@@ -257,7 +257,8 @@ def _confirm(kind, key, measured, ev, second, convention, alternatives):
     other = second.measure(view, variant, placement, decay)
     if other is None:
         return None
-    causes = read_measured(measured, other, ev.quantities(variant), second.quantities(variant), ev.lrs, convention)
+    causes = read_measured(measured, other, ev.quantities(variant), second.quantities(variant), ev.lrs, convention,
+                           decay)
     if causes is None:
         return None
     names = [view, variant, placement if placement != "per-layer" else None]

@@ -341,8 +341,11 @@ def _layer_clip(pairs):
     return tau if all(norm <= tau * (1 + 1e-9) for c, norm in pairs if close(c, 1.0)) else None
 
 
-def read_measured(a, b, qa, qb, lrs, convention=None):
-    """All the causes that the numbers of one structure on two cases confirm, or None."""
+def read_measured(a, b, qa, qb, lrs, convention=None, decay="coupled"):
+    """All the causes that the numbers of one structure on two cases confirm, or None.
+
+    ``decay``: how the structure's weight decay scales, ``"coupled"`` (by each layer's rate) or ``"plain"``.
+    """
     if all(F == 0 for F in a.F):
         return (["zero update: every layer comes back unchanged (the update is never applied)"]
                 if all(F == 0 for F in b.F) else None)
@@ -361,8 +364,9 @@ def read_measured(a, b, qa, qb, lrs, convention=None):
         ca, cb = a.decay, b.decay
         if not close(ca, cb, 1e-6):
             return None
-        causes.append(f"weight decay: the step also subtracts lr c W_l with c = {ca:.6g} (the gradient of "
-                      f"c ||W||^2 / 2 added to the loss)")
+        how = ("the gradient of c ||W||^2 / 2 added to the loss" if decay == "coupled" else
+               "on every layer alike, outside alpha's rate: decoupled")
+        causes.append(f"weight decay: the step also subtracts lr c W_l with c = {ca:.6g} ({how})")
     return causes + [f"layer {l + 1} is not updated (W_{l + 1} comes back unchanged)" for l in a.frozen]
 
 
