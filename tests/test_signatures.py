@@ -448,3 +448,23 @@ def test_backward_products_shifted_the_other_way_are_named():
     message = _failure(lambda: kit.assert_backward_matches(shifted, layout="output_first"))
     assert "the backward products are shifted by one layer: layer l's gradient uses the products of layer l+1" \
         in message, message
+
+
+def nesterov(t, layers, problem, lr, alpha, memory):
+    grads = _grads(layers, problem)
+    v = memory["v"] = grads if "v" not in memory else [0.9 * v + g for v, g in zip(memory["v"], grads)]
+    return [W - lr * s * (g + 0.9 * u) for W, s, g, u in zip(layers, _rates(len(layers), alpha), grads, v)]
+
+
+def halved_every_three(t, layers, problem, lr, alpha, memory):
+    return out_step(layers, problem, lr * 0.5 ** (t // 3), alpha)
+
+
+@pytest.mark.parametrize("step_at, cause", [
+    (nesterov, "Nesterov momentum beta = 0.9: each step moves by g_t + beta v_t"),
+    (halved_every_three, "a step schedule: the step size is multiplied by 0.5 every 3 steps"),
+], ids=["nesterov", "step-schedule"])
+def test_nesterov_and_step_schedules_are_named(step_at, cause):
+    message = _failure(lambda: kit.assert_trajectory_matches(_train(step_at), "completion", steps=8,
+                                                            layout="output_first", max_examples=5))
+    assert _cause(message).startswith(cause), message

@@ -554,12 +554,12 @@ def _confirm_first_step(found, ev, second):
     return explanations
 
 
-def _confirm_later(fits, second):
-    later = later_steps(second.xs, second.weights, second.problem, second.lr, second.alpha, second.tolerances)
+def _confirm_later(fits, second, t):
+    later = later_steps(second.xs, second.weights, second.problem, second.lr, second.alpha, second.tolerances, t)
     explanations = []
     for name, value in fits.items():
         if name in later and abs(later[name] - value) <= 1e-6 * max(1.0, abs(value)):
-            explanations.append([TRAJECTORY_SIGNATURES[name][1](value)])
+            explanations.append([TRAJECTORY_SIGNATURES[name][1](value, t)])
     return explanations
 
 
@@ -659,9 +659,9 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
 
     if t == 1:
         found = _first_step_structures(ev)
-        fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances)
+        fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances, t)
         other = second() if found or fits else None
-        explanations = [] if other is None else _confirm_first_step(found, ev, other) + _confirm_later(fits, other)
+        explanations = [] if other is None else _confirm_first_step(found, ev, other) + _confirm_later(fits, other, t)
         if explanations:
             return (describe(cheapest(simplest(explanations)))
                     + f"\nConfirmed on a second case: {other.case.describe()}.")
@@ -672,13 +672,14 @@ def _trajectory_diagnosis(train_fn, ev, t, steps, settings):
                     f"gradient ({len(found)} signature(s) fit this case, none confirmed on a second case)")
         return (f"No known cause fits the first step: {measured}. For the factor of each layer, run "
                 "assert_step_matches on your step.")
-    fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances)
+    fits = later_steps(ev.xs, ev.weights, ev.problem, ev.lr, ev.alpha, ev.tolerances, t)
     other = second() if fits else None
-    explanations = _confirm_later(fits, other) if other is not None else []
+    explanations = _confirm_later(fits, other, t) if other is not None else []
     if explanations:
         return describe(explanations) + f"\nConfirmed on a second case: {other.case.describe()}."
-    return (f"No known cause fits: X_1 agrees and X_{t} differs (state carried between steps?); it is no SGD momentum, "
-            "decayed step size or stale gradient" + (" confirmed on a second case" if fits else "") + ".")
+    return (f"No known cause fits: X_1 agrees and X_{t} differs (state carried between steps?); it is no SGD or "
+            "Nesterov momentum, decayed or scheduled step size or stale gradient"
+            + (" confirmed on a second case" if fits else "") + ".")
 
 
 def _problem_kind(problem):

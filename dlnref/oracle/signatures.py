@@ -394,13 +394,14 @@ def gauss_newton(model, target, theta, iterations=30):
     return theta
 
 
-def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=None, offset=0):
-    """dlnref's gradient descent with SGD momentum beta, step size ``lr gamma^t``, or a gradient one step old.
+def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=None, offset=0, period=1,
+                 nesterov=False):
+    """dlnref's gradient descent with SGD momentum beta, a scheduled step size, or a gradient one step old.
 
-    Momentum as in ``torch.optim.SGD``: ``v_t = beta v_{t-1} + g_t``, ``W <- W - lr s v_t``. ``stale="layers"``:
-    step t uses the layer gradients of step t - 1; ``stale="G"``: it back-propagates ``dLoss/dX`` of step
-    t - 1 through the current layers (step 0 uses its own either way). ``offset``: step t uses
-    ``lr gamma^(t + offset)``.
+    Momentum as in ``torch.optim.SGD``: ``v_t = beta v_{t-1} + g_t``, ``W <- W - lr s v_t`` (``nesterov``:
+    ``W <- W - lr s (g_t + beta v_t)``). Step t uses ``lr gamma^floor((t + offset) / period)``.
+    ``stale="layers"``: step t uses the layer gradients of step t - 1; ``stale="G"``: it back-propagates
+    ``dLoss/dX`` of step t - 1 through the current layers (step 0 uses its own either way).
     """
     weights = [np.asarray(w, dtype=np.float64) for w in weights]
     sizes = step_sizes(len(weights), 1.0, alpha)
@@ -412,75 +413,80 @@ def momentum_run(weights, problem, lr, alpha, steps, beta=0.0, gamma=1.0, stale=
         used = previous if stale == "layers" and previous is not None else grads
         previous, previous_G = grads, G
         velocity = used if velocity is None else [beta * v + g for v, g in zip(velocity, used)]
-        weights = [w - lr * gamma**(t + offset) * s * v for w, s, v in zip(weights, sizes, velocity)]
+        moves = [g + beta * v for g, v in zip(used, velocity)] if nesterov else velocity
+        rate = lr * gamma ** ((t + offset) // period)
+        weights = [w - rate * s * v for w, s, v in zip(weights, sizes, moves)]
         out.append(end_to_end(weights))
     return out
 
 
-def _fit_later(xs, weights, problem, lr, alpha, tolerances, field, start, **fixed):
-    """Fit ``field`` (beta or gamma) on X_2 and check X_1 to X_3: the fitted value, or None."""
-    steps = min(3, len(xs) - 1)
-    if steps < 2:
-        return None
+def _agrees(xs, run, tolerances, last):
+    return all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:last + 1], run[1:], tolerances[1:last + 1]))
 
-    def model(theta):
-        return momentum_run(weights, problem, lr, alpha, 2, **{field: theta[0]}, **fixed)[2]
 
-    value = float(gauss_newton(model, xs[2], [start])[0])
-    run = momentum_run(weights, problem, lr, alpha, steps, **{field: value}, **fixed)
-    if all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:steps + 1], run[1:], tolerances[1:steps + 1])):
+def _fitted(field, start, neutral, first, **fixed):
+    """A signature with one number: ``field`` fitted on the first differing ``X_t``, checked up to ``X_{t+3}``."""
+    def fit(xs, weights, problem, lr, alpha, tolerances, t):
+        if t < first or t >= len(xs):
+            return None
+        last = min(len(xs) - 1, t + 3)
+        if "period" in fixed and fixed["period"] is None:
+            fixed_here = {**fixed, "period": t - 1}
+        else:
+            fixed_here = fixed
+
+        def model(theta):
+            return momentum_run(weights, problem, lr, alpha, t, **{field: theta[0]}, **fixed_here)[t]
+
+        value = float(gauss_newton(model, xs[t], [start])[0])
+        if abs(value - neutral) < 1e-9 or not _agrees(
+                xs, momentum_run(weights, problem, lr, alpha, last, **{field: value}, **fixed_here), tolerances, last):
+            return None
         return value
-    return None
-
-
-def _momentum(xs, weights, problem, lr, alpha, tolerances):
-    beta = _fit_later(xs, weights, problem, lr, alpha, tolerances, "beta", 0.5)
-    return None if beta is None or close(beta, 0.0) else ("beta", beta)
-
-
-def _decay(xs, weights, problem, lr, alpha, tolerances):
-    gamma = _fit_later(xs, weights, problem, lr, alpha, tolerances, "gamma", 0.9)
-    return None if gamma is None or close(gamma, 1.0) else ("gamma", gamma)
-
-
-def _early_decay(xs, weights, problem, lr, alpha, tolerances):
-    gamma = _fit_later(xs, weights, problem, lr, alpha, tolerances, "gamma", 0.9, offset=1)
-    return None if gamma is None or close(gamma, 1.0) else ("gamma", gamma)
-
-
-def _stale(which):
-    def fit(xs, weights, problem, lr, alpha, tolerances):
-        steps = min(3, len(xs) - 1)
-        run = momentum_run(weights, problem, lr, alpha, steps, stale=which)
-        ok = all(np.abs(x - r).max() <= tol for x, r, tol in zip(xs[1:steps + 1], run[1:], tolerances[1:steps + 1]))
-        return ("stale", 0.0) if ok else None
     return fit
 
 
-#: Signatures of a trajectory whose X_1 agrees: name -> (fit on X_1..X_3, text of the fitted value).
+def _stale(which):
+    def fit(xs, weights, problem, lr, alpha, tolerances, t):
+        last = min(len(xs) - 1, t + 3)
+        ok = t >= 2 and _agrees(xs, momentum_run(weights, problem, lr, alpha, last, stale=which), tolerances, last)
+        return 0.0 if ok else None
+    return fit
+
+
+#: Signatures of a trajectory read from its first differing X_t and the steps after it:
+#: name -> (fit, text of the fitted value, the period of a step schedule or None).
 TRAJECTORY_SIGNATURES = {
-    "momentum": (_momentum, lambda v: f"SGD momentum beta = {v:.6g}: each step adds beta times the previous "
-                                      "update (v_t = beta v_(t-1) + g_t)" + (
-                                          "; with beta = 1 the gradients accumulate: are they zeroed between steps "
-                                          "(optimizer.zero_grad())?" if close(v, 1.0) else "")),
-    "decay": (_decay, lambda v: f"the step size decays: step t uses lr gamma^t with gamma = {v:.6g}"),
-    "early decay": (_early_decay, lambda v: f"the step size decays from the first step: step t uses lr gamma^(t+1) "
-                                            f"with gamma = {v:.6g}"),
-    "stale": (_stale("layers"), lambda v: "a stale gradient: each step uses the previous step's layer gradients, "
-                                          "not the current ones"),
-    "stale G": (_stale("G"), lambda v: "a stale gradient: each step back-propagates the previous step's dLoss/dX "
-                                       "(the gradient of the loss at the previous X), not the current one"),
+    "momentum": (_fitted("beta", 0.5, 0.0, 2),
+                 lambda v, t: f"SGD momentum beta = {v:.6g}: each step adds beta times the previous update "
+                              "(v_t = beta v_(t-1) + g_t)" + (
+                                  "; with beta = 1 the gradients accumulate: are they zeroed between steps "
+                                  "(optimizer.zero_grad())?" if close(v, 1.0) else "")),
+    "nesterov": (_fitted("beta", 0.5, 0.0, 1, nesterov=True),
+                 lambda v, t: f"Nesterov momentum beta = {v:.6g}: each step moves by g_t + beta v_t "
+                              "(its first step is 1 + beta times the gradient)"),
+    "decay": (_fitted("gamma", 0.9, 1.0, 2),
+              lambda v, t: f"the step size decays: step t uses lr gamma^t with gamma = {v:.6g}"),
+    "early decay": (_fitted("gamma", 0.9, 1.0, 1, offset=1),
+                    lambda v, t: f"the step size decays from the first step: step t uses lr gamma^(t+1) with "
+                                 f"gamma = {v:.6g}"),
+    "schedule": (_fitted("gamma", 0.5, 1.0, 3, period=None),
+                 lambda v, t: f"a step schedule: the step size is multiplied by {v:.6g} every {t - 1} steps"),
+    "stale": (_stale("layers"), lambda v, t: "a stale gradient: each step uses the previous step's layer gradients, "
+                                             "not the current ones"),
+    "stale G": (_stale("G"), lambda v, t: "a stale gradient: each step back-propagates the previous step's dLoss/dX "
+                                          "(the gradient of the loss at the previous X), not the current one"),
 }
 
 
-def later_steps(xs, weights, problem, lr, alpha, tolerances):
-    """The trajectory signatures that fit ``X_1 .. X_3`` of one case: name -> fitted value."""
+def later_steps(xs, weights, problem, lr, alpha, tolerances, t):
+    """The trajectory signatures that fit the first differing ``X_t`` and the steps after it: name -> value."""
     fits = {}
     for name, (fit, _) in TRAJECTORY_SIGNATURES.items():
         with np.errstate(all="ignore"):   # a wild fitted value may overflow: it then fits nothing
-            found = fit(xs, weights, problem, lr, alpha, tolerances)
+            found = fit(xs, weights, problem, lr, alpha, tolerances, t)
         if found is not None:
-            fits[name] = found[1]
+            fits[name] = found
     return fits
 
 
