@@ -303,8 +303,10 @@ def read_factor(a, b, qa, qb, lrs, convention=None):
 
 def _lr_scaled(fa, fb, qa, qb):
     if close(fa, fb, 1e-9):
+        nesterov = (f"; or the first step of Nesterov momentum beta = {fa - 1:.6g}, which a trajectory check tells "
+                    "apart" if 1 < fa < 2 else "")
         return (f"a constant factor {fa:.6g} on every layer, the same on both cases and no loss normalisation of "
-                "either (is lr scaled?)")
+                f"either (is lr scaled?{nesterov})")
     return None
 
 
