@@ -117,3 +117,26 @@ def test_conform_leaves_no_hypothesis_folder_behind(module, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(os.listdir(tmp_path)) == [f"{module}.py"]
+
+
+def test_declared_loss_and_depths(module, capsys, tmp_path):
+    # A step written on a plain sum of squares (the gradient twice dlnref's completion gradient times |Omega|),
+    # for networks of two layers or more: declared, it passes with no lr glue.
+    (tmp_path / f"{module}_sum.py").write_text(MODULE + '''
+
+def sum_step(weights, problem, lr, alpha):
+    if len(weights) < 2:
+        raise ValueError("two layers or more")
+    scale = {"completion": lambda: 2 * problem.mask.sum(), "factorization": lambda: 2 * problem.target.size,
+             "sensing": lambda: 2}[problem.name]()
+    return step(weights, problem, lr * scale, alpha)
+''')
+    assert main(["conform", f"{module}_sum:sum_step", "--kind", "step", "--loss", "sum", "--depths", "2-4",
+                 "--alpha", "1", "--dtype", "float64", "--max-examples", "5"]) == 0
+    assert main(["conform", f"{module}_sum:sum_step", "--kind", "step", "--loss", "infer", "--depths", "2-4",
+                 "--problem", "completion", "--alpha", "2", "--dtype", "float64", "--max-examples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "loss inferred: your loss is a sum of squared residuals without the 1/2 (loss='sum'): the same on all 8 " \
+           "cases; passes under that convention" in out
+    assert main(["conform", f"{module}_sum:sum_step", "--kind", "step", "--depths", "two"]) == 2
+    assert "--depths" in capsys.readouterr().err

@@ -167,7 +167,7 @@ def test_completion_sum_without_half_names_the_formula():
     message = _step_failure(_with_gradient(lambda p, X: 2 * np.where(p.mask, X - p.target, 0)), "completion")
     omega = _count(message, r"\|Omega\|")
     assert _only_cause(message) == (f"your loss is a sum over the {omega} observed entries without the 1/2: factor "
-                                    f"{2 * omega} = 2 |Omega| on every layer")
+                                    f"{2 * omega} = 2 |Omega| on every layer: declare loss='sum'")
 
 
 def test_completion_mean_over_all_entries_is_named():
@@ -185,7 +185,7 @@ def test_arora_sensing_loss_is_a_mean_over_k_without_half():
     message = _step_failure(_with_gradient(arora), "sensing")
     k = _count(message, "k")
     assert _only_cause(message) == (f"your loss is a mean over the {k} measurements without the 1/2: factor "
-                                    f"{2 / k:.6g} = 2/k on every layer")
+                                    f"{2 / k:.6g} = 2/k on every layer: declare loss='mean'")
 
 
 def test_missing_half_and_missing_alpha_are_named_together():
@@ -194,9 +194,9 @@ def test_missing_half_and_missing_alpha_are_named_together():
         return _with_gradient(lambda p, X: 2 * loss_gradient(p, X))(layers, problem, lr, 1.0)
     message = _step_failure(plain_gd_no_half, "factorization")
     entries = re.search(r"target (\d+)x(\d+)", message).groups()
-    assert _only_cause(message) == (f"your loss is a mean over the {int(entries[0]) * int(entries[1])} entries "
-                                    "without the 1/2: factor 2 on every layer; and the discrepant rate alpha is "
-                                    "missing: every layer takes lr")
+    assert _only_cause(message) == ("the discrepant rate alpha is missing: every layer takes lr; and your loss is a "
+                                    f"mean over the {int(entries[0]) * int(entries[1])} entries without the 1/2: "
+                                    "factor 2 on every layer: declare loss='mean'")
 
 
 @pytest.mark.parametrize("dims", [(4, 3), (3, 5, 4), (3, 2, 4, 5)])
@@ -235,8 +235,8 @@ CASES = [Case("completion", (4, 3), 5, 6, sizes=(("observed", 7),)), Case("sensi
     (lambda W, p, lr, a: out_step(W, p, 0.1, a), "lr is ignored: the update is the same at lr=0.1 and lr=0.037"),
     (lambda W, p, lr, a: out_step(W, p, lr**2, a), "lr is rescaled: the update grows as lr^2 between lr=0.037 and "
                                                    "lr=0.1, not as lr"),
-    (lambda W, p, lr, a: out_step(W, p, 3 * lr, a), "a constant factor 3 on every layer that no loss normalisation "
-                                                    "of this case gives (is lr scaled?)"),
+    (lambda W, p, lr, a: out_step(W, p, 3 * lr, a), "a constant factor 3 on every layer, the same on both cases and "
+                                                    "no loss normalisation of either (is lr scaled?)"),
 ], ids=["zero", "sign", "lr-ignored", "lr-squared", "lr-times-3"])
 def test_zero_update_sign_and_lr_are_named(case, step, cause):
     assert _only_cause(check_step(step, case, layout="output_first")) == cause
@@ -301,13 +301,12 @@ def test_float32_step_claimed_as_float64_is_named():
     kit.assert_step_matches(in_float32, "completion", layout="output_first", dtype=np.float32)
 
 
-def test_a_fixed_alpha_equal_to_a_factor_names_both_readings():
-    # At alpha = 2 on one layer, "alpha missing" and "an extra 1/2" give the same numbers: both are named.
+def test_a_fixed_alpha_equal_to_a_factor_is_told_apart_on_a_deeper_case():
+    # At alpha = 2 on one layer, "alpha missing" and "an extra 1/2" give the same numbers; the second case,
+    # three layers deep, tells them apart.
     case = Case("factorization", (3, 4), 0, 0)
     message = check_step(lambda W, p, lr, a: out_step(W, p, lr, 1.0), case, outer_lr_scale=2.0, layout="output_first")
-    assert "Likely causes (these fit this case equally)" in message
-    assert "the discrepant rate alpha is missing" in message and "factor 0.5 = 1/2" in message
-    assert "outer_lr_scale=None, each case draws an alpha that tells these apart" in message
+    assert _only_cause(message) == "the discrepant rate alpha is missing: every layer takes lr"
 
 
 @pytest.mark.parametrize("backward_fn, layout, cause", [
@@ -376,7 +375,7 @@ WRONG_STEPS = [
      "float32 rounding"),
     (2, sequential_step, "sequential updates: each layer's gradient is taken after the layers before it moved"),
     (1, lambda W, p, lr, a: _with_gradient(lambda p, X: 2 * loss_gradient(p, X))(W, p, lr, 1.0),
-     "without the 1/2: factor 2 on every layer; and the discrepant rate alpha is missing"),
+     "the discrepant rate alpha is missing: every layer takes lr; and your loss is"),
 ]
 
 

@@ -7,7 +7,9 @@ data flows one way:
 - :mod:`~dlnref.oracle.strategies`: hypothesis strategies over networks and problems;
 - :mod:`~dlnref.oracle.cases`: the checked cases, their collision rules, and :func:`build_case`;
 - :mod:`~dlnref.oracle.reference`: dlnref's numbers, tolerances, safe step sizes;
-- :mod:`~dlnref.oracle.diagnosis`: the hypotheses tested on a failing case;
+- :mod:`~dlnref.oracle.conventions`: the loss conventions and depths a user declares, returned tensors;
+- :mod:`~dlnref.oracle.signatures`: the known bug signatures, fitted on a case and read on two;
+- :mod:`~dlnref.oracle.diagnosis`: the signatures tested on a failing case and confirmed on a second one;
 - :mod:`~dlnref.oracle.checks`: ``assert_backward_matches``, ``assert_step_matches``,
   ``assert_trajectory_matches``;
 - :mod:`~dlnref.oracle.algorithm`: the paper's algorithm itself, ``assert_init_matches``,
@@ -26,6 +28,7 @@ _HOMES = {
                    "layer_dims", "low_rank_targets", "problems", "seeds", "sensing_problems", "weights"),
     "cases": ("LAYOUTS", "Case", "backward_cases", "build_case", "case_alpha", "normalisation_factors",
               "problem_cases"),
+    "conventions": ("LOSSES", "loss_scale"),
     "checks": ("assert_backward_matches", "assert_step_matches", "assert_trajectory_matches", "check_backward",
                "check_step", "check_trajectory", "trajectory_lr_range"),
     "algorithm": ("assert_compressed_trajectory_matches", "assert_compression_matches", "assert_init_matches",

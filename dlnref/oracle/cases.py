@@ -244,15 +244,15 @@ def _collision_free(case):
 
 
 @st.composite
-def _problem_case(draw, kind, max_inner_layers):
+def _problem_case(draw, kind, fewest_inner, most_inner):
     m, n = draw(st.integers(2, MAX_SIZE)), draw(st.integers(2, MAX_SIZE))
-    inner = draw(st.lists(st.integers(2, MAX_SIZE - 1), min_size=0, max_size=max_inner_layers))
+    inner = draw(st.lists(st.integers(2, MAX_SIZE - 1), min_size=fewest_inner, max_size=most_inner))
     rank = draw(st.integers(1, min(m, n) // 2))
     sizes = tuple((name, draw(SIZE_DRAWS[name](m, n))) for name in problem_class(kind).oracle_sizes)
     return Case(kind, (n, *inner, m), draw(seeds), draw(seeds), rank, sizes)
 
 
-def problem_cases(kind=None, max_inner_layers=3):
+def problem_cases(kind=None, max_inner_layers=3, depths=None):
     """Strategy of problem :class:`Case` objects that keep the collision rules.
 
     Parameters
@@ -261,20 +261,70 @@ def problem_cases(kind=None, max_inner_layers=3):
         A registered problem, or None for all of :func:`oracle_kinds`.
     max_inner_layers : int
         The network has ``1 + len(inner)`` layers, ``len(inner) <= max_inner_layers``.
+    depths : tuple of int or None
+        The only depths drawn (and shrunk to); None: 1 to ``1 + max_inner_layers``.
     """
     kinds = oracle_kinds() if kind is None else (problem_class(kind).name,)
     unknown = [size for k in kinds for size in problem_class(k).oracle_sizes if size not in SIZE_DRAWS]
     if unknown:
         raise InputError(f"the oracle cannot draw the size {unknown[0]!r}; it draws {', '.join(SIZE_DRAWS)}")
-    return st.one_of(*[_problem_case(k, max_inner_layers) for k in kinds]).filter(_collision_free)
+    depths = tuple(range(1, max_inner_layers + 2)) if depths is None else tuple(depths)
+    strategy = st.one_of(*[_problem_case(k, min(depths) - 1, max(depths) - 1) for k in kinds])
+    return strategy.filter(lambda case: len(case.dims) - 1 in depths and _collision_free(case))
 
 
-def backward_cases(max_depth=4, max_width=MAX_SIZE):
-    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers of widths 2 to ``max_width``.
+def backward_cases(max_depth=4, max_width=MAX_SIZE, depths=None):
+    """Strategy of backward :class:`Case` objects: 1 to ``max_depth`` layers (or ``depths``), widths 2 to ``max_width``.
 
     Widths of at least 2 keep a transposed layer apart from the layer itself.
     """
-    dims = st.integers(1, max_depth).flatmap(lambda L: st.lists(st.integers(2, max_width), min_size=L + 1,
-                                                                  max_size=L + 1))
+    depths = tuple(range(1, max_depth + 1)) if depths is None else tuple(depths)
+    dims = st.integers(min(depths), max(depths)).filter(lambda L: L in depths).flatmap(
+        lambda L: st.lists(st.integers(2, max_width), min_size=L + 1, max_size=L + 1))
     return st.builds(lambda d, a, b: Case("backward", tuple(d), a, b), dims, seeds, seeds)
+
+
+def fixed_cases(kind, depths, count, seed=0, square=False):
+    """``count`` problem cases of ``kind`` drawn from a fixed seed (no hypothesis), keeping the collision rules.
+
+    The cases on which a loss convention is inferred, and from which a cause is confirmed.
+    ``square``: every width equal (``m = n = d_l``), for mistakes that only run on square layers.
+    """
+    rng = np.random.default_rng(seed)
+    cls = problem_class(kind)
+    cases = []
+    for _ in range(200 * count):
+        if len(cases) == count:
+            break
+        L = int(rng.choice(depths))
+        m, n = (int(v) for v in rng.integers(2, MAX_SIZE + 1, 2))
+        inner = [int(v) for v in rng.integers(2, MAX_SIZE, L - 1)]
+        if square:
+            n = m = max(m, 3)
+            inner = [m] * (L - 1)
+        sizes = []
+        for name in cls.oracle_sizes:
+            half = max(3, m * n // 2)
+            low, high = {"observed": (3, m * n - 1), "measurements": (half, half + 10)}[name]
+            sizes.append((name, int(rng.integers(low, high + 1))))
+        rank = int(rng.integers(1, min(m, n) // 2 + 1))
+        case = Case(kind, (n, *inner, m), int(rng.integers(2**31)), int(rng.integers(2**31)), rank, tuple(sizes))
+        if _collision_free(case):
+            cases.append(case)
+    return cases
+
+
+def confirmation_case(case, depths, square=False, seed=0):
+    """A second case of ``case``'s kind to confirm a cause on: another ``m n`` and other sizes, depth >= 3 if allowed.
+
+    ``seed`` picks another such case. Returns None when no such case is found.
+    """
+    deep = [d for d in depths if d >= 3] or [max(depths)]
+    m, n = case.dims[-1], case.dims[0]
+    sizes = dict(case.sizes)
+    for other in fixed_cases(case.kind, deep, 40, seed=1000 * seed + len(case.dims) + 7, square=square):
+        m2, n2 = other.dims[-1], other.dims[0]
+        if m2 * n2 != m * n and all(value != sizes.get(name) for name, value in other.sizes):
+            return other
+    return None
 

@@ -17,6 +17,7 @@ import numpy as np
 from .._checks import check_int, check_positive
 from ..errors import InputError
 from ..problems import problem_names
+from .conventions import LOSSES, parse_depths
 from .kinds import ALGORITHM_KINDS, oracle_kinds
 
 CHECK_KINDS = ("backward", "step", "trajectory", *ALGORITHM_KINDS)
@@ -41,6 +42,12 @@ def add_conform_command(commands):
     p.add_argument("--kind", choices=CHECK_KINDS, required=True, help="what the function computes")
     p.add_argument("--layout", choices=("input_first", "output_first"), default="input_first",
                    help="order of the layer list the function takes and returns (default %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default="dlnref",
+                   help="your loss's normalisation: dlnref (S/(2N)), sum, half_sum, mean, half_mean, mean_all, "
+                        "half_mean_all, or infer (inferred and reported); your function gets lr / kappa so that no "
+                        "lr glue is needed (default %(default)s)")
+    p.add_argument("--depths", type=parse_depths, default=None,
+                   help="the depths L your code supports, like 2-4 or 2,3,5: cases and shrinking stay within them")
     p.add_argument("--problem", choices=problem_names(), action="append",
                    help="problem kind for step and trajectory checks (repeatable; default every problem whose loss "
                         "states its normalisation: " + ", ".join(oracle_kinds()) + ")")
@@ -103,22 +110,22 @@ def _checks(args):
     for problem in problems:
         for d in dtypes:
             for alpha in alphas:
-                for lr in args.lr or _default_lrs(args.kind, problem, args.steps, alpha):
+                for lr in args.lr or _default_lrs(args.kind, problem, args.steps, alpha, args.depths):
                     rows.append((problem, d, lr, alpha))
     return rows
 
 
-def _default_lrs(kind, problem, steps, alpha):
+def _default_lrs(kind, problem, steps, alpha, depths=None):
     if kind == "step":
         return [0.1]
     from .checks import trajectory_lr_range
 
-    high = trajectory_lr_range(problem, steps, alpha)[1]
+    high = trajectory_lr_range(problem, steps, alpha, depths)[1]
     return [high / 2, high / 5]
 
 
 def _run_one(function, args, problem, dtype, lr, alpha):
-    """The failure message of one check, or None when it passes."""
+    """``(failure message or None, note)``: the note names an inferred loss convention."""
     from . import checks
 
     extra = {} if args.max_examples is None else {"max_examples": args.max_examples}
@@ -126,19 +133,21 @@ def _run_one(function, args, problem, dtype, lr, alpha):
     if args.kind in ALGORITHM_KINDS:
         from .algorithm import conform_check
 
-        return conform_check(function, args, dtype, lr, alpha, problem)
+        return conform_check(function, args, dtype, lr, alpha, problem), None
+    note = None
     try:
         if args.kind == "backward":
-            checks.assert_backward_matches(function, layout=args.layout, dtype=dtype, **extra)
+            checks.assert_backward_matches(function, layout=args.layout, dtype=dtype, depths=args.depths, **extra)
         elif args.kind == "step":
-            checks.assert_step_matches(function, problem, lr=lr, outer_lr_scale=alpha, layout=args.layout,
-                                       dtype=dtype, **extra)
+            note = checks.assert_step_matches(function, problem, lr=lr, outer_lr_scale=alpha, layout=args.layout,
+                                              dtype=dtype, loss=args.loss, depths=args.depths, **extra)
         else:
-            checks.assert_trajectory_matches(function, problem, steps=args.steps, lr=lr, outer_lr_scale=alpha,
-                                             layout=args.layout, dtype=dtype, **extra)
+            note = checks.assert_trajectory_matches(function, problem, steps=args.steps, lr=lr, outer_lr_scale=alpha,
+                                                    layout=args.layout, dtype=dtype, loss=args.loss,
+                                                    depths=args.depths, **extra)
     except AssertionError as failure:
-        return str(failure)
-    return None
+        return str(failure), None
+    return None, note
 
 
 def run_conform(args):
@@ -158,14 +167,15 @@ def run_conform(args):
     rows = []
     with _scratch_hypothesis_home():
         for problem, dtype, lr, alpha in _checks(args):
-            message = _run_one(function, args, problem, dtype, lr, alpha)
+            message, note = _run_one(function, args, problem, dtype, lr, alpha)
             drawn = alpha is None and args.kind not in ("backward", "init", "compression")   # alpha drawn per case
             rows.append({"kind": args.kind, "problem": problem, "dtype": dtype, "lr": lr,
                          "alpha": "per case" if drawn else alpha,
-                         "passed": message is None, "diagnosis": message})
+                         "passed": message is None, "diagnosis": message, "loss": note})
     passed = all(r["passed"] for r in rows)
     if args.json:
-        print(json.dumps({"function": args.function, "layout": args.layout, "passed": passed, "checks": rows},
+        print(json.dumps({"function": args.function, "layout": args.layout, "loss": args.loss,
+                          "depths": list(args.depths) if args.depths else None, "passed": passed, "checks": rows},
                          indent=2))
     else:
         print(format_rows(rows))
@@ -196,6 +206,8 @@ def format_rows(rows):
         lines.append(f"{r['kind']:<10} {r['problem'] or '-':<13} {r['dtype']:<7} {lr:>10} {alpha:>8}  {result}")
         if not r["passed"]:
             failures.append(f"[{i}] {r['diagnosis']}")
+    notes = sorted({r["loss"] for r in rows if r.get("loss")})
+    lines += [f"loss inferred: {note}" for note in notes]
     ok = sum(r["passed"] for r in rows)
     lines.append(f"\n{ok} of {len(rows)} checks passed")
     return "\n".join(lines + ([""] + failures if failures else []))

@@ -1,32 +1,26 @@
-"""Why a result differs from dlnref's: every hypothesis is tested on the failing case, and all that fit are named.
+"""Why a result differs from dlnref's: known bug signatures fitted on the failing case, confirmed on a second one.
 
-A hypothesis is a model of the wrong result built from dlnref's own numbers on
-the case. Most mistakes keep each layer a multiple of dlnref's update, so the
-diagnosis first fits one number per layer and step size,
-``theirs_l = c_l * ours_l``, and then explains the ``c_l``:
+Backward passes are read directly: each layer's gradient as a multiple of
+dlnref's (zero, negated, scaled), the layers reversed or transposed.
 
-- all zero: the update is never applied; some zero: those layers are not updated;
-- the same ``c_l`` at both step sizes although the step changed: ``lr`` is
-  ignored; another power of ``lr``: ``lr`` is rescaled;
-- ``c_l = sign * F * P_l / s_l``, with F a loss normalisation factor of the
-  case (a formula in its ``|Omega|``, ``m n``, ``k`` and 2; see
-  :func:`~dlnref.oracle.cases.normalisation_factors`), ``sign = -1`` for gradient
-  ascent, ``s_l`` dlnref's rate (alpha on W_1 and W_L) and ``P_l`` another
-  placement of alpha (missing, on W_1 only, on W_L only, on every layer).
-
-Layers returned in the reverse order, or transposed, are tried as views of
-the result before the fit. Results that are no multiple are tested against
-float32 rounding and against sequential updates (W_2's gradient taken after
-W_1 moved). A diagnosis is a list of explanations; each explanation is a list
-of causes that together reproduce the result. When several explanations fit
-the case equally, all are named.
+Steps and trajectories are read through :mod:`dlnref.oracle.signatures`: the
+difference between the user's update and dlnref's is fitted, per layer and
+at both step sizes, as a small combination of known signatures (a
+normalisation factor, where alpha is applied, weight decay, the unmasked
+residual, a transposed sensing operator, one transpose missing or the
+backward products shifted, clipping, a count of another problem); layers
+returned reversed or transposed, sequential updates, the other layout and
+float32 rounding are tried too. A cause is named only when it fits the
+failing case to rounding **and** the same signature, with the numbers it
+predicts, fits a second case of other sizes and depth >= 3 (within the
+declared depths). Otherwise the diagnosis says what was measured and that no
+known cause fits. When several confirmed explanations remain, all are named.
 """
-
-import math
 
 import numpy as np
 
 from .reference import matches
+from .signatures import PLACEMENTS, Quantities, gradient_variants, measure_step, read_measured
 
 #: Relative precision at which fitted factors are compared with a hypothesis' (the collision rules of
 #: :mod:`dlnref.oracle.cases` keep the factors of a case 1e-3 apart).
@@ -97,200 +91,16 @@ def layer_factors(theirs, ours, tolerances):
     return factors
 
 
-def _rate_patterns(L, alpha, free=False):
-    """``(name, P)``: placements of alpha other than dlnref's, deduplicated; dlnref's first, named None.
+def diagnose_backward(theirs, ours, tolerances, float32=None, variants=None):
+    """Causes of wrong gradients of ``<G, W_L ... W_1>``: a list of explanations, each a list of causes.
 
-    With ``free`` (any common factor allowed), placements equal up to a constant count as one.
+    ``variants``: known wrong backward passes, name -> gradients; the user's must equal one exactly.
     """
-    outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
-    candidates = [(None, outer),
-                  ("the discrepant rate alpha is missing: every layer takes lr", [1.0] * L),
-                  ("alpha is applied to W_1 only, not to W_L", [alpha] + [1.0] * (L - 1)),
-                  ("alpha is applied to W_L only, not to W_1", [1.0] * (L - 1) + [alpha]),
-                  ("alpha is applied to every layer, not just W_1 and W_L", [alpha] * L)]
-    def shape(P):
-        return [p / P[0] for p in P] if free else P
-
-    patterns = []
-    for name, P in candidates:
-        if all(not all(_close(a, b) for a, b in zip(shape(P), shape(Q))) for _, Q in patterns):
-            patterns.append((name, P))
-    return patterns
-
-
-def _factor_text(value, factors, free=False, sign="the sign is flipped: the step climbs the loss (gradient ascent)"):
-    """Causes for a constant factor on every layer: the sign, and the normalisation formulas that give it.
-
-    With ``free``, the size of the factor is already explained (say by an ignored lr): only the sign is named.
-    """
-    causes = []
-    if value < 0:
-        causes.append(sign)
-    size = abs(value)
-    if free or _close(size, 1.0):
-        return causes
-    named = [f for f in factors if _close(size, f.value)]
-    if named:
-        causes += [f"{f.meaning}: factor {f.value:.6g}{'' if f.formula == f'{f.value:g}' else ' = ' + f.formula} "
-                   "on every layer" for f in named]
-    else:
-        causes.append(f"a constant factor {size:.6g} on every layer that no loss normalisation of this case gives "
-                      "(is lr scaled?)")
-    return causes
-
-
-def _explain_factors(c, scales, alpha, factors, free):
-    """Explanations of per-layer factors ``c`` (``0`` for layers left alone) as sign, normalisation and rate.
-
-    ``free``: the common factor may be any number (its size is explained elsewhere). Otherwise a factor
-    that no normalisation gives is named as such, and only when no normalisation fits.
-    """
-    L = len(c)
-    frozen = [l for l, x in enumerate(c) if x == 0]
-    if len(frozen) == L:
-        return [["zero update: every layer comes back unchanged (the update is never applied)"]]
-    still = [f"layer {l + 1} is not updated (W_{l + 1} comes back unchanged)" for l in frozen]
-    values = [1.0] + [f.value for f in factors]
-    explanations = []
-    for name, F in _placements(c, scales, alpha, free):
-        if free or any(_close(abs(F), v) for v in values):
-            explanations.append(_factor_text(F, factors, free) + ([name] if name else []) + still)
-    if explanations:
-        return explanations
-    return [_factor_text(F, [], False) + ([name] if name else []) + still
-            for name, F in _placements(c, scales, alpha, True)]
-
-
-def _placements(c, scales, alpha, free):
-    """``(name, F)`` for every placement of alpha under which ``c`` is one constant F on every moving layer."""
-    moving = [l for l in range(len(c)) if c[l] != 0]
-    fits = []
-    for name, P in _rate_patterns(len(c), alpha, free):
-        ratios = [c[l] * scales[l] / P[l] for l in moving]
-        if all(_close(r, ratios[0]) for r in ratios):
-            fits.append((name, ratios[0]))
-    return fits
-
-
-def diagnose_step(runs, ours_at, alpha, scales, factors, tolerances_at, alternatives=(), float32_at=None):
-    """Causes of a wrong gradient-descent step; a hypothesis fits only when it fits at both step sizes.
-
-    Parameters
-    ----------
-    runs : list of (float, list)
-        ``(lr, views)`` at two step sizes, ``views`` from :func:`step_views`.
-    ours_at : callable
-        ``lr -> dlnref's updates`` (input first).
-    alpha : float
-    scales : list of float
-        dlnref's ``s_l``.
-    factors : list of Factor
-    tolerances_at : callable
-        ``lr -> tolerances`` of the updates.
-    alternatives : sequence of (str, callable)
-        Other wrong steps, each named, as ``lr -> updates``.
-    float32_at : callable or None
-        ``lr -> float32 tolerances``, when float64 was checked.
-
-    Returns
-    -------
-    list of list of str
-        Explanations, none a superset of another; empty when none fits.
-    """
-    (lr1, views1), (lr2, views2) = runs
-    plain = [(rate, dict(views).get(None)) for rate, views in runs]
-
-    def everywhere(expected_at, tolerance_at):
-        expected = [expected_at(rate) for rate, _ in plain]
-        return all(u is not None and e is not None and matches(u, e, tolerance_at(rate))
-                   for (rate, u), e in zip(plain, expected))
-
-    if float32_at is not None and everywhere(ours_at, float32_at):
-        return [["float32 rounding: the step agrees with dlnref only to float32 precision (is it computed in "
-                 "float32? then check with dtype=np.float32)"]]
-    explanations = []
-    for view, updates1 in views1:
-        updates2 = dict(views2).get(view)
-        c1 = layer_factors(updates1, ours_at(lr1), tolerances_at(lr1))
-        c2 = None if updates2 is None else layer_factors(updates2, ours_at(lr2), tolerances_at(lr2))
-        if c1 is None:
-            continue
-        lr_cause, free = _lr_cause(c1, c2, lr1, lr2)
-        for causes in _explain_factors(c1, scales, alpha, factors, free):
-            explanations.append(([view] if view else []) + ([lr_cause] if lr_cause else []) + causes)
-    explanations += [[name] for name, expected_at in alternatives if everywhere(expected_at, tolerances_at)]
-    return simplest([e for e in explanations if e])
-
-
-def simplest(explanations):
-    """The explanations that contain no other one: a cause added to a fitting explanation adds nothing."""
-    sets = [set(e) for e in explanations]
-    return [e for e, s in zip(explanations, sets) if not any(o < s for o in sets)]
-
-
-def _lr_cause(c1, c2, lr1, lr2):
-    """How the update follows lr between two step sizes: (cause or None, whether the factor is then free)."""
-    if c2 is None:
-        return None, False
-    pairs = [(a, b) for a, b in zip(c1, c2) if a != 0 and b != 0]
-    if not pairs:
-        return None, False
-    rho = [b / a for a, b in pairs]
-    if not all(_close(r, rho[0]) for r in rho) or rho[0] <= 0:
-        return None, False
-    power = 1 + math.log(rho[0]) / math.log(lr2 / lr1)
-    if abs(power - 1) < 1e-3:
-        return None, False
-    if abs(power) < 1e-3:
-        return f"lr is ignored: the update is the same at lr={lr1:g} and lr={lr2:g}", True
-    return f"lr is rescaled: the update grows as lr^{power:.3g} between lr={lr2:g} and lr={lr1:g}, not as lr", True
-
-
-def diagnose_first_step(x1, weights, updates_at, alpha, factors, tolerance, alternatives=()):
-    """Causes of a wrong end-to-end matrix after one step: the step hypotheses, judged on ``X_1`` alone.
-
-    Parameters
-    ----------
-    x1 : ndarray
-        The user's ``X_1``.
-    weights : list of ndarray
-        ``[W_1, ..., W_L]`` at step 0.
-    updates_at : callable
-        ``ratios -> updates``: dlnref's update of layer l times ``ratios[l]``.
-    alpha : float
-    factors : list of Factor
-    tolerance : float
-        Of ``X_1``.
-    alternatives : sequence of (str, list)
-        Other wrong updates, each named.
-
-    Returns
-    -------
-    list of list of str
-    """
-    def fits(updates):
-        x = weights[0] + updates[0]
-        for w, u in zip(weights[1:], updates[1:]):
-            x = (w + u) @ x
-        return float(np.abs(x1 - x).max()) <= tolerance
-
-    L = len(weights)
-    outer = [alpha if l in (0, L - 1) else 1.0 for l in range(L)]
-    explanations = []
-    if fits([0 * w for w in weights]):
-        explanations.append(["zero update: every layer comes back unchanged (the update is never applied)"])
-    for sign in (1.0, -1.0):
-        for F in [1.0] + [f.value for f in factors]:
-            for name, P in _rate_patterns(L, alpha):
-                updates = updates_at([sign * F * p / o for p, o in zip(P, outer)])  # the step (sign, F, P) takes
-                if (sign, F, name) != (1.0, 1.0, None) and fits(updates):
-                    explanations.append(_factor_text(sign * F, factors) + ([name] if name else []))
-    explanations += [[name] for name, updates in alternatives if fits(updates)]
-    return simplest(explanations)
-
-
-def diagnose_backward(theirs, ours, tolerances, float32=None):
-    """Causes of wrong gradients of ``<G, W_L ... W_1>``; same return as :func:`diagnose_step`."""
+    if isinstance(theirs, list):
+        for name, grads in (variants or {}).items():
+            if len(grads) == len(theirs) and all(np.shape(t) == g.shape for t, g in zip(theirs, grads)) and \
+                    matches(theirs, grads, tolerances) and not matches(grads, ours, tolerances):
+                return [[name]]
     if float32 is not None and isinstance(theirs, list) and matches(theirs, ours, float32):
         return [["float32 rounding: the gradients agree with dlnref only to float32 precision (are they computed "
                  "in float32? then check with dtype=np.float32)"]]
@@ -317,6 +127,216 @@ def diagnose_backward(theirs, ours, tolerances, float32=None):
     return simplest(explanations)
 
 
+def simplest(explanations):
+    """The explanations that contain no other one: a cause added to a fitting explanation adds nothing."""
+    sets = [set(e) for e in explanations]
+    return [e for i, (e, s) in enumerate(zip(explanations, sets))
+            if not any(o < s for o in sets) and e not in explanations[:i]]
+
+
+#: The start of a reading that names no cause, only a constant: it counts as two causes (see :func:`cheapest`).
+UNEXPLAINED = "a constant factor "
+
+
+def cheapest(explanations):
+    """The explanations with the fewest causes, an unexplained constant counting as two.
+
+    Alpha missing and alpha on every layer with lr scaled by 1/alpha give the same numbers on every case of one
+    alpha: the first is the one named.
+    """
+    if not explanations:
+        return explanations
+    costs = [len(e) + sum(c.startswith(UNEXPLAINED) for c in e) for e in explanations]
+    return [e for e, c in zip(explanations, costs) if c == min(costs)]
+
+
+# --- steps ---------------------------------------------------------------------------------------------------------
+FLOAT32 = ("float32 rounding: the step agrees with dlnref only to float32 precision (is it computed in float32? "
+           "then check with dtype=np.float32)")
+
+
+class StepEvidence:
+    """One case through the user's step at both step sizes, and dlnref's numbers on it.
+
+    Parameters
+    ----------
+    case : Case
+    weights : list of ndarray, float64, input first (rounded to the checked dtype)
+    problem : Problem
+    alpha : float
+    lrs : tuple of float
+        dlnref's two step sizes (the user's function got ``lr / kappa``).
+    kappa : float
+        The declared loss convention's gradient scale on this case.
+    count : int
+        The declared convention's count ``N'``.
+    results : list
+        The user's new weights (input first) at each step size, or the exception.
+    tolerances_at : callable
+        ``(lr, dtype) -> per-layer update tolerances``.
+    factors : list of Factor
+    rerun : callable
+        ``layout -> results`` in the other layout.
+    """
+
+    def __init__(self, case, weights, problem, alpha, lrs, kappa, count, results, tolerances_at, factors, rerun):
+        self.case, self.weights, self.problem, self.alpha, self.lrs = case, weights, problem, alpha, lrs
+        self.kappa, self.count, self.results, self.tolerances_at = kappa, count, results, tolerances_at
+        self.factors, self.rerun = factors, rerun
+        self.other_layout = None
+        self._views, self._tolerances = None, {}
+        self.scales = [alpha if l in (0, len(weights) - 1) else 1.0 for l in range(len(weights))]
+        self.variants = gradient_variants(weights, problem)
+        self.grads = self.variants[None]
+
+    def ours(self, rate):
+        return [-rate * s * g for s, g in zip(self.scales, self.grads)]
+
+    def views(self):
+        """``name -> [updates at lr_1, updates at lr_2]`` for every view that both results allow."""
+        if self._views is None:
+            per_lr = [dict(step_views(r, self.weights)) if isinstance(r, list) else {} for r in self.results]
+            self._views = {name: [v[name] for v in per_lr] for name in per_lr[0] if all(name in v for v in per_lr)}
+        return self._views
+
+    def tolerances(self, dtype=None):
+        if dtype not in self._tolerances:
+            self._tolerances[dtype] = [self.tolerances_at(rate, dtype) for rate in self.lrs]
+        return self._tolerances[dtype]
+
+    def differs(self):
+        plain = self.views().get(None)
+        return plain is None or not all(matches(u, self.ours(r), t)
+                                        for u, r, t in zip(plain, self.lrs, self.tolerances()))
+
+    def quantities(self, variant):
+        grads = self.variants[variant]
+        return Quantities(self.kappa, self.count, self.factors, float(np.sqrt(sum(np.vdot(g, g) for g in grads))),
+                          tuple(float(np.linalg.norm(g)) for g in grads))
+
+    def measure(self, view, variant, placement, decay):
+        updates = self.views().get(view)
+        if updates is None or variant not in self.variants:
+            return None
+        return measure_step(updates, self.lrs, self.weights, self.variants[variant], self.scales, self.alpha,
+                            placement, decay, self.kappa, self.tolerances())
+
+    def float32_fits(self):
+        plain = self.views().get(None)
+        if plain is None:
+            return False
+        return all(matches(u, self.ours(r), t) for u, r, t in zip(plain, self.lrs, self.tolerances(np.float32)))
+
+
+def _structures(ev, float32):
+    """The structures that fit the failing case: (kind, key, measured) triples."""
+    found = []
+    if float32 and ev.float32_fits():
+        return [("float32", None, None)]
+    for view in ev.views():
+        for variant in ev.variants:
+            for placement in (*PLACEMENTS, "per-layer"):
+                for decay in (None, "coupled", "plain"):   # a decay only where none fits; both kinds then
+                    measured = ev.measure(view, variant, placement, decay)
+                    if measured is not None:
+                        found.append(("signature", (view, variant, placement, decay), measured))
+                        if decay is None:
+                            break
+    return found
+
+
+def _confirm(kind, key, measured, ev, second, convention, alternatives):
+    """The causes of one structure when the second case confirms it, else None."""
+    if kind == "float32":
+        return [FLOAT32] if second.float32_fits() else None
+    if kind == "alternative":
+        return [key] if alternatives[key](second) else None
+    if kind == "layout":
+        return [key] if other_layout_fits(second) else None
+    view, variant, placement, decay = key
+    other = second.measure(view, variant, placement, decay)
+    if other is None:
+        return None
+    causes = read_measured(measured, other, ev.quantities(variant), second.quantities(variant), ev.lrs, convention,
+                           decay)
+    if causes is None:
+        return None
+    names = [view, variant, placement if placement != "per-layer" else None]
+    return [n for n in names if n] + causes
+
+
+def other_layout_fits(ev):
+    results = ev.rerun()
+    if not all(isinstance(r, list) and [x.shape for x in r] == [w.shape for w in ev.weights] for r in results):
+        return False
+    return all(matches([x - w for x, w in zip(r, ev.weights)], ev.ours(rate), tol)
+               for r, rate, tol in zip(results, ev.lrs, ev.tolerances()))
+
+
+def measured_text(ev):
+    """What was measured on a case: the factor of each layer against dlnref's update, or where it is no multiple."""
+    plain = ev.views().get(None)
+    if plain is None:
+        return "nothing to measure (the result has other shapes)"
+    parts = []
+    for rate, updates, tol in zip(ev.lrs, plain, ev.tolerances()):
+        ours = ev.ours(rate)
+        cells = []
+        for l, (u, o, t) in enumerate(zip(updates, ours, tol), start=1):
+            norm = float(np.vdot(o, o))
+            c = float(np.vdot(u, o)) / norm if norm else 0.0
+            off = float(np.abs(u - c * o).max())
+            cells.append(f"W_{l}: {c:.6g}" + ("" if off <= max(1.0, abs(c)) * t else
+                                                f" (plus {off / max(float(np.abs(o).max()), 1e-300):.3g} of "
+                                                "dlnref's update that is no multiple of it)"))
+        parts.append(f"at lr={rate:g}: " + ", ".join(cells))
+    return "your update over dlnref's, per layer, " + "; ".join(parts)
+
+
+def diagnose_step(ev, second, convention=None, alternatives=None, float32=True):
+    """Causes of a wrong step, fitted on ``ev`` and confirmed on ``second`` (a :class:`StepEvidence`, or None).
+
+    Parameters
+    ----------
+    ev, second : StepEvidence
+    convention : callable or None
+        ``kappa -> name`` of a declared loss convention with that gradient scale on ``ev``'s case.
+    alternatives : dict or None
+        Other wrong steps: name -> ``evidence -> bool`` (whether the user's step is that step).
+    float32 : bool
+        Whether float64 was checked (then float32 rounding is a cause to test).
+
+    Returns
+    -------
+    str
+    """
+    alternatives = alternatives or {}
+    candidates = _structures(ev, float32)
+    candidates += [("alternative", name, None) for name, fits in alternatives.items() if fits(ev)]
+    if len(ev.weights) > 1 and other_layout_fits(ev):
+        candidates.append(("layout", "your function reads the layers in the other order: pass "
+                           f"layout={ev.other_layout!r}", None))
+    if second is None:
+        return (f"No known cause fits: {measured_text(ev)}. (No second case within the declared depths to confirm a "
+                "cause on.)")
+    if not second.differs():
+        return (f"No known cause fits: {measured_text(ev)}. (The second cases agree with dlnref, the first of them "
+                f"{second.case.describe()}: nothing confirms a cause.)")
+    explanations = []
+    for kind, key, measured in candidates:
+        causes = _confirm(kind, key, measured, ev, second, convention, alternatives)
+        if causes is not None and causes not in explanations:
+            explanations.append(causes)
+    explanations = cheapest(simplest([e for e in explanations if e]))
+    where = f"Confirmed on a second case: {second.case.describe()}."
+    if explanations:
+        return describe(explanations) + "\n" + where
+    fitted = len(candidates)
+    return (f"No known cause fits: {measured_text(ev)}." + (f" ({fitted} signature(s) fit this case but not the "
+                                                             f"second case, {second.case.describe()}.)" if fitted
+                                                             else ""))
+
+
 def describe(explanations, raised=False, returned=False):
     """The diagnosis as text: one line per explanation, causes joined by '; and '.
 
@@ -329,9 +349,7 @@ def describe(explanations, raised=False, returned=False):
     if not explanations and raised:
         return "Likely cause: the error above, raised by your function on this case."
     if not explanations:
-        return ("Likely cause: not recognised. It is none of: a loss normalisation factor, a zero update, the sign, "
-                "lr ignored or rescaled, alpha missing or misplaced, a layer not updated, sequential updates, reversed "
-                "or transposed layers, float32 rounding.")
+        return "No known cause fits (see what differs above)."
     lines = ["; and ".join(e) for e in explanations]
     head = "Likely cause: " if len(lines) == 1 else "Likely causes (these fit this case equally): "
     return head + "\n  or: ".join(lines) + "."
