@@ -1426,14 +1426,14 @@ def conform_check(function, args, dtype, lr, alpha, problem=None):
     extra = {} if args.max_examples is None else {"max_examples": args.max_examples}
     try:
         if args.kind == "init":
-            assert_init_matches(function, layout=args.layout, dtype=dtype, depths=getattr(args, "depths", None),
+            assert_init_matches(function, layout=args.layout, dtype=dtype, depths=args.depths,
                                 **extra)
         elif args.kind == "compression":
             assert_compression_matches(function, problem, layout=args.layout, dtype=dtype,
-                                       depths=getattr(args, "depths", None), **extra)
+                                       depths=args.depths, **extra)
         elif args.kind == "cdln":
             assert_compressed_trajectory_matches(function, problem, steps=args.steps, lr=lr, outer_lr_scale=alpha,
-                                                 layout=args.layout, dtype=dtype, depths=getattr(args, "depths", None),
+                                                 layout=args.layout, dtype=dtype, depths=args.depths,
                                                  **extra)
         else:
             assert_mlp_step_matches(function, lr=lr, first_lr_scale=alpha, layout=args.layout, dtype=dtype, **extra)
