@@ -69,4 +69,5 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "reset_argv": lambda gallery_conf, script_vars: [],
     "within_subsection_order": "FileNameSortKey",
+    "write_computation_times": False,     # its page loads jQuery and DataTables from CDNs
 }

@@ -1,11 +1,13 @@
-"""Matrix completion from the observed entries alone: no ``m x n`` array is ever formed.
+r"""Matrix completion from the observed entries alone: no ``m x n`` array is ever formed.
 
 The problem holds the observed entries ``(i_k, j_k, M_{i_k j_k})``, k = 1..|Omega|,
 of an ``(m, n)`` matrix ``M``. A DLN's end-to-end matrix arrives factored,
 ``X = left @ right`` (``left = W_L`` of shape ``(m, w)``, ``right = W_{L-1} ... W_1``
 of shape ``(w, n)``), so the residual on the observed entries is
 
-    r_k = left[i_k, :] @ right[:, j_k] - M_{i_k j_k},       O(|Omega| w),
+.. math::
+
+    r_k = \mathrm{left}_{i_k,:}\, \mathrm{right}_{:,j_k} - M_{i_k j_k}, \qquad O(|\Omega|\, w),
 
 and ``dLoss/dX = P_Omega(X - M) / |Omega|`` is a sparse matrix with the
 values ``r / |Omega|``. Back-propagation multiplies it by thin matrices
