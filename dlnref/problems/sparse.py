@@ -139,9 +139,10 @@ class SparseCompletion(Problem):
     with ``p = |Omega| / (m n)``, as :class:`dlnref.MatrixCompletion`.
     ``errors`` gives:
 
-    - ``recovery_error = ||X - M||_F / ||M||_F`` with ``target_factors``; without
-      them, the relative error on the observed entries ``||r|| / ||P_Omega(M)||``
-      (the only entries known);
+    - ``recovery_error = ||X - M||_F / ||M||_F`` over all ``m n`` entries with
+      ``target_factors``; without them, under the same name, the relative error
+      over the observed entries Omega only, ``||r|| / ||P_Omega(M)||`` (the only
+      entries known: for ratings, the training entries; a training error);
     - ``unobserved_error = ||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` with
       ``target_factors``, from ``||P_Omega^c(R)||^2 = ||R||_F^2 - ||r||^2``;
     - ``validation_rmse``, ``test_rmse``: ``sqrt(mean((X - M)^2))`` over those entries.
@@ -318,7 +319,13 @@ class SparseCompletion(Problem):
         return self.evaluate(X).gradient
 
     def recovery_error(self, X):
-        """``||X - M||_F / ||M||_F`` at a dense ``X`` (with ``target_factors``; else over the observed entries)."""
+        """The relative recovery error at a dense ``X``; which entries it covers depends on ``target_factors``.
+
+        With ``target_factors``, ``||X - M||_F / ||M||_F`` over all ``m n`` entries. Without them (ratings,
+        or any problem built from entries alone) ``M`` is known only on Omega, and the same name holds
+        ``||P_Omega(X - M)||_F / ||P_Omega(M)||_F``: over the observed entries this problem trains on (for
+        ratings, the training entries, without the validation and test ones), which is a training error.
+        """
         return self.errors_at(X)["recovery_error"]
 
     def errors(self, evaluation):
