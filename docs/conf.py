@@ -57,6 +57,9 @@ html_theme_options = {
     "header_links_before_dropdown": 7,
 }
 html_static_path = []
+# Wide pages (tables of four columns) without the left sidebar, which would be empty there anyway.
+html_sidebars = {page: [] for page in ("getting-started", "paper-map", "check-your-implementation",
+                                       "public-implementations")}
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
