@@ -108,3 +108,14 @@ def test_page_renders_maths_and_figures(page, site_url, tmp_path):
     with contextlib.suppress(StopIteration):
         remote = next(s for s in report["scripts"] if not s.startswith(site_url))
         pytest.fail(f"{page} loads a script from the network: {remote}")
+
+
+def test_no_page_loads_a_script_or_a_stylesheet_from_the_network():
+    """Every built page, not only the three opened: scripts and stylesheets come from the site itself."""
+    if not (SITE / "index.html").exists():
+        _missing(f"the site is not built: run python -m sphinx -W -b html docs {SITE}")
+    remote = re.compile(r'<script[^>]*\ssrc="https?://|<link[^>]*\shref="https?://[^"]*"[^>]*stylesheet'
+                        r'|<link[^>]*stylesheet[^>]*\shref="https?://')
+    pages = sorted(SITE.rglob("*.html"))
+    assert len(pages) > 50
+    assert [str(p.relative_to(SITE)) for p in pages if remote.search(p.read_text())] == []
