@@ -56,7 +56,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "header_links_before_dropdown": 7,
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["dlnref.css"]
 # Wide pages (tables of four columns) without the left sidebar, which would be empty there anyway.
 html_sidebars = {page: [] for page in ("getting-started", "paper-map", "check-your-implementation",
                                        "public-implementations")}
