@@ -1,10 +1,13 @@
-"""Alternating least squares (ALS): the classical baseline for matrix completion.
+r"""Alternating least squares (ALS): the classical baseline for matrix completion.
 
 ALS fits ``X = U V^T`` with ``U`` of shape ``(m, r)`` and ``V`` of shape
 ``(n, r)`` by solving, in turn, the least-squares problem of every row of ``U``
 with ``V`` fixed and of every row of ``V`` with ``U`` fixed:
 
-    u_i = (sum_{j in Omega_i} v_j v_j^T + lambda |Omega_i| I)^{-1} sum_{j in Omega_i} M_ij v_j,
+.. math::
+
+    u_i = \Bigl(\sum_{j \in \Omega_i} v_j v_j^T + \lambda |\Omega_i| I\Bigr)^{-1}
+          \sum_{j \in \Omega_i} M_{ij} v_j,
 
 and the same with the roles swapped (the ridge weighted by the row's count is
 ALS-WR's, Zhou et al. 2008). Each half-step costs ``O(|Omega| r^2 + (m + n) r^3)``.

@@ -1,10 +1,14 @@
-"""The compressed DLN (C-DLN) of Kwon et al.: narrow inner layers, spectral init.
+r"""The compressed DLN (C-DLN) of Kwon et al.: narrow inner layers, spectral init.
 
 A wide DLN for an ``(m, n)`` target has ``L`` layers of size about ``d x d``.
 Gradient descent from a small orthogonal init only moves a ``2r``-dimensional
 subspace of each layer (the invariant subspace), so the paper trains instead
 
-    W~_1 : (w, n),   W~_l : (w, w) for l = 2..L-1,   W~_L : (m, w),
+.. math::
+
+    \tilde W_1 \in \mathbb{R}^{w \times n}, \qquad
+    \tilde W_l \in \mathbb{R}^{w \times w} \ (l = 2, \dots, L-1), \qquad
+    \tilde W_L \in \mathbb{R}^{m \times w},
 
 with ``w >= r`` (the experiments use ``w = 2r``), started from the top
 singular vectors of the problem's surrogate.

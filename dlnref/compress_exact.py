@@ -1,4 +1,4 @@
-"""Exact compression of the wide DLN: the law of parsimony (Yaras et al. 2023).
+r"""Exact compression of the wide DLN: the law of parsimony (Yaras et al. 2023).
 
 :func:`dlnref.compress` is the paper's C-DLN, a narrow network started from
 the problem's spectrum, which trains *like* the wide network. This module is
@@ -23,25 +23,37 @@ init, ``G(X(0)) = eps^L Q_L / (m n) - M / (m n)``, has a part proportional to
 ``C_l = Q_l C_0``. Then ``V_l = [B_{l-1}, C_{l-1}]`` and ``U_l = [B_l, C_l]``
 satisfy ``V_{l+1} = U_l``, and
 
-    U_l^T W_l(0) V_l = eps [B_l, C_l]^T Q_l Q_{l-1}^T [B_{l-1}, C_{l-1}] = diag(eps I_w, eps I_{d-w}).
+.. math::
+
+    U_l^T W_l(0) V_l = \epsilon\, [B_l, C_l]^T Q_l Q_{l-1}^T [B_{l-1}, C_{l-1}]
+    = \operatorname{diag}(\epsilon I_w, \epsilon I_{d-w}).
 
 *The invariant form.* Suppose ``W_l = U_l diag(W~_l, rho_l I) V_l^T`` for all
 ``l`` (true at step 0 with ``W~_l = eps I_w``, ``rho_l = eps``). The products
 telescope, ``A_l = U_L diag(A~_l, a_l I) U_l^T`` and ``R_l = V_l diag(R~_l, b_l I) V_1^T``
 with ``a_l = prod_{k>l} rho_k``, ``b_l = prod_{k<l} rho_k``, and
 
-    X = U_L diag(X~, pi I) V_1^T,   X~ = W~_L ... W~_1,   pi = rho_1 ... rho_L.
+.. math::
+
+    X = U_L \operatorname{diag}(\tilde X, \pi I) V_1^T, \qquad
+    \tilde X = \tilde W_L \cdots \tilde W_1, \qquad \pi = \rho_1 \cdots \rho_L.
 
 Since ``M C_0 = 0`` and ``M^T C_L = M^T Q_L C_0 = 0``, ``U_L^T M V_1 = diag(M~, 0)``
 with ``M~ = B_L^T M B_0``, so ``U_L^T G V_1 = diag(G~, g I)`` with
 
-    G~ = (X~ - M~) / (m n),   g = pi / (m n).
+.. math::
+
+    \tilde G = \frac{\tilde X - \tilde M}{m n}, \qquad g = \frac{\pi}{m n}.
 
 Hence ``U_l^T dW_l V_l = diag(A~_l^T G~ R~_l^T, a_l g b_l I)``: the update keeps
 the form, with
 
-    W~_l <- W~_l - lr s_l A~_l^T G~ R~_l^T        (the narrow network, w x w),
-    rho_l <- rho_l - lr s_l g prod_{k != l} rho_k  (one scalar per layer).
+.. math::
+
+    \tilde W_l &\leftarrow \tilde W_l - \eta\, s_l \tilde A_l^T \tilde G \tilde R_l^T
+        && \text{(the narrow network, } w \times w\text{)},\\
+    \rho_l &\leftarrow \rho_l - \eta\, s_l\, g \prod_{k \ne l} \rho_k
+        && \text{(one scalar per layer).}
 
 With ``alpha = 1`` all ``rho_l`` stay equal to one ``rho`` with
 ``rho <- rho - lr rho^(2L-1) / (m n)``, the ``eps^(2L-1)`` drift of PAPER.md;
@@ -49,12 +61,16 @@ with ``alpha != 1``, ``rho_1 = rho_L`` and the inner ``rho_l`` are equal, but
 the two differ. The narrow network is itself a ``w x w`` factorization of
 ``M~``: a step costs ``O(L w^3)``, whatever ``d``, and
 
-    loss = (||X~ - M~||_F^2 + (d - w) pi^2) / (2 m n).
+.. math::
+
+    \mathcal{L} = \frac{\|\tilde X - \tilde M\|_F^2 + (d - w) \pi^2}{2 m n}.
 
 *Rebuilding.* Since ``C_l C_{l-1}^T = Q_l Q_{l-1}^T - B_l B_{l-1}^T = O_l - B_l B_{l-1}^T``,
 
-    W_l = B_l (W~_l - rho_l I) B_{l-1}^T + rho_l O_l,
-    X   = B_L (X~ - pi I) B_0^T + pi Q_L,
+.. math::
+
+    W_l &= B_l (\tilde W_l - \rho_l I) B_{l-1}^T + \rho_l O_l,\\
+    X &= B_L (\tilde X - \pi I) B_0^T + \pi Q_L,
 
 ``O(d^2 w)`` each, from the stored init.
 

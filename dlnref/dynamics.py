@@ -25,7 +25,7 @@ def orthonormal_basis(a):
 
 
 def principal_angles(a, b):
-    """Principal angles between the column spaces of ``a`` and ``b``.
+    r"""Principal angles between the column spaces of ``a`` and ``b``.
 
     Parameters
     ----------
@@ -46,7 +46,12 @@ def principal_angles(a, b):
     ones from the cosines, so both ends are accurate to rounding
     (Knyazev and Argentati, SIAM J. Sci. Comput. 2002):
 
-    .. math:: theta_k = arcsin s_{q+1-k}(Q_b - Q_a Q_a^T Q_b)  if theta_k < pi/4,  else  arccos s_k(Q_a^T Q_b),
+    .. math::
+
+        \theta_k = \begin{cases}
+            \arcsin s_{q+1-k}(Q_b - Q_a Q_a^T Q_b) & \text{if } \theta_k < \pi/4,\\
+            \arccos s_k(Q_a^T Q_b) & \text{otherwise,}
+        \end{cases}
 
     with ``s_k`` the k-th largest singular value: the k-th smallest angle has
     the k-th largest cosine but the k-th smallest sine.
@@ -129,12 +134,14 @@ def moving_and_fixed(s, rank, near=None):
 
 
 def invariant_subspace_residuals(w_init, w_t, w_ref, rank):
-    """How far one layer is from the invariant-subspace form of Yaras et al.
+    r"""How far one layer is from the invariant-subspace form of Yaras et al.
 
     The theorem (deep matrix factorization, rank-r target, orthogonal init,
     d >= 2r) says that for all t
 
-        W_l(t) = U_l [[W~_l(t), 0], [0, rho(t) I_{d-2r}]] V_l^T
+    .. math::
+
+        W_l(t) = U_l \begin{bmatrix} \tilde W_l(t) & 0 \\ 0 & \rho(t) I_{d-2r} \end{bmatrix} V_l^T
 
     with ``U_l``, ``V_l`` fixed. The ``d - 2r`` equal singular values
     ``rho(t)`` need not be the smallest: the 2r-block can shrink some
@@ -211,13 +218,15 @@ def first_reach_times(steps, trajectory, targets, fraction=0.9):
 
 
 def saxe_mode(tau, s, u0):
-    """Closed-form gradient-flow mode of a depth-2 linear network (Saxe et al. 2014).
+    r"""Closed-form gradient-flow mode of a depth-2 linear network (Saxe et al. 2014).
 
     For ``X = W_2 W_1`` under ``loss = ||X - M||_F^2 / 2`` with a balanced init
     aligned with the target's singular vectors, a mode with target value
     ``s`` and start ``u0`` evolves as ``du/dtau = 2 u (s - u)``, solved by
 
-        u(tau) = s e^{2 s tau} / (e^{2 s tau} - 1 + s / u0).
+    .. math::
+
+        u(\tau) = \frac{s\, e^{2 s \tau}}{e^{2 s \tau} - 1 + s / u_0}.
 
     Gradient descent with step ``eta`` on dlnref's factorization loss
     ``||X - M||_F^2 / (2 m n)`` follows it at ``tau = eta * k / (m n)`` after k

@@ -1,11 +1,13 @@
-"""Deep linear networks: initialisation, end-to-end product, and hand-written gradients.
+r"""Deep linear networks: initialisation, end-to-end product, and hand-written gradients.
 
 Convention (used everywhere in dlnref)
 --------------------------------------
 ``weights = [W_1, ..., W_L]`` with ``W_l`` of shape ``(d_l, d_{l-1})``, so the
 first layer acts first and the end-to-end matrix is
 
-    X = W_L @ ... @ W_2 @ W_1,        shape (d_L, d_0).
+.. math::
+
+    X = W_L W_{L-1} \cdots W_2 W_1 \in \mathbb{R}^{d_L \times d_0}.
 
 ``dims = (d_0, d_1, ..., d_L)`` lists the widths from input to output.
 """
@@ -167,7 +169,9 @@ def backward(weights, G, prefixes=None):
     -----
     By the chain rule,
 
-        dLoss/dW_l = (W_L ... W_{l+1})^T  G  (W_{l-1} ... W_1)^T.
+    .. math::
+
+        \frac{\partial \mathcal{L}}{\partial W_l} = (W_L \cdots W_{l+1})^T\, G\, (W_{l-1} \cdots W_1)^T.
 
     Back-propagation evaluates all L of them with ``2 (L - 1)`` matmuls,
     reusing the prefix products ``P_{l-1} = W_{l-1} ... W_1`` of the forward

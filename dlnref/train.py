@@ -223,7 +223,7 @@ def step_sizes(depth, lr, outer_lr_scale=1.0):
 
 
 def auto_lr(problem, depth, outer_lr_scale=1.0):
-    """A step size from the problem: half the stability limit where the spectral init's run ends.
+    r"""A step size from the problem: half the stability limit where the spectral init's run ends.
 
     Parameters
     ----------
@@ -239,7 +239,9 @@ def auto_lr(problem, depth, outer_lr_scale=1.0):
     float
         ``lr = AUTO_LR_SAFETY * 2 / S`` with the sharpness
 
-            S = L * g * s_1^(2 - 2/L) * c,
+        .. math::
+
+            S = L\, g\, s_1^{2 - 2/L}\, c,
 
         where ``s_1`` is the surrogate's top singular value (an estimate of the
         target's, from above for sampled data), ``g = (prod_l s_l)^(1/L)`` the
@@ -320,7 +322,7 @@ def forward(problem, weights, record=True):
 
 def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_every=1, tol=0.0,
                      progress=None, observe=None, blas_threads="auto", patience=None, engine="auto"):
-    """Train a DLN on a problem by full-batch gradient descent.
+    r"""Train a DLN on a problem by full-batch gradient descent.
 
     Parameters
     ----------
@@ -371,7 +373,9 @@ def gradient_descent(problem, weights, lr, steps, outer_lr_scale=1.0, record_eve
     Each step (:func:`gradient_step`) computes ``X = W_L ... W_1``,
     ``G = dLoss/dX`` and updates
 
-        W_l <- W_l - eta s_l (W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T
+    .. math::
+
+        W_l \leftarrow W_l - \eta\, s_l (W_L \cdots W_{l+1})^T G (W_{l-1} \cdots W_1)^T
 
     for all layers at once (see :func:`step_sizes` for ``s_l``). Row ``t`` of
     the history describes the weights after ``t`` updates.

@@ -149,14 +149,12 @@ def test_a_basis_without_orthonormal_columns_is_refused():
         dlnref.compress_exact(problem, dlnref.init_weights([8] * 4, 0.1, seed=1), basis=np.ones((8, 4)))
 
 
-def test_readme_example_rebuilds_the_wide_network():
-    import pathlib
-    import re
+def test_documented_example_rebuilds_the_wide_network():
+    from documented import code_blocks
 
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "compress_exact" in b)
+    block = next(b for b in code_blocks("python") if "compress_exact" in b)
     namespace = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "docs/guide/exact-compression.md", "exec"), namespace)
     reference = dlnref.gradient_descent(namespace["problem"], namespace["wide"], 1.0, 300, record_every=300)
     X = dlnref.end_to_end(reference.weights)
     assert np.linalg.norm(namespace["run"].weights.end_to_end() - X) <= 1e-10 * np.linalg.norm(X)

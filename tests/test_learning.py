@@ -1,8 +1,5 @@
 """The dynamics in a student's hands: observations in History, first_above, plot helpers with ax=."""
 
-import pathlib
-import re
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -92,12 +89,13 @@ def test_error_curves_plots_a_training_history(column):
     plt.close(fig)
 
 
-def test_readme_dynamics_example_runs(tmp_path, monkeypatch):
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "observe=observe" in b)
+def test_documented_dynamics_example_runs(tmp_path, monkeypatch):
+    from documented import code_blocks
+
+    block = next(b for b in code_blocks("python") if "observe=observe" in b)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "docs/guide/library.md", "exec"), namespace)
     plt.close("all")
     times = namespace["times"]
     assert all(t is not None for t in times) and times == sorted(set(times))

@@ -1,13 +1,15 @@
-"""Every command that the README shows runs here, unmocked, at a quick size.
+"""Every command that the README and the documentation show runs here, unmocked, at a quick size.
 
-``README_COMMANDS`` reads every ``dlnref``, ``python -m dlnref``, ``python
-examples/...`` and ``python benchmarks/...`` command out of the README's bash
-blocks. :data:`QUICK` gives each one the options appended to make it quick
-(later options override earlier ones, so the README's own line runs, with
-smaller sizes); a command of the README without an entry here fails
+:func:`readme_commands` reads every ``dlnref``, ``python -m dlnref``, ``python
+examples/...`` and ``python benchmarks/...`` command out of the bash blocks of
+``README.md`` and of every page under ``docs/`` (``.md``: fenced ``bash``
+blocks; ``.rst``: ``.. code-block:: bash``), the built site and the generated
+lesson pages excepted. :data:`QUICK` gives each one the options appended to make
+it quick (later options override earlier ones, so the page's own line runs, with
+smaller sizes); a documented command without an entry here fails
 :func:`test_every_readme_command_has_a_quick_run`. Paths that only a user
 has (a MovieLens file, FashionMNIST, a Dask scheduler) are made here: a
-ratings file from :mod:`movielens_synthetic` at the README's own path, tiny
+ratings file from :mod:`movielens_synthetic` at the page's own path, tiny
 IDX files, a local cluster.
 """
 
@@ -22,13 +24,13 @@ import sys
 
 import numpy as np
 import pytest
+from documented import code_blocks
 from movielens_synthetic import write_movielens_like
 
 from dlnref.cli import main
 from dlnref.nn.images import write_idx
 
 ROOT = pathlib.Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text()
 
 #: What makes a command quick: options appended to the README's line.
 SMALL_COMPARE = ["--d", "12", "--rank", "2", "--steps", "300", "--quiet"]
@@ -75,6 +77,11 @@ QUICK = {
     "python examples/discrepant_rate.py": ["--quick", "--out", "lesson.png"],
     "python examples/saxe_closed_form.py": ["--quick", "--out", "lesson.png"],
     "python examples/choosing_lr.py": ["--quick", "--out", "lesson.png"],
+    "python examples/sensing.py": ["--quick", "--out", "lesson.png"],
+    "python examples/exact_compression.py": ["--quick", "--out", "lesson.png"],
+    "python examples/completion_observed.py": ["--quick", "--out", "lesson.png"],
+    "python examples/mlp_linear_block.py": ["--quick", "--out", "lesson.png"],
+    "python examples/check_your_implementation.py": ["--quick", "--out", "lesson.png"],
     "python benchmarks/bench_exact.py": ["--d", "30", "--rank", "3", "--wide-steps", "1", "--pair-steps", "5",
                                         "--sizes", "30"],
     "python benchmarks/gpu_check.py": ["--backends", "numpy", "array_api_strict", "--budget", "2", "--sizes", "30",
@@ -87,9 +94,9 @@ MAY_BE_MISSING = {"dlnref compare --backend cupy": "CuPy"}
 
 
 def readme_commands():
-    """Every command of the README's bash blocks that runs dlnref, an example or a benchmark, one line each."""
+    """Every command of the documented bash blocks that runs dlnref, an example or a benchmark, one line each."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+    for block in code_blocks("bash"):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             for part in line.split("#", 1)[0].split("&&"):
                 command = " ".join(part.split())
@@ -100,10 +107,10 @@ def readme_commands():
 
 
 def test_every_readme_command_has_a_quick_run():
-    """A command added to the README must get a quick run here; one removed from it must leave."""
+    """A command added to the README or the docs must get a quick run here; one removed from them must leave."""
     shown = readme_commands()
     assert len(shown) > 30
-    assert set(shown) == set(QUICK), {"not run here": set(shown) - set(QUICK), "not in the README": set(QUICK) - set(shown)}
+    assert set(shown) == set(QUICK), {"not run here": set(shown) - set(QUICK), "not documented": set(QUICK) - set(shown)}
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +127,9 @@ def _user_files(folder):
     lines = ratings.read_text().splitlines(keepends=True)
     (folder / "ml-100k" / "u1.base").write_text("".join(lines[:1200]))
     (folder / "ml-100k" / "u1.test").write_text("".join(lines[1200:]))
-    grid = next(b for b in re.findall(r"```toml\n(.*?)```", README, flags=re.S) if b.startswith("# grid.toml"))
+    grid = next(b for b in code_blocks("toml") if b.startswith("# grid.toml"))
     (folder / "grid.toml").write_text(grid)
-    module = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "def my_step" in b)
+    module = next(b for b in code_blocks("python") if "def my_step" in b)
     (folder / "mymodule.py").write_text(module.replace('print("my implementation agrees with dlnref")', "")
                                         .split("assert_backward_matches(my_backward")[0])
     rng = np.random.default_rng(0)

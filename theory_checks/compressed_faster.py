@@ -1,4 +1,4 @@
-"""Claim 3: the compressed DLN is never worse than the wide one, and faster.
+r"""Claim 3: the compressed DLN is never worse than the wide one, and faster.
 
 The theorem (Kwon et al. 2024), paraphrased
 -------------------------------------------
@@ -19,7 +19,9 @@ components one at a time, largest first, each inside a small subspace
 
 Conclusion: at every iteration t,
 
-    ||X~(t) - M||_F <= ||X(t) - M||_F,
+.. math::
+
+    \|\tilde X(t) - M\|_F \le \|X(t) - M\|_F,
 
 with ``X~`` the C-DLN's end-to-end matrix and ``X`` the wide DLN's.
 

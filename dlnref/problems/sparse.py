@@ -1,11 +1,13 @@
-"""Matrix completion from the observed entries alone: no ``m x n`` array is ever formed.
+r"""Matrix completion from the observed entries alone: no ``m x n`` array is ever formed.
 
 The problem holds the observed entries ``(i_k, j_k, M_{i_k j_k})``, k = 1..|Omega|,
 of an ``(m, n)`` matrix ``M``. A DLN's end-to-end matrix arrives factored,
 ``X = left @ right`` (``left = W_L`` of shape ``(m, w)``, ``right = W_{L-1} ... W_1``
 of shape ``(w, n)``), so the residual on the observed entries is
 
-    r_k = left[i_k, :] @ right[:, j_k] - M_{i_k j_k},       O(|Omega| w),
+.. math::
+
+    r_k = \mathrm{left}_{i_k,:}\, \mathrm{right}_{:,j_k} - M_{i_k j_k}, \qquad O(|\Omega|\, w),
 
 and ``dLoss/dX = P_Omega(X - M) / |Omega|`` is a sparse matrix with the
 values ``r / |Omega|``. Back-propagation multiplies it by thin matrices
@@ -137,9 +139,10 @@ class SparseCompletion(Problem):
     with ``p = |Omega| / (m n)``, as :class:`dlnref.MatrixCompletion`.
     ``errors`` gives:
 
-    - ``recovery_error = ||X - M||_F / ||M||_F`` with ``target_factors``; without
-      them, the relative error on the observed entries ``||r|| / ||P_Omega(M)||``
-      (the only entries known);
+    - ``recovery_error = ||X - M||_F / ||M||_F`` over all ``m n`` entries with
+      ``target_factors``; without them, under the same name, the relative error
+      over the observed entries Omega only, ``||r|| / ||P_Omega(M)||`` (the only
+      entries known: for ratings, the training entries; a training error);
     - ``unobserved_error = ||P_Omega^c(X - M)||_F / ||P_Omega^c(M)||_F`` with
       ``target_factors``, from ``||P_Omega^c(R)||^2 = ||R||_F^2 - ||r||^2``;
     - ``validation_rmse``, ``test_rmse``: ``sqrt(mean((X - M)^2))`` over those entries.
@@ -316,7 +319,13 @@ class SparseCompletion(Problem):
         return self.evaluate(X).gradient
 
     def recovery_error(self, X):
-        """``||X - M||_F / ||M||_F`` at a dense ``X`` (with ``target_factors``; else over the observed entries)."""
+        """The relative recovery error at a dense ``X``; which entries it covers depends on ``target_factors``.
+
+        With ``target_factors``, ``||X - M||_F / ||M||_F`` over all ``m n`` entries. Without them (ratings,
+        or any problem built from entries alone) ``M`` is known only on Omega, and the same name holds
+        ``||P_Omega(X - M)||_F / ||P_Omega(M)||_F``: over the observed entries this problem trains on (for
+        ratings, the training entries, without the validation and test ones), which is a training error.
+        """
         return self.errors_at(X)["recovery_error"]
 
     def errors(self, evaluation):
