@@ -25,8 +25,9 @@ def _run(block, where):
 def test_every_documented_python_block_runs(index, tmp_path, monkeypatch):
     """Each block runs in a fresh namespace, in an empty folder (blocks that write files write there)."""
     block = BLOCKS[index]
-    if "import torch" in block:
-        pytest.importorskip("torch")
+    for framework in ("torch", "jax"):
+        if f"import {framework}" in block:
+            pytest.importorskip(framework)
     monkeypatch.chdir(tmp_path)
     _run(block, f"documented python block {index}")
 

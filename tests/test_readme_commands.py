@@ -64,9 +64,13 @@ QUICK = {
     "dlnref classify": SMALL_CLASSIFY,
     "dlnref classify --block-init spectral": SMALL_CLASSIFY,
     "dlnref classify --block relu": SMALL_CLASSIFY,
-    "dlnref classify --data /usr/share/datasets/fashion-mnist --epochs 20 --batch-size 128 --lr 0.1 --record-every "
-    "469 --target-accuracy 0.85": ["--hidden", "32", "--rank", "2", "--epochs", "1", "--batch-size", "16", "--quiet"],
-    "dlnref conform mymodule:my_step --kind step --layout output_first --problem completion": ["--max-examples", "3"],
+    "dlnref classify --data /usr/share/datasets/fashion-mnist --train-images 60000 --epochs 20 --batch-size 128 "
+    "--lr 0.1 --record-every 469 --target-accuracy 0.85":
+        ["--train-images", "48", "--hidden", "32", "--rank", "2", "--epochs", "1", "--batch-size", "16", "--quiet"],
+    "dlnref classify --data /usr/share/datasets/fashion-mnist --json --plot fashion.png":
+        ["--train-images", "48", "--hidden", "16", "--rank", "2", "--steps", "4", "--quiet"],
+    "dlnref conform mymodule:my_step --kind step --layout output_first --problem completion --loss infer --depths 2-4":
+        ["--max-examples", "3", "--alpha", "2", "--dtype", "float64"],
     "dlnref conform mymodule:my_backward --kind backward --layout output_first --dtype float32 --json":
         ["--max-examples", "3"],
     "dlnref golden export golden/": [],
@@ -84,6 +88,8 @@ QUICK = {
     "python examples/check_your_implementation.py": ["--quick", "--out", "lesson.png"],
     "python benchmarks/bench_exact.py": ["--d", "30", "--rank", "3", "--wide-steps", "1", "--pair-steps", "5",
                                         "--sizes", "30"],
+    "python benchmarks/bench_classify.py --data /usr/share/datasets/fashion-mnist --seeds 0 --json v.json --plot v.png":
+        ["--steps", "4", "--train-images", "48"],
     "python benchmarks/gpu_check.py": ["--backends", "numpy", "array_api_strict", "--budget", "2", "--sizes", "30",
                                        "--parity-steps", "20"],
 }
