@@ -27,7 +27,6 @@ import sys
 import typing
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ..compress import compress
@@ -37,6 +36,7 @@ from ..nn.mlp import forward as mlp_forward
 from ..nn.mlp import init_mlp, loss_and_gradients, mlp_layout
 from ..problems import problem_class
 from .cases import LAYOUTS, MAX_SIZE, check_layout, from_layout, normalisation_factors, oracle_kinds, to_layout
+from .checks import smallest_failure
 from .reference import reference_trajectory, trajectory_lr_limit
 from .strategies import seeds
 
@@ -67,22 +67,6 @@ FACTOR_RTOL = 1e-4
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------
-
-
-def _search(check, cases, max_examples):
-    """Run ``check(case, diagnose)`` over ``cases`` (derandomized); raise the smallest failing case's report."""
-    failing = []
-
-    def test(case):
-        if check(case, False) is not None:
-            failing.append(case)
-            raise AssertionError("differs from dlnref")
-
-    try:
-        settings(max_examples=max_examples, derandomize=True, database=None, deadline=None, print_blob=False,
-                 suppress_health_check=list(HealthCheck))(given(cases)(test))()
-    except AssertionError:
-        raise AssertionError(check(failing[-1], True)) from None
 
 
 class UserError(Exception):
@@ -458,7 +442,7 @@ def assert_init_matches(init_fn, *, layout="input_first", dtype=np.float64, dept
         a law that is not Haar.
     """
     check_layout(layout)
-    _search(lambda case, diagnose: check_init(init_fn, case, layout, dtype, diagnose), init_cases(depths),
+    smallest_failure(lambda case, diagnose: check_init(init_fn, case, layout, dtype, diagnose), init_cases(depths),
             max_examples)
     if haar_samples:
         failure = haar_test(init_fn, haar_samples, layout)
@@ -877,7 +861,7 @@ def assert_compression_matches(compress_fn, problem=None, *, layout="input_first
     """
     check_layout(layout)
     if problem is None or isinstance(problem, str):
-        _search(lambda case, diagnose: check_compression(compress_fn, case, layout, dtype, diagnose),
+        smallest_failure(lambda case, diagnose: check_compression(compress_fn, case, layout, dtype, diagnose),
                 compression_cases(problem, depths), max_examples)
         return
     if width is None and getattr(problem, "rank", None) is None:
@@ -1097,9 +1081,11 @@ def assert_compressed_trajectory_matches(train_fn, problem=None, *, steps=20, lr
     deepest = max(_depths(depths, 2, 6, COMPRESSION_DEPTHS))
     confirm = 3 if deepest >= 3 and (depths is None or 3 in set(depths)) else None
     kinds = oracle_kinds() if problem is None else (problem_class(problem).name,)
-    _search(lambda case, diagnose: check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout,
-                                                               dtype, diagnose, confirm, kinds),
-            compressed_trajectory_cases(problem, depths), max_examples)
+    def check(case, diagnose):
+        return check_compressed_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout, dtype, diagnose,
+                                           confirm, kinds)
+
+    smallest_failure(check, compressed_trajectory_cases(problem, depths), max_examples)
 
 
 # --- the MLP with a linear block -----------------------------------------------------------------------------
@@ -1400,7 +1386,7 @@ def assert_mlp_step_matches(step_fn, *, lr=0.1, first_lr_scale=None, layout="inp
         ignored, ReLUs inside the block, the other layout, float32 rounding.
     """
     check_layout(layout)
-    _search(lambda case, diagnose: check_mlp_step(step_fn, case, lr, first_lr_scale, layout, dtype, diagnose),
+    smallest_failure(lambda case, diagnose: check_mlp_step(step_fn, case, lr, first_lr_scale, layout, dtype, diagnose),
             mlp_cases(), max_examples)
 
 

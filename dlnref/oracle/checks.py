@@ -95,7 +95,7 @@ SHAPE_WORDS = ("shape", "dimension", "aligned", "size mismatch", "broadcast", "m
                "size of label", "incompatible")
 
 
-def _search(check, cases, max_examples):
+def smallest_failure(check, cases, max_examples):
     """Run ``check(case, diagnose)`` over ``cases`` with hypothesis, derandomized; report the smallest failing case.
 
     The search and the shrinking only ask whether a case fails (``diagnose=False``);
@@ -802,7 +802,7 @@ def assert_backward_matches(backward_fn, *, layout="input_first", dtype=np.float
     """
     check_layout(layout)
     allowed = allowed_depths(depths, 4)
-    _search(lambda case, diagnose: check_backward(backward_fn, case, layout, dtype, diagnose, allowed),
+    smallest_failure(lambda case, diagnose: check_backward(backward_fn, case, layout, dtype, diagnose, allowed),
             backward_cases(depths=allowed), max_examples)
 
 
@@ -857,9 +857,10 @@ def assert_step_matches(step_fn, problem=None, *, lr=0.1, outer_lr_scale=None, l
         kinds = oracle_kinds() if kind is None else (kind,)
         loss, note = _infer(kinds, allowed, _step_votes(step_fn, Settings(lr, outer_lr_scale, layout, dtype,
                                                                             "dlnref", allowed)))
-    _search(lambda case, diagnose: _with_note(check_step(step_fn, case, lr, outer_lr_scale, layout, dtype, diagnose,
-                                                         loss, allowed), note),
-            problem_cases(kind, STEP_INNER_LAYERS, allowed), max_examples)
+    def check(case, diagnose):
+        return _with_note(check_step(step_fn, case, lr, outer_lr_scale, layout, dtype, diagnose, loss, allowed), note)
+
+    smallest_failure(check, problem_cases(kind, STEP_INNER_LAYERS, allowed), max_examples)
     return note
 
 
@@ -914,7 +915,9 @@ def assert_trajectory_matches(train_fn, problem=None, *, steps=20, lr=None, oute
         kinds = oracle_kinds() if kind is None else (kind,)
         loss, note = _infer(kinds, allowed, _trajectory_votes(train_fn, Settings(lr, outer_lr_scale, layout, dtype,
                                                                                   "dlnref", allowed)))
-    _search(lambda case, diagnose: _with_note(check_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout,
-                                                               dtype, loss, allowed, diagnose), note),
-            problem_cases(kind, TRAJECTORY_INNER_LAYERS, allowed), max_examples)
+    def check(case, diagnose):
+        return _with_note(check_trajectory(train_fn, case, steps, lr, outer_lr_scale, layout, dtype, loss, allowed,
+                                           diagnose), note)
+
+    smallest_failure(check, problem_cases(kind, TRAJECTORY_INNER_LAYERS, allowed), max_examples)
     return note
