@@ -303,6 +303,19 @@ def test_cases_stay_within_the_declared_depths():
     assert parse_depths("2-4") == (2, 3, 4) and parse_depths("2,5") == (2, 5)
 
 
+
+def test_an_error_on_an_undeclared_depth_says_how_to_declare_the_depths():
+    """Code that cannot build one layer (the official code's optax labels) fails on the smallest case, L = 1."""
+    def step(layers, problem, lr, alpha):
+        if len(layers) < 2:
+            raise ValueError("pytree structure error: different lengths of list")
+        return out_step(layers, problem, lr, alpha)
+    message = _failure(lambda: kit.assert_step_matches(step, "completion", layout="output_first", max_examples=20))
+    assert "this case has L = 1 layer: if your code does not support that depth" in message, message
+    assert "depths=range(2, 5)" in message
+    assert kit.assert_step_matches(step, "completion", layout="output_first", max_examples=20,
+                                   depths=range(2, 5)) is None
+
 class FakeTensor:
     """What a torch Parameter looks like to the kit: detach().cpu().numpy(), and no __array__ while it needs grad."""
 

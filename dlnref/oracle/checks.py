@@ -193,6 +193,9 @@ def _found(case, result, mismatch):
         found = f"your function raised {type(result).__name__}: {result}"
         if len(set(case.dims)) > 1 and is_shape_error(result):
             found += f" (these widths {tuple(case.dims)} chain different shapes: a product in the wrong order fails here)"
+        elif len(case.dims) == 2:   # one layer: the depth that code written for L >= 2 (optax labels) cannot build
+            found += (" (this case has L = 1 layer: if your code does not support that depth, declare the depths it "
+                      "does, e.g. depths=range(2, 5), or --depths 2-4)")
         return found
     found = (f"layer {mismatch.layer} (1 = input side): max abs difference {mismatch.max_abs:.3e}, max relative "
              f"difference {mismatch.max_rel:.3e}, tolerance {mismatch.tolerance:.3e}")
