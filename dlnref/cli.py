@@ -60,11 +60,13 @@ from .train import DivergenceError
 BUG = 70
 #: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+#: Exit code when the reader of stdout has gone (``| head``): 128 + SIGPIPE, as shells report it.
+PIPE_CLOSED = 141
 
 EXIT_CODES = ("exit codes: 0 done; 1 training diverged, or a check found a failure (an exact claim, a conform check, "
               "a golden file, a sweep run); 2 bad usage or bad input (a one-line message names the option or file "
-              f"and what it expects); {INTERRUPTED} interrupted (Ctrl-C); {BUG} a bug in dlnref (a traceback, "
-              "please report it).")
+              f"and what it expects); {INTERRUPTED} interrupted (Ctrl-C); {PIPE_CLOSED} the reader of the output "
+              f"left (| head), silently; {BUG} a bug in dlnref (a traceback, please report it).")
 
 #: Longest error message printed; the rest is cut (a message may quote user input).
 MAX_MESSAGE = 1000
@@ -118,6 +120,11 @@ def run_command(args, argv):
     except BAD_INPUT as error:
         _print_error(args.command, error)
         return 2
+    except BrokenPipeError:
+        # stdout's reader has gone (| head): nothing is wrong and nobody is listening. Point stdout at
+        # /dev/null so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
     except OSError as error:
         if not _on_user_path(error, args, argv):
             return _report_bug(args.command)

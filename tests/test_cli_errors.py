@@ -268,7 +268,7 @@ def test_top_level_help_states_the_exit_codes_without_rest_markup(capsys):
     assert "``" not in text
     assert ("exit codes: 0 done; 1 training diverged, or a check found a failure (an exact claim, a conform check, a "
             "golden file, a sweep run); 2 bad usage or bad input") in text
-    assert "130 interrupted (Ctrl-C); 70 a bug in dlnref" in text
+    assert "130 interrupted (Ctrl-C); 141 the reader of the output left (| head), silently; 70 a bug in dlnref" in text
 
 
 def test_every_subcommand_help_states_the_exit_codes(capsys):
@@ -810,3 +810,16 @@ def test_mlp_data_of_the_wrong_kind_is_refused():
     layout = mlp.mlp_layout(4, 5, 8)
     with pytest.raises(dlnref.InputError, match="the training set has 3 classes, the layout's output layer 5"):
         mlp.train_mlp(mlp.init_mlp(layout), layout, mlp.labelled_set(np.zeros((2, 4)), [0, 1], 3), 0.1, 1)
+
+
+def test_a_closed_pipe_is_a_quiet_exit_not_a_bug():
+    """``dlnref compare --json | head -c 10``: the reader leaves before the output is written."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dlnref", "compare", "--d", "12", "--rank", "2", "--steps", "50",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()                              # the reader has gone before dlnref has imported
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "bug" not in err, err

@@ -138,5 +138,7 @@ def sum_step(weights, problem, lr, alpha):
     out = capsys.readouterr().out
     assert "loss inferred: your loss is a sum of squared residuals without the 1/2 (loss='sum'): the same on all 8 " \
            "cases; passes under that convention" in out
-    assert main(["conform", f"{module}_sum:sum_step", "--kind", "step", "--depths", "two"]) == 2
-    assert "--depths" in capsys.readouterr().err
+    for bad in ("two", "5-2", "0-2", "2-", "2,,3"):
+        assert main(["conform", f"{module}_sum:sum_step", "--kind", "step", "--depths", bad]) == 2
+        err = capsys.readouterr().err
+        assert "argument --depths: expected depths like 2-4 or 2,3,5" in err and repr(bad) in err, err

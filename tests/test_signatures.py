@@ -9,6 +9,7 @@ import pytest
 from test_oracle import chain, loss_gradient, out_backward, out_step, out_train
 
 import dlnref.oracle as kit
+from dlnref.errors import InputError
 from dlnref.oracle.cases import Case
 from dlnref.oracle.checks import check_backward, check_step, check_trajectory, trajectory_lr_range
 from dlnref.oracle.conventions import CONVENTIONS, parse_depths, to_numpy
@@ -301,6 +302,8 @@ def test_cases_stay_within_the_declared_depths():
     assert seen <= {2, 3, 4} and 4 in seen
     assert re.search(r"on case completion, dims=\((\d+, ){4}\d+\)", message), message   # shrunk to depth 4
     assert parse_depths("2-4") == (2, 3, 4) and parse_depths("2,5") == (2, 5)
+    with pytest.raises(InputError, match="depths is empty"):
+        kit.assert_step_matches(step, "completion", depths=range(5, 2))
 
 
 

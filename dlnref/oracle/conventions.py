@@ -19,6 +19,8 @@ is needed. The conventions (:data:`LOSSES`):
   whatever the problem, a torch or JAX mean over the whole masked matrix.
 """
 
+import argparse
+
 import numpy as np
 
 from ..errors import InputError
@@ -108,24 +110,36 @@ def allowed_depths(depths, default_max, deepest=None):
 def check_depths(depths):
     """``depths`` as an increasing tuple of positive ints, or InputError naming what is wrong."""
     try:
-        values = sorted({int(d) for d in depths})
-        exact = all(float(d) == int(d) for d in depths)
+        given = list(depths)
+        values = sorted({int(d) for d in given})
+        exact = all(float(d) == int(d) for d in given)
     except (TypeError, ValueError):
         raise InputError(f"depths must be an iterable of positive integers (say range(2, 5)), got {depths!r}") from None
-    if not values or not exact or values[0] < 1:
+    if not given:
+        raise InputError(f"depths is empty, got {depths!r}: give the depths your code supports (say range(2, 5))")
+    if not exact or values[0] < 1:
         raise InputError(f"depths must hold positive integers (say range(2, 5)), got {depths!r}")
     return tuple(values)
 
 
 def parse_depths(text):
-    """``"2-4"`` or ``"2,3,5"`` (the command line's ``--depths``) as a tuple of depths."""
-    try:
-        values = []
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            values += list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise InputError(f"--depths must read like 2-4 or 2,3,5, got {text!r}") from None
+    """``"2-4"`` or ``"2,3,5"`` (the command line's ``--depths``) as a tuple of depths.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Naming what is expected, so that the command line shows this message.
+    """
+    values = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise argparse.ArgumentTypeError(f"expected depths like 2-4 or 2,3,5 (positive integers), got {text!r}")
+        first, last = int(low), int(high or low)
+        if first < 1 or last < first:
+            raise argparse.ArgumentTypeError(f"expected depths like 2-4 or 2,3,5, each at least 1 and each range "
+                                             f"low-high with low <= high, got {text!r}")
+        values += range(first, last + 1)
     return check_depths(values)
 
 
