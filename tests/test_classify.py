@@ -239,3 +239,17 @@ def test_low_rank_updates_check_reports_every_layer():
     # The output layer's update has rank <= K - 1: its columns are orthogonal to the all-ones vector.
     assert verdict.findings[-1].measured["k"] == 9
     assert verdict.findings[-1].measured["ratio_k1"] < 1e-10
+
+
+def test_the_fashion_mnist_preset_needs_its_data(capsys):
+    assert main(["classify", "--preset", "fashion-mnist", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--preset fashion-mnist needs --data DIR" in err and "Traceback" not in err
+
+
+def test_no_step_has_no_rate(capsys):
+    """``--steps 0``: nothing ran, so there is no time per step and no speedup per step to print."""
+    assert main(["classify", "--hidden", "16", "--rank", "2", "--steps", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert all(result[name]["seconds_per_step"] is None for name in ("original", "wide", "compressed"))
+    assert result["speedup"]["seconds_per_step"] is None

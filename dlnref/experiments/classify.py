@@ -169,6 +169,9 @@ def check_classify_config(config, option=str):
     check_choice(option("backend"), c.backend, BACKENDS)
     if c.preset is not None:
         check_choice(option("preset"), c.preset, tuple(PRESETS))
+    if c.preset == "fashion-mnist" and c.data is None:
+        raise InputError(f"{option('preset')} fashion-mnist needs {option('data')} DIR, a folder of FashionMNIST's IDX "
+                         "files (Debian's dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist)")
     if c.block_init == "spectral" and c.block != "linear":
         raise InputError(f"{option('block_init')} spectral needs {option('block')} linear: a ReLU block has no "
                          "end-to-end gradient")
@@ -326,7 +329,7 @@ def model_summary(run, layout, target):
         "steps_to": None if reached is None else history["step"][reached],
         "seconds_to": None if reached is None else history["seconds"][reached],
         "seconds": history["seconds"][-1], "steps_run": run.steps,
-        "seconds_per_step": history["seconds"][-1] / max(run.steps, 1),
+        "seconds_per_step": history["seconds"][-1] / run.steps if run.steps else None,   # no step, no rate
         "curve": {key: list(history[key]) for key in ("step", "seconds", "test_accuracy")},
         "history": history.columns,
     }
@@ -350,7 +353,8 @@ def format_classify(result):
     for name in MODELS:
         r = result[name]
         lines.append(f"{name:>10} | {r['params']:>9,} | {r['final_test_accuracy']:>8.4f} {r['best_test_accuracy']:>6.4f} | "
-                     f"{r['steps_run']:>6} {r['seconds']:>8.2f} {1000 * r['seconds_per_step']:>8.2f} | "
+                     f"{r['steps_run']:>6} {r['seconds']:>8.2f} "
+                     f"{format_optional(milliseconds(r['seconds_per_step']), '.2f'):>8} | "
                      f"{format_optional(r['steps_to'], 'd'):>13} {format_optional(r['seconds_to'], '.2f'):>10}")
     s, gain = result["speedup"], result["block_gain"]
     lines += ["", f"the linear block's gain in test accuracy over the MLP alone: wide {gain['wide']:+.4f}, "
@@ -362,6 +366,11 @@ def format_classify(result):
     if "plot" in result:
         lines.append(f"figure: {result['plot']}")
     return "\n".join(lines)
+
+
+def milliseconds(seconds):
+    """``seconds`` in milliseconds, None kept (a rate of no step)."""
+    return None if seconds is None else 1000 * seconds
 
 
 def format_optional(value, spec, unit=""):
