@@ -32,10 +32,12 @@ def plot_classify(result, path):
         by_time.plot(curve["seconds"], curve["test_accuracy"], color=MODEL_COLORS[name], label=label)
     curves = [result[name]["curve"]["test_accuracy"] for name in MODELS]
     finals = [a for curve in curves for a in curve[len(curve) // 4:]]   # the y-range leaves out the first quarter
-    low = max(0.0, min(finals) - 0.02)
+    target = c["target_accuracy"]
+    low = max(0.0, min(*finals, target) - 0.02)        # the target line stays in view
+    high = min(1.0, max(*finals, target) + 0.01)
     for ax, xlabel in ((by_step, "gradient-descent step"), (by_time, "training time (s, evaluation excluded)")):
-        ax.axhline(c["target_accuracy"], color="0.5", ls=":", lw=1, label=f"{c['target_accuracy']:g}")
-        ax.set_ylim(low, min(1.0, max(finals) + 0.01))
+        ax.axhline(target, color="0.5", ls=":", lw=1, label=f"{target:g}")
+        ax.set_ylim(low, high)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy")
         ax.grid(True, alpha=0.3)
